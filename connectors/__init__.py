@@ -1,0 +1,1 @@
+"""Connectors: one sub-package per external system (client + simulator side by side)."""

@@ -1,0 +1,117 @@
+"""Shared machinery of the partner simulators: a loopback HTTP server, failure
+injection and per-key submission counting.
+
+Every simulator is a real HTTP server (an ASGI app served by uvicorn in a
+background thread) so connectors are exercised over their real protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import HTTPException
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class FailurePlan:
+    """How often a simulator misbehaves: HTTP 5xx and hanging (timeout) answers."""
+
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_seconds: float = 30.0
+    seed: int | None = None
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    async def apply(self) -> None:
+        """Raise a 503 or sleep past the client's timeout, as the plan draws."""
+        draw = self._rng.random()
+        if draw < self.error_rate:
+            raise HTTPException(status_code=503, detail="injected failure")
+        if draw < self.error_rate + self.timeout_rate:
+            await asyncio.sleep(self.timeout_seconds)
+
+
+class SubmissionCounter:
+    """Thread-safe count of submissions per idempotency key (proves single effects)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, key: str) -> int:
+        with self._lock:
+            self._counts[key] += 1
+            return self._counts[key]
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return self._counts[key]
+
+    def duplicates(self) -> dict[str, int]:
+        """Keys submitted more than once, with their counts."""
+        with self._lock:
+            return {k: n for k, n in self._counts.items() if n > 1}
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class SimulatorServer:
+    """Serve an ASGI app on loopback from a daemon thread."""
+
+    def __init__(self, app: object, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port or free_port(host)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start serving and return the base URL once the socket accepts connections."""
+        config = uvicorn.Config(
+            self.app, host=self.host, port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"simulator on {self.base_url} did not start")
+            time.sleep(0.02)
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimulatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
