@@ -1,0 +1,1 @@
+"""demat-bus runtime: settings, topics, broker, flow engine, object store, journal, CLI."""

@@ -1,0 +1,64 @@
+"""Kafka broker access: FastStream broker factory, topic creation, encoding."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+
+from bus.settings import Settings
+
+log = logging.getLogger("demat.broker")
+
+
+def make_broker(settings: Settings, client_id: str = "demat") -> KafkaBroker:
+    """A FastStream Kafka broker with at-least-once producer settings.
+
+    The idempotent producer is off on purpose: not every Kafka-protocol broker
+    supports it (Tansu does not), and every step is idempotent anyway.
+    """
+    return KafkaBroker(
+        settings.bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        request_timeout_ms=30_000,
+        retry_backoff_ms=200,
+        graceful_timeout=10.0,
+        logger=logging.getLogger(f"demat.{client_id}"),
+        log_level=logging.DEBUG,
+    )
+
+
+def encode(model: BaseModel) -> bytes:
+    """JSON bytes of a contract model (what goes on the wire)."""
+    return model.model_dump_json(exclude_none=False).encode()
+
+
+async def ensure_topics(settings: Settings, topics: list[str], attempts: int = 30) -> None:
+    """Create missing topics with the configured number of partitions."""
+    for attempt in range(1, attempts + 1):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="demat-admin")
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            for topic in missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(topic, num_partitions=settings.partitions, replication_factor=1)]
+                    )
+            return
+        except (KafkaError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            log.info("broker not ready for topic creation (%s), retrying", exc)
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()

@@ -1,0 +1,402 @@
+"""``demat``: the command line of the bus (operators, archivists, producers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from bus.settings import Settings, get_settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- parser -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="demat", description="demat-bus command line")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    s = sub.add_parser("run", help="start the embedded stack, workers and demo; serve")
+    s.add_argument("--count", type=int, default=1, help="demo rounds to submit")
+    s.add_argument("--no-demo", action="store_true")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="submit the demo documents and wait for them")
+    s.add_argument("--count", type=int, default=1)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--timeout", type=float, default=180.0)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("stack", help="embedded Kafka + S3 stack")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.set_defaults(func=cmd_stack)
+
+    s = sub.add_parser("worker", help="run service groups (intake, router, steps, journal)")
+    s.add_argument("groups", nargs="+")
+    s.add_argument("--kinds", nargs="*", help="only these step kinds (with group steps)")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("submit", help="submit a document")
+    s.add_argument("flow")
+    s.add_argument("files", nargs="+", type=Path)
+    s.add_argument("--tenant", required=True, help="SIREN of the tenant")
+    s.add_argument("--meta", action="append", default=[], metavar="K=V")
+    s.add_argument("--meta-file", type=Path)
+    s.add_argument("--key", help="producer idempotency key")
+    s.add_argument("--sha256", action="append", default=[],
+                   help="expected digest of each file, in order")
+    s.add_argument("--wait", action="store_true", help="wait for a terminal state")
+    s.add_argument("--timeout", type=float, default=120.0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_submit)
+
+    s = sub.add_parser("status", help="a document's state")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("journal", help="a document's journal")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_journal)
+
+    s = sub.add_parser("list", help="documents known to the index")
+    s.add_argument("--tenant")
+    s.add_argument("--flow")
+    s.add_argument("--state")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("export", help="write every artefact of a document to a folder")
+    s.add_argument("id")
+    s.add_argument("--dir", type=Path, required=True)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("check", help="validate flows and tenants configuration")
+    s.set_defaults(func=cmd_check)
+    return p
+
+
+# --- stack and services -----------------------------------------------------------
+
+
+def _stack(settings: Settings):
+    from bus.embedded import EmbeddedStack
+
+    return EmbeddedStack(settings.var_dir, settings.s3_access_key, settings.s3_secret_key)
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    stack = _stack(get_settings())
+    if args.action == "up":
+        info = stack.start()
+        out.print_json(json.dumps(info))
+    elif args.action == "down":
+        stack.stop()
+    else:
+        alive = stack.running()
+        out.print_json(json.dumps({"running": alive, **stack.info}))
+        return 0 if alive else 1
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from bus.flows import FlowConfigError
+    from bus.runtime import Runtime
+    from bus.services import build_app
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        app = build_app(Runtime(settings), args.groups, args.kinds)
+    except (ValueError, KeyError) as exc:
+        kind = "configuration error" if isinstance(exc, FlowConfigError) else "error"
+        console.print(f"[red]{kind}:[/] {exc}")
+        return 2
+    asyncio.run(app.run())
+    return 0
+
+
+class _Embedded:
+    """Starts what is not running yet (stack, workers) and stops only that."""
+
+    def __init__(self, settings: Settings) -> None:
+        from bus.launcher import Services
+
+        self.stack = _stack(settings)
+        self.services = Services(settings.var_dir)
+        self.started_stack = self.started_services = False
+
+    def up(self) -> None:
+        if not self.stack.running():
+            console.print("[dim]starting embedded stack (SeaweedFS S3 + Tansu Kafka)…[/]")
+            self.stack.start()
+            self.started_stack = True
+        if not self.services.running():
+            console.print("[dim]starting workers: intake, router, steps, journal…[/]")
+            self.services.start()
+            self.started_services = True
+
+    def down(self) -> None:
+        if self.started_services:
+            self.services.stop()
+        if self.started_stack:
+            self.stack.stop()
+
+
+def _demo_table(rows: list[dict]) -> Table:
+    table = Table(title="demat-bus demo documents")
+    for col in ("id", "flow", "tenant", "document", "state", "step / error"):
+        table.add_column(col)
+    colours = {"completed": "green", "error": "red", "rejected": "red", "running": "yellow"}
+    for r in rows:
+        colour = colours.get(r["state"], "white")
+        table.add_row(r["id"], r["flow"], r["tenant"], r["label"],
+                      f"[{colour}]{r['state']}[/]", r["error"] or r["step"] or "")
+    done = sum(r["terminal"] for r in rows)
+    table.caption = f"{done}/{len(rows)} finished"
+    return table
+
+
+async def _run_demo(settings: Settings, count: int, timeout: float, live: bool) -> list[dict]:
+    from bus.client import DematClient
+    from bus.demo.runner import follow, submit_demo
+
+    async with DematClient(settings, producer_name="demo") as client:
+        rows = await submit_demo(client, count, settings.var_dir / "demo")
+        if not live:
+            return await follow(client, rows, timeout)
+        with Live(_demo_table(rows), console=console, refresh_per_second=4) as view:
+            return await follow(client, rows, timeout, lambda r: view.update(_demo_table(r)))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    env = _Embedded(settings)
+    try:
+        env.up()
+        rows = asyncio.run(_run_demo(settings, args.count, args.timeout, live=not args.json))
+    finally:
+        env.down()
+    if args.json:
+        keys = ("id", "flow", "tenant", "label", "state", "step", "error")
+        out.print_json(json.dumps([{k: r[k] for k in keys} for r in rows]))
+    return 0 if all(r["state"] == "completed" for r in rows) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    env = _Embedded(settings)
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        env.up()
+        if not args.no_demo:
+            rows = asyncio.run(_run_demo(settings, args.count, 300.0, live=True))
+            done = sum(r["state"] == "completed" for r in rows)
+            console.print(f"[bold]{done}/{len(rows)} demo documents completed.[/]")
+        info = env.stack.load()
+        console.print(f"bus serving: Kafka {info.get('kafka')}, S3 {info.get('s3')}, "
+                      f"data in {settings.var_dir}/ — Ctrl-C to stop")
+        while not stop:
+            restarted = env.services.supervise() if env.started_services else []
+            for group in restarted:
+                console.print(f"[yellow]worker {group} died, restarted[/]")
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("[dim]stopping…[/]")
+        env.down()
+    return 0
+
+
+# --- producer and operator commands -------------------------------------------------
+
+
+def _metadata(args: argparse.Namespace) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if args.meta_file:
+        try:
+            meta = json.loads(args.meta_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SystemExit(_fail(f"--meta-file {args.meta_file}: {exc.strerror}")) from None
+        except json.JSONDecodeError as exc:
+            msg = f"--meta-file {args.meta_file}: malformed JSON: {exc}"
+            raise SystemExit(_fail(msg)) from None
+        if not isinstance(meta, dict):
+            raise SystemExit(_fail(f"--meta-file {args.meta_file}: must hold a JSON object"))
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(_fail(f"--meta {item!r}: expected KEY=VALUE"))
+        meta[key] = _meta_value(value)
+    return meta
+
+
+def _meta_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]error:[/] {message}")
+    return 2
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from bus.client import DematClient, FileInput
+    from bus.intake import SubmissionError
+
+    meta = _metadata(args)
+    if args.sha256 and len(args.sha256) != len(args.files):
+        return _fail("--sha256: give one digest per file, in order")
+    digests = args.sha256 or [None] * len(args.files)
+    files = [FileInput(p, sha256=d) for p, d in zip(args.files, digests, strict=True)]
+
+    async def go() -> tuple[Any, Any]:
+        async with DematClient(producer_name="cli") as client:
+            receipt = await client.submit(args.flow, files, tenant=args.tenant,
+                                          metadata=meta, key=args.key)
+            state = await client.wait(receipt.doc_id, args.timeout) if args.wait else None
+            return receipt, state
+
+    try:
+        receipt, state = asyncio.run(go())
+    except SubmissionError as exc:
+        return _fail(str(exc))
+    result = {"id": receipt.doc_id, "duplicate": receipt.duplicate,
+              "state": state.state.value if state else "submitted"}
+    if args.json:
+        out.print_json(json.dumps(result))
+    else:
+        note = " (already submitted with this key)" if receipt.duplicate else ""
+        out.print(f"{receipt.doc_id} {result['state']}{note}")
+    return 0 if state is None or state.state.value == "completed" else 1
+
+
+def _load_state(doc_id: str):
+    from bus.runtime import Runtime
+    from bus.state import StateStore
+
+    runtime = Runtime()
+    return runtime, StateStore(runtime.store, cache_size=0).load_sync(doc_id)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _, state = _load_state(args.id)
+    if state is None:
+        return _fail(f"no document {args.id} on this bus (or not yet accepted)")
+    if args.json:
+        out.print_json(state.model_dump_json())
+        return 0
+    env = state.envelope
+    out.print(f"[bold]{state.doc_id}[/]  {env.flow if env else '?'}  tenant "
+              f"{env.tenant if env else '?'}  [bold]{state.state.value}[/]")
+    if state.error:
+        out.print(f"[red]{state.error.error_class}[/] {state.error.field or ''} "
+                  f"{state.error.message}")
+    table = Table("step", "status", "attempts", "finished", "output")
+    for rec in state.steps:
+        table.add_row(rec.name, rec.status, str(rec.attempts),
+                      rec.finished_at.isoformat(timespec="seconds") if rec.finished_at else "",
+                      json.dumps(rec.output, ensure_ascii=False)[:80])
+    out.print(table)
+    return 0
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from bus.index import Index
+
+    events = Index(get_settings().index_file).events(args.id)
+    if not events:
+        return _fail(f"no journal events for {args.id}")
+    if args.json:
+        out.print_json(json.dumps(events, ensure_ascii=False))
+        return 0
+    table = Table("seq", "at", "event", "state", "step", "actor")
+    for e in events:
+        table.add_row(str(e["seq"]), e["at"], e["type"], e["state"], e["step"] or "",
+                      e["actor"])
+    out.print(table)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bus.index import Index
+
+    docs = Index(get_settings().index_file).documents(
+        tenant=args.tenant, flow=args.flow, state=args.state, limit=args.limit)
+    if args.json:
+        out.print_json(json.dumps(docs))
+        return 0
+    table = Table("id", "tenant", "flow", "state", "step", "updated")
+    for d in docs:
+        table.add_row(d["id"], d["tenant"] or "", d["flow"] or "", d["state"], d["step"] or "",
+                      d["updated_at"])
+    out.print(table)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bus.export import export_document
+    from bus.runtime import Runtime
+
+    try:
+        manifest = export_document(Runtime(), args.id, args.dir)
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    out.print(f"{len(manifest['files'])} files written to {args.dir}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bus.runtime import Runtime
+
+    runtime = Runtime()
+    try:
+        runtime.check()
+    except (ValueError, KeyError) as exc:
+        return _fail(str(exc))
+    out.print(f"flows {', '.join(runtime.flows.names())}: OK for "
+              f"{sum(1 for _ in runtime.tenants)} tenants")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

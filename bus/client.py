@@ -1,0 +1,164 @@
+"""Python SDK for producer applications: upload files, submit, wait.
+
+    async with DematClient() as bus:
+        receipt = await bus.submit("document", ["letter.pdf"], tenant="216900910",
+                                   metadata={"title": "Lettre"}, key="app-42")
+        state = await bus.wait(receipt.doc_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from bus import intake
+from bus.broker import encode
+from bus.objectstore import IntegrityError
+from bus.runtime import Runtime
+from bus.settings import Settings
+from bus.state import StateStore
+from schemas.envelope import Envelope, FileRef, FileRole
+from schemas.messages import DocumentState, SubmitMessage
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A local file to submit, with its role and optionally its expected digest."""
+
+    path: Path
+    role: FileRole = FileRole.MAIN
+    sha256: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The answer to a submission: the document id, and whether it already existed."""
+
+    doc_id: str
+    duplicate: bool = False
+
+
+class DematClient:
+    """Submit documents to the bus and follow them."""
+
+    def __init__(self, settings: Settings | None = None, producer_name: str = "sdk") -> None:
+        self.runtime = Runtime(settings) if settings else Runtime()
+        self.producer_name = producer_name
+        self.states = StateStore(self.runtime.store, cache_size=0)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> DematClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.runtime.settings.bootstrap, acks="all",
+            enable_idempotence=False, linger_ms=2)
+        await self._producer.start()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def prepare(self, flow: str, files: list[FileInput | Path | str], *, tenant: str,
+                metadata: dict[str, Any], key: str | None = None,
+                correlation_id: str | None = None) -> Envelope:
+        """Check the submission, then upload its files; raise ``SubmissionError`` if bad."""
+        inputs = [f if isinstance(f, FileInput) else FileInput(Path(f)) for f in files]
+        if not inputs:
+            raise intake.SubmissionError("files", "at least one file is required")
+        for i, f in enumerate(inputs):
+            _check_readable(i, f.path)
+        draft = self._envelope(flow, tenant, metadata, key, correlation_id, [
+            FileRef(sha256="0" * 64, size=max(1, f.path.stat().st_size),
+                    media_type="application/octet-stream", role=f.role,
+                    name=f.name or f.path.name) for f in inputs])
+        intake.check_envelope(draft, self.runtime.flows, self.runtime.tenants)
+        refs = [self._upload(i, tenant, f) for i, f in enumerate(inputs)]
+        return draft.model_copy(update={"files": refs})
+
+    async def submit(self, flow: str, files: list[FileInput | Path | str], *, tenant: str,
+                     metadata: dict[str, Any], key: str | None = None,
+                     correlation_id: str | None = None) -> Receipt:
+        """Upload and submit; the same key with the same content returns the first id."""
+        env = await asyncio.to_thread(self.prepare, flow, files, tenant=tenant,
+                                      metadata=metadata, key=key, correlation_id=correlation_id)
+        return await self.submit_envelope(env)
+
+    async def submit_envelope(self, env: Envelope) -> Receipt:
+        """Publish an envelope whose files are already stored."""
+        first = await asyncio.to_thread(intake.find_duplicate, env, self.runtime.store)
+        if first is not None:
+            return Receipt(first, duplicate=True)
+        assert self._producer is not None, "call start() first"
+        await self._producer.send_and_wait(self.runtime.topics.submit,
+                                           encode(SubmitMessage(envelope=env)),
+                                           key=env.id.encode())
+        return Receipt(env.id)
+
+    async def status(self, doc_id: str) -> DocumentState | None:
+        return await self.states.load(doc_id)
+
+    async def wait(self, doc_id: str, timeout: float = 60.0, interval: float = 0.2
+                   ) -> DocumentState | None:
+        """Poll until the document reaches a terminal state (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        state = await self.status(doc_id)
+        while (state is None or not state.state.terminal) and time.monotonic() < deadline:
+            await asyncio.sleep(interval)
+            state = await self.status(doc_id)
+        return state
+
+    def _envelope(self, flow: str, tenant: str, metadata: dict[str, Any], key: str | None,
+                  correlation_id: str | None, files: list[FileRef]) -> Envelope:
+        from pydantic import ValidationError
+
+        try:
+            return Envelope(tenant=tenant, flow=flow, metadata=metadata, files=files,
+                            idempotency_key=key, producer=self.producer_name,
+                            correlation_id=correlation_id,
+                            flow_version=_flow_version(self.runtime, flow))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise intake.SubmissionError(where, err["msg"]) from None
+
+    def _upload(self, index: int, tenant: str, f: FileInput) -> FileRef:
+        try:
+            return self.runtime.store.put_path(tenant, f.path, role=f.role, name=f.name,
+                                               expected_sha256=f.sha256)
+        except IntegrityError as exc:
+            raise intake.SubmissionError(f"files[{index}]", str(exc)) from None
+
+
+def _flow_version(runtime: Runtime, flow: str) -> int:
+    try:
+        return runtime.flows.get(flow).version
+    except KeyError:
+        return 1
+
+
+def _check_readable(index: int, path: Path) -> None:
+    field = f"files[{index}]"
+    if not path.exists():
+        raise intake.SubmissionError(field, f"file {path} does not exist")
+    if not path.is_file():
+        raise intake.SubmissionError(field, f"{path} is not a regular file")
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise intake.SubmissionError(field, f"file {path} is unreadable: {exc.strerror}") from None
+    if path.stat().st_size == 0:
+        raise intake.SubmissionError(field, f"file {path} is empty")

@@ -1,0 +1,1 @@
+"""Demo material: tenants and generated documents of every flow."""

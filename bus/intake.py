@@ -1,0 +1,93 @@
+"""Checks a submission must pass before a document starts (shared by SDK and intake)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import ValidationError
+
+from bus.flows import FlowRegistry
+from bus.objectstore import ObjectStore
+from bus.tenants import TenantRegistry
+from schemas.envelope import Envelope
+from schemas.metadata import metadata_model
+
+
+class SubmissionError(ValueError):
+    """A submission is refused; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) -> None:
+    """Flow, tenant, metadata and file declarations (no store access)."""
+    try:
+        flow = flows.get(env.flow)
+    except KeyError as exc:
+        raise SubmissionError("flow", str(exc.args[0])) from None
+    if env.tenant not in tenants:
+        raise SubmissionError("tenant", f"tenant {env.tenant} is not configured on this bus")
+    if not tenants.get(env.tenant).uses(env.flow):
+        raise SubmissionError("flow", f"tenant {env.tenant} does not use flow {env.flow!r}")
+    if env.flow_version != flow.version:
+        raise SubmissionError(
+            "flow_version", f"flow {flow.name!r} is at version {flow.version}, "
+            f"not {env.flow_version}")
+    validate_metadata(flow.metadata_model, env.metadata)
+    for i, ref in enumerate(env.files):
+        if ref.size == 0:
+            raise SubmissionError(f"files[{i}]", f"file {ref.name!r} is empty")
+
+
+def validate_metadata(model_name: str, metadata: dict) -> None:
+    """Raise ``SubmissionError`` naming the first metadata field the model refuses."""
+    try:
+        metadata_model(model_name).model_validate(metadata)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        raise SubmissionError(f"metadata.{where}", err["msg"]) from None
+
+
+def check_stored_files(env: Envelope, store: ObjectStore) -> None:
+    """Every declared file is in the store with its declared size."""
+    for i, ref in enumerate(env.files):
+        size = store.stat_file(env.tenant, ref.sha256)
+        if size is None:
+            raise SubmissionError(f"files[{i}]", f"file {ref.name!r} ({ref.sha256}) is not "
+                                  "in the object store: upload it before submitting")
+        if size != ref.size:
+            raise SubmissionError(f"files[{i}]", f"file {ref.name!r}: declared size {ref.size} "
+                                  f"but the stored object has {size} bytes")
+
+
+def idempotency_record_key(env: Envelope) -> str | None:
+    """Object key under which a producer's idempotency key is recorded."""
+    if env.idempotency_key is None:
+        return None
+    raw = f"{env.producer}\0{env.idempotency_key}".encode()
+    return f"idem/{env.tenant}/{hashlib.sha256(raw).hexdigest()}.json"
+
+
+def find_duplicate(env: Envelope, store: ObjectStore) -> str | None:
+    """Id of the first document submitted with this key; error if its content differs."""
+    key = idempotency_record_key(env)
+    if key is None:
+        return None
+    record = store.get_json(key)
+    if record is None or record["doc_id"] == env.id:
+        return None
+    if record["fingerprint"] != env.fingerprint():
+        raise SubmissionError(
+            "idempotency_key", f"key {env.idempotency_key!r} was already used by document "
+            f"{record['doc_id']} with different content")
+    return record["doc_id"]
+
+
+def record_key(env: Envelope, store: ObjectStore) -> None:
+    key = idempotency_record_key(env)
+    if key is not None:
+        store.put_json(key, {"doc_id": env.id, "fingerprint": env.fingerprint()})

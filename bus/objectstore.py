@@ -1,0 +1,189 @@
+"""Content-addressed object store on S3 (MinIO client).
+
+Files are stored per tenant under their SHA-256; they are streamed in chunks
+(a large file is never held whole in memory) and their digest is checked on
+write and on read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from minio import Minio
+from minio.error import S3Error
+
+from bus.settings import Settings
+from bus.sniff import HEAD_SIZE, sniff
+from schemas.envelope import FileRef, FileRole
+
+CHUNK = 1024 * 1024
+PART_SIZE = 16 * 1024 * 1024
+
+
+class IntegrityError(Exception):
+    """Stored content does not match its declared digest."""
+
+
+class ObjectMissing(KeyError):
+    """No object under that key."""
+
+
+class _HashingReader(io.RawIOBase):
+    """A reader that hashes what it hands out (used to verify an upload on the fly)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
+def file_digest(path: Path) -> tuple[str, int, bytes]:
+    """SHA-256, size and first bytes of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            if not head:
+                head = chunk[:HEAD_SIZE]
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size, head
+
+
+class ObjectStore:
+    """Files, artefacts and small JSON records of the bus in one S3 bucket."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.bucket
+        self.client = Minio(
+            settings.s3,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+
+    def ensure_bucket(self) -> None:
+        if not self.client.bucket_exists(self.bucket):
+            self.client.make_bucket(self.bucket)
+
+    # --- files ----------------------------------------------------------------
+
+    @staticmethod
+    def file_key(tenant: str, sha256: str) -> str:
+        return f"files/{tenant}/{sha256[:2]}/{sha256}"
+
+    def stat_file(self, tenant: str, sha256: str) -> int | None:
+        """Size of a stored file, or ``None`` if the store does not have it."""
+        try:
+            return self.client.stat_object(self.bucket, self.file_key(tenant, sha256)).size
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
+
+    def put_path(
+        self, tenant: str, path: Path, *, role: FileRole = FileRole.MAIN,
+        name: str | None = None, expected_sha256: str | None = None,
+    ) -> FileRef:
+        """Store a local file (streamed); the digest is checked against the content."""
+        sha, size, head = file_digest(path)
+        if expected_sha256 is not None and expected_sha256.lower() != sha:
+            raise IntegrityError(
+                f"{path}: declared sha256 {expected_sha256} does not match content {sha}"
+            )
+        ref = FileRef(sha256=sha, size=size, media_type=sniff(head), role=role,
+                      name=name or path.name)
+        if self.stat_file(tenant, sha) != size:
+            with path.open("rb") as fh:
+                self._upload(tenant, ref, fh)
+        return ref
+
+    def put_bytes(
+        self, tenant: str, data: bytes, *, name: str, role: FileRole = FileRole.MAIN,
+        media_type: str | None = None,
+    ) -> FileRef:
+        """Store a small in-memory file (artefacts, generated messages)."""
+        sha = hashlib.sha256(data).hexdigest()
+        ref = FileRef(sha256=sha, size=len(data), media_type=media_type or sniff(data[:HEAD_SIZE]),
+                      role=role, name=name)
+        if self.stat_file(tenant, sha) != len(data):
+            self._upload(tenant, ref, io.BytesIO(data))
+        return ref
+
+    def _upload(self, tenant: str, ref: FileRef, stream: IO[bytes]) -> None:
+        key = self.file_key(tenant, ref.sha256)
+        reader = _HashingReader(stream)
+        self.client.put_object(
+            self.bucket, key, reader, length=ref.size, part_size=PART_SIZE,
+            content_type=ref.media_type,
+        )
+        if reader.digest.hexdigest() != ref.sha256 or reader.size != ref.size:
+            self.client.remove_object(self.bucket, key)
+            raise IntegrityError(f"{ref.name}: content changed while it was uploaded")
+
+    def iter_file(self, tenant: str, ref: FileRef) -> Iterator[bytes]:
+        """Stream a stored file in chunks; raise ``IntegrityError`` at the end on mismatch."""
+        try:
+            resp = self.client.get_object(self.bucket, self.file_key(tenant, ref.sha256))
+        except S3Error as exc:
+            raise ObjectMissing(f"{ref.name}: no object {ref.sha256} for tenant {tenant}") from exc
+        digest = hashlib.sha256()
+        try:
+            for chunk in resp.stream(CHUNK):
+                digest.update(chunk)
+                yield chunk
+        finally:
+            resp.close()
+            resp.release_conn()
+        if digest.hexdigest() != ref.sha256:
+            raise IntegrityError(
+                f"{ref.name}: stored object for tenant {tenant} does not match sha256 {ref.sha256}"
+            )
+
+    def read_file(self, tenant: str, ref: FileRef) -> bytes:
+        """A stored file, whole and verified (for small files)."""
+        return b"".join(self.iter_file(tenant, ref))
+
+    def save_file(self, tenant: str, ref: FileRef, dest: Path) -> None:
+        """Write a stored file to ``dest``, verified, without holding it in memory."""
+        tmp = dest.with_name(dest.name + ".part")
+        with tmp.open("wb") as fh:
+            for chunk in self.iter_file(tenant, ref):
+                fh.write(chunk)
+        tmp.replace(dest)
+
+    # --- small JSON records ---------------------------------------------------
+
+    def put_json(self, key: str, value: Any) -> None:
+        data = json.dumps(value, default=str, separators=(",", ":")).encode()
+        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data),
+                               content_type="application/json")
+
+    def get_json(self, key: str) -> Any | None:
+        try:
+            resp = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
+        try:
+            return json.loads(resp.read())
+        finally:
+            resp.close()
+            resp.release_conn()

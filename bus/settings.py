@@ -1,0 +1,83 @@
+"""Runtime settings, from ``DEMAT_*`` environment variables (pydantic-settings).
+
+When no broker or S3 endpoint is configured, the bus uses the embedded stack
+whose addresses ``demat`` wrote to ``<var_dir>/stack.json`` when it started it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a bus process needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DEMAT_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    kafka_bootstrap: str | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: str = "demat"
+    s3_secret_key: str = "demat-secret"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket: str = "demat"
+    tenants_file: Path | None = None
+    topic_prefix: str = "demat"
+    partitions: int = Field(default=4, ge=1)
+    index_path: Path | None = None
+    state_cache_size: int = Field(default=20_000, ge=0)
+    log_level: str = "INFO"
+
+    @cached_property
+    def stack_file(self) -> Path:
+        return self.var_dir / "stack.json"
+
+    def embedded(self) -> dict[str, str]:
+        """Addresses of the embedded stack, or ``{}`` when none was started here."""
+        try:
+            return json.loads(self.stack_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def bootstrap(self) -> str:
+        """Kafka bootstrap servers (configured, else the embedded broker)."""
+        value = self.kafka_bootstrap or self.embedded().get("kafka")
+        if not value:
+            raise RuntimeError(
+                "no Kafka broker: set DEMAT_KAFKA_BOOTSTRAP or start the embedded stack "
+                "(`demat stack up` or `make run`)"
+            )
+        return value
+
+    @property
+    def s3(self) -> str:
+        """S3 endpoint host:port (configured, else the embedded store)."""
+        value = self.s3_endpoint or self.embedded().get("s3")
+        if not value:
+            raise RuntimeError(
+                "no S3 store: set DEMAT_S3_ENDPOINT or start the embedded stack "
+                "(`demat stack up` or `make run`)"
+            )
+        return value
+
+    @property
+    def tenants_path(self) -> Path:
+        if self.tenants_file is not None:
+            return self.tenants_file
+        return Path(__file__).parent / "demo" / "tenants.yaml"
+
+    @property
+    def index_file(self) -> Path:
+        return self.index_path or self.var_dir / "index.sqlite"
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now (no caching: tests change it)."""
+    return Settings()

@@ -1,0 +1,74 @@
+"""Tenants (member cities) and their connector settings, from one YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.siren import Siren
+
+
+class ConnectorConfig(BaseModel):
+    """One partner connector of a tenant: its implementation type and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Tenant(BaseModel):
+    """A member city (or other authority) using the bus."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    siren: Siren
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    flows: list[str] | None = None  # None: every flow
+
+    def uses(self, flow: str) -> bool:
+        return self.flows is None or flow in self.flows
+
+
+class TenantsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenants: list[Tenant]
+
+
+class TenantRegistry:
+    """Tenants by SIREN."""
+
+    def __init__(self, tenants: list[Tenant]) -> None:
+        self._by_siren = {t.siren: t for t in tenants}
+
+    @classmethod
+    def load(cls, path: Path) -> TenantRegistry:
+        """Read and validate the tenants file; errors name the file and field."""
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"tenants file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ValueError(f"tenants file {path}: invalid YAML: {exc}") from exc
+        try:
+            return cls(TenantsFile.model_validate(raw).tenants)
+        except ValidationError as exc:
+            raise ValueError(f"tenants file {path}: {exc}") from exc
+
+    def get(self, siren: str) -> Tenant:
+        try:
+            return self._by_siren[siren]
+        except KeyError:
+            raise KeyError(f"tenant {siren} is not configured on this bus") from None
+
+    def __contains__(self, siren: object) -> bool:
+        return siren in self._by_siren
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_siren.values())

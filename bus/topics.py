@@ -1,0 +1,35 @@
+"""Topic names. Every message on them is keyed by document id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The bus's topics, under one prefix."""
+
+    prefix: str = "demat"
+
+    @property
+    def submit(self) -> str:
+        return f"{self.prefix}.submit"
+
+    @property
+    def router(self) -> str:
+        return f"{self.prefix}.router"
+
+    @property
+    def journal(self) -> str:
+        return f"{self.prefix}.journal"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}.dlq"
+
+    def step(self, kind: str) -> str:
+        return f"{self.prefix}.step.{kind}"
+
+    def all(self, step_kinds: list[str]) -> list[str]:
+        return [self.submit, self.router, self.journal, self.dead_letter,
+                *(self.step(k) for k in step_kinds)]

@@ -1,0 +1,1 @@
+"""Document stores (GED): deposit a document's files with their metadata."""

@@ -1,0 +1,1 @@
+"""Contracts of the bus: pydantic v2 models and the declarative flow definitions."""

@@ -1,0 +1,186 @@
+"""Messages on the bus topics and the document state the router keeps.
+
+Every message is keyed by document id. Files never travel here: only ``FileRef``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.envelope import Envelope, FileRef, utcnow
+from schemas.ids import new_id
+
+
+class DocState(StrEnum):
+    RECEIVED = "received"
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    ERROR = "error"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {DocState.COMPLETED, DocState.ERROR, DocState.REJECTED, DocState.DUPLICATE}
+)
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong, in words an operator can act on."""
+
+    error_class: str
+    message: str
+    retryable: bool = False
+    field: str | None = None
+    traceback: str | None = None
+
+
+class Artefact(BaseModel):
+    """A file a step produced or received (generated message, partner reply, receipt)."""
+
+    file: FileRef
+    step: str
+    kind: str  # e.g. "generated", "partner-reply", "receipt", "signed"
+    at: datetime = Field(default_factory=utcnow)
+
+
+# --- submit topic -----------------------------------------------------------------
+
+
+class SubmitMessage(BaseModel):
+    """Producer -> intake: a new document whose files are already in the object store."""
+
+    type: Literal["submit"] = "submit"
+    envelope: Envelope
+
+
+# --- step topics ------------------------------------------------------------------
+
+
+class StepTask(BaseModel):
+    """Router -> step worker: run one step of one document."""
+
+    task_id: str = Field(default_factory=new_id)
+    doc_id: str
+    step: str
+    kind: str
+    attempt: int = 1
+    envelope: Envelope
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    issued_at: datetime = Field(default_factory=utcnow)
+
+
+# --- router topic -----------------------------------------------------------------
+
+
+class Accepted(BaseModel):
+    """Intake -> router: a valid submission to start."""
+
+    type: Literal["accepted"] = "accepted"
+    doc_id: str
+    envelope: Envelope
+
+
+class Refused(BaseModel):
+    """Intake -> router: a submission that cannot start (invalid or a duplicate key)."""
+
+    type: Literal["refused"] = "refused"
+    doc_id: str
+    envelope: Envelope | None = None
+    state: Literal["rejected", "duplicate"] = "rejected"
+    error: ErrorInfo
+    duplicate_of: str | None = None
+
+
+class StepDone(BaseModel):
+    """Worker -> router: the step finished."""
+
+    type: Literal["step-done"] = "step-done"
+    doc_id: str
+    task_id: str
+    step: str
+    output: dict[str, Any] = Field(default_factory=dict)
+    artefacts: list[Artefact] = Field(default_factory=list)
+
+
+class StepFailed(BaseModel):
+    """Worker -> router: the step failed; the router decides retry or error."""
+
+    type: Literal["step-failed"] = "step-failed"
+    doc_id: str
+    task_id: str
+    step: str
+    error: ErrorInfo
+
+
+RouterMessage = Annotated[Accepted | Refused | StepDone | StepFailed, Field(discriminator="type")]
+
+
+# --- state and journal ------------------------------------------------------------
+
+
+class StepRecord(BaseModel):
+    """What happened to one step of one document."""
+
+    name: str
+    status: Literal["running", "done", "failed", "skipped"] = "running"
+    attempts: int = 0
+    task_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+
+
+class DocumentState(BaseModel):
+    """The router's record of one document: the only writer is the router."""
+
+    doc_id: str
+    envelope: Envelope | None = None
+    state: DocState = DocState.RECEIVED
+    seq: int = 0
+    current_step: str | None = None
+    current_task: str | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    artefacts: list[Artefact] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    duplicate_of: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def record(self, step: str) -> StepRecord:
+        """The latest record of ``step`` (created if absent)."""
+        for rec in reversed(self.steps):
+            if rec.name == step:
+                return rec
+        rec = StepRecord(name=step)
+        self.steps.append(rec)
+        return rec
+
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        return {r.name: r.output for r in self.steps if r.status == "done"}
+
+
+class JournalEvent(BaseModel):
+    """One entry of the journal: a state transition, step result or operator action."""
+
+    event_id: str
+    doc_id: str
+    seq: int
+    tenant: str | None
+    flow: str | None
+    type: str  # submitted, rejected, step-started, step-done, step-failed, completed, ...
+    state: DocState
+    step: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = "router"
+    detail: dict[str, Any] = Field(default_factory=dict)

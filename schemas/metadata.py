@@ -1,0 +1,33 @@
+"""Per-flow metadata models, looked up by the name a flow definition gives."""
+
+from __future__ import annotations
+
+from datetime import date
+from importlib import import_module
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DocumentMetadata(BaseModel):
+    """Metadata of a generic document (flow ``document``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=5000)
+    category: str = Field(default="courrier", max_length=100)
+    document_date: date | None = None
+    keywords: list[str] = Field(default_factory=list, max_length=50)
+    author: str | None = Field(default=None, max_length=200)
+    deposit: bool = True
+
+
+METADATA_MODELS: dict[str, str] = {
+    "document": "schemas.metadata:DocumentMetadata",
+}
+
+
+def metadata_model(name: str) -> type[BaseModel]:
+    """The pydantic model registered under ``name`` (``KeyError`` if unknown)."""
+    module_name, _, attr = METADATA_MODELS[name].partition(":")
+    return getattr(import_module(module_name), attr)

@@ -1,0 +1,16 @@
+"""Step workers: one module per step kind, each a thin subscriber over plain functions."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+STEP_KINDS: dict[str, str] = {
+    "validate": "workers.validate",
+    "deposit": "workers.deposit",
+}
+
+
+def step_module(kind: str) -> ModuleType:
+    """The module implementing step ``kind`` (it exposes ``async run(task, ctx)``)."""
+    return import_module(STEP_KINDS[kind])
