@@ -17,7 +17,7 @@ from rich.table import Table
 
 from bus.settings import Settings, get_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,6 +58,18 @@ class Services:
         log.close()
         return proc.pid
 
+    def stop_group(self, group: str, grace: float = 10.0) -> None:
+        """Stop one group's process (SIGTERM, then SIGKILL after ``grace``)."""
+        pid = self.pids.pop(group, None)
+        stop_process(pid, grace=grace)
+        if pid:
+            _reap(pid)
+        self._save()
+
+    def start_group(self, group: str) -> None:
+        self.pids[group] = self._spawn(group)
+        self._save()
+
     def supervise(self) -> list[str]:
         """Restart any group whose process died; return the restarted groups."""
         restarted = [g for g, pid in self.pids.items() if not pid_alive(pid)]
@@ -69,6 +82,10 @@ class Services:
         return restarted
 
     def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every process at once, then wait (SIGKILL after ``grace``)."""
+        for pid in self.pids.values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
         for pid in self.pids.values():
             stop_process(pid, grace=grace)
             _reap(pid)

@@ -1,0 +1,64 @@
+"""Shared fixtures: the real embedded stack (SeaweedFS + Tansu) and worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.embedded import EmbeddedStack
+from bus.launcher import Services
+from bus.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def stack(var_dir: Path) -> Iterator[EmbeddedStack]:
+    """The embedded Kafka + S3 stack on free ports, for the whole session."""
+    embedded = EmbeddedStack(var_dir)
+    embedded.start()
+    yield embedded
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def bus_env(stack: EmbeddedStack, var_dir: Path) -> dict[str, str]:
+    """Environment variables pointing a process at the test stack."""
+    return {"DEMAT_VAR_DIR": str(var_dir)}
+
+
+@pytest.fixture(scope="session")
+def settings(bus_env: dict[str, str]) -> Settings:
+    return Settings(var_dir=Path(bus_env["DEMAT_VAR_DIR"]))
+
+
+@pytest.fixture(scope="session")
+def services(stack: EmbeddedStack, var_dir: Path) -> Iterator[Services]:
+    """The four worker processes, as ``demat run`` starts them."""
+    procs = Services(var_dir)
+    procs.start()
+    yield procs
+    procs.stop()
+
+
+@pytest.fixture()
+def demat(bus_env: dict[str, str]):  # noqa: ANN201
+    """Run the ``demat`` CLI in a subprocess against the test stack."""
+
+    def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        env = os.environ | bus_env
+        return subprocess.run([sys.executable, "-m", "bus.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+    return run

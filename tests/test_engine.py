@@ -1,0 +1,155 @@
+"""The router's transition logic, without I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bus.engine import FlowEngine
+from bus.flows import FlowConfigError, FlowRegistry
+from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
+from schemas.envelope import Envelope, FileRef
+from schemas.flow import FlowDefinition
+from schemas.messages import (
+    Accepted,
+    DocState,
+    ErrorInfo,
+    Refused,
+    StepDone,
+    StepFailed,
+)
+from workers import STEP_KINDS
+
+GED = {"ged": ConnectorConfig(type="folder")}
+
+
+def _registry(*tenants: Tenant) -> TenantRegistry:
+    return TenantRegistry(list(tenants) or [Tenant(siren="216900910", name="A", connectors=GED)])
+
+
+def _env(**meta: object) -> Envelope:
+    return Envelope(tenant="216900910", flow="document", metadata={"title": "t", **meta},
+                    files=[FileRef(sha256="b" * 64, size=3, media_type="text/plain", name="a")])
+
+
+@pytest.fixture()
+def engine() -> FlowEngine:
+    return FlowEngine(FlowRegistry.load(), _registry())
+
+
+def _run_to_end(engine: FlowEngine, env: Envelope) -> list[str]:
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    kinds = []
+    while out.tasks:
+        task = out.tasks[0]
+        kinds.append(task.step)
+        out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=task.task_id,
+                                                      step=task.step))
+    assert out.state.state == DocState.COMPLETED
+    return kinds
+
+
+def test_document_flow_runs_validate_then_deposit(engine: FlowEngine) -> None:
+    assert _run_to_end(engine, _env()) == ["validate", "deposit"]
+
+
+def test_condition_skips_deposit_and_journals_it(engine: FlowEngine) -> None:
+    env = _env(deposit=False)
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=out.tasks[0].task_id,
+                                                  step="validate"))
+    assert out.state.state == DocState.COMPLETED
+    assert [e.type for e in out.events] == ["step-done", "step-skipped", "completed"]
+    assert out.state.record("deposit").status == "skipped"
+
+
+def test_events_are_numbered_without_gaps(engine: FlowEngine) -> None:
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    seqs = [e.seq for e in out.events]
+    out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=out.tasks[0].task_id,
+                                                  step="validate"))
+    seqs += [e.seq for e in out.events]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len({e.event_id for e in out.events}) == len(out.events)
+
+
+def test_stale_or_duplicate_results_change_nothing(engine: FlowEngine) -> None:
+    env = _env()
+    first = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    task = first.tasks[0]
+    done = StepDone(doc_id=env.id, task_id=task.task_id, step=task.step)
+    second = engine.on_step_done(first.state.model_copy(deep=True), done)
+    again = engine.on_step_done(second.state.model_copy(deep=True), done)
+    assert not again.changed and not again.tasks and not again.events
+
+
+def test_redelivered_submission_resends_the_task_in_flight(engine: FlowEngine) -> None:
+    env = _env()
+    first = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    again = engine.on_accepted(first.state, Accepted(doc_id=env.id, envelope=env))
+    assert not again.changed
+    assert [t.task_id for t in again.tasks] == [first.tasks[0].task_id]
+
+
+def test_retryable_failure_retries_then_errors(engine: FlowEngine) -> None:
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    error = ErrorInfo(error_class="TransientError", message="503", retryable=True)
+    attempts = 0
+    while out.tasks:
+        attempts += 1
+        out = engine.on_step_failed(out.state, StepFailed(
+            doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", error=error))
+    assert attempts == FlowRegistry.load().get("document").step("validate").retry.max_attempts
+    assert out.state.state == DocState.ERROR
+    assert out.state.error == error
+
+
+def test_permanent_failure_errors_at_once(engine: FlowEngine) -> None:
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out = engine.on_step_failed(out.state, StepFailed(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate",
+        error=ErrorInfo(error_class="StepError", message="bad", field="files[0]")))
+    assert out.state.state == DocState.ERROR and not out.tasks
+
+
+def test_refused_submission_is_terminal(engine: FlowEngine) -> None:
+    env = _env()
+    out = engine.on_refused(None, Refused(doc_id=env.id, envelope=env, error=ErrorInfo(
+        error_class="SubmissionError", message="metadata.title: required", field="metadata")))
+    assert out.state.state == DocState.REJECTED and out.events[0].type == "rejected"
+
+
+def test_startup_check_names_unknown_step_kind(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text(
+        "name: x\nmetadata_model: document\nsteps:\n  - {name: s1, kind: teleport}\n")
+    with pytest.raises(FlowConfigError, match="flow 'x', step 's1': unknown step kind"):
+        FlowRegistry.load(tmp_path).check(_registry(), set(STEP_KINDS))
+
+
+def test_startup_check_names_missing_connector() -> None:
+    tenants = _registry(Tenant(siren="214502494", name="B"))
+    with pytest.raises(FlowConfigError,
+                       match="flow 'document', step 'deposit': tenant 214502494 .* 'ged'"):
+        FlowRegistry.load().check(tenants, set(STEP_KINDS))
+
+
+def test_startup_check_names_bad_flow_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("name: x\nsteps: []\n")
+    with pytest.raises(FlowConfigError, match="flow file broken.yaml"):
+        FlowRegistry.load(tmp_path)
+
+
+def test_shipped_flows_pass_the_startup_check() -> None:
+    from bus.settings import Settings
+
+    FlowRegistry.load().check(TenantRegistry.load(Settings().tenants_path), set(STEP_KINDS))
+
+
+def test_flow_definitions_are_data() -> None:
+    flow = FlowRegistry.load().get("document")
+    assert isinstance(flow, FlowDefinition)
+    assert flow.step("deposit").connector == "ged"
