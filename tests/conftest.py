@@ -53,7 +53,7 @@ def services(stack: EmbeddedStack, var_dir: Path) -> Iterator[Services]:
 
 
 @pytest.fixture()
-def demat(bus_env: dict[str, str]):  # noqa: ANN201
+def demat(bus_env: dict[str, str]):
     """Run the ``demat`` CLI in a subprocess against the test stack."""
 
     def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

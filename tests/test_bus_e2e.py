@@ -11,12 +11,12 @@ import pytest
 
 from bus.broker import encode
 from bus.client import DematClient
+from bus.demo.documents import minimal_pdf
 from bus.embedded import EmbeddedStack
 from bus.index import Index
 from bus.intake import SubmissionError
 from bus.launcher import Services
 from bus.settings import Settings
-from bus.demo.documents import minimal_pdf
 from schemas.envelope import Envelope, FileRef
 from schemas.messages import DocState, SubmitMessage
 
@@ -101,7 +101,7 @@ def test_same_key_returns_first_document_and_other_content_is_refused(
             again = await client.submit("document", [a], tenant=TENANT,
                                         metadata={"title": "A"}, key="payroll-2026-11-42")
             assert again.doc_id == first.doc_id and again.duplicate
-            with pytest.raises(SubmissionError, match="idempotency_key: .* different content"):
+            with pytest.raises(SubmissionError, match=r"idempotency_key: .* different content"):
                 await client.submit("document", [b], tenant=TENANT, metadata={"title": "A"},
                                     key="payroll-2026-11-42")
 

@@ -133,13 +133,13 @@ def test_startup_check_names_unknown_step_kind(tmp_path: Path) -> None:
 def test_startup_check_names_missing_connector() -> None:
     tenants = _registry(Tenant(siren="214502494", name="B"))
     with pytest.raises(FlowConfigError,
-                       match="flow 'document', step 'deposit': tenant 214502494 .* 'ged'"):
+                       match=r"flow 'document', step 'deposit': tenant 214502494 .* 'ged'"):
         FlowRegistry.load().check(tenants, set(STEP_KINDS))
 
 
 def test_startup_check_names_bad_flow_file(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("name: x\nsteps: []\n")
-    with pytest.raises(FlowConfigError, match="flow file broken.yaml"):
+    with pytest.raises(FlowConfigError, match=r"flow file broken\.yaml"):
         FlowRegistry.load(tmp_path)
 
 
