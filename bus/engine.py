@@ -6,7 +6,9 @@ state, the step tasks to dispatch and the journal events to append.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bus.flows import FlowRegistry
 from bus.tenants import TenantRegistry
@@ -14,13 +16,19 @@ from schemas.envelope import utcnow
 from schemas.flow import FlowDefinition, StepDefinition
 from schemas.messages import (
     Accepted,
+    DeadLetter,
     DocState,
     DocumentState,
+    ErrorInfo,
     JournalEvent,
+    MessageSource,
+    OperatorAction,
     Refused,
     StepDone,
     StepFailed,
+    StepRecord,
     StepTask,
+    StepWaiting,
 )
 
 
@@ -31,15 +39,19 @@ class Transition:
     state: DocumentState
     tasks: list[StepTask] = field(default_factory=list)
     events: list[JournalEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    delays: dict[str, float] = field(default_factory=dict)  # task_id -> seconds
     changed: bool = True
 
 
 class FlowEngine:
     """Decides every document's next step from its flow definition."""
 
-    def __init__(self, flows: FlowRegistry, tenants: TenantRegistry) -> None:
+    def __init__(self, flows: FlowRegistry, tenants: TenantRegistry,
+                 rng: random.Random | None = None) -> None:
         self.flows = flows
         self.tenants = tenants
+        self.rng = rng or random.Random()
 
     # --- entry points ---------------------------------------------------------
 
@@ -87,20 +99,100 @@ class FlowEngine:
             return self._stale(state)
         step = self._flow(state).step(msg.step)
         rec = state.record(msg.step)
-        rec.error = msg.error
+        now = utcnow()
+        rec.error, rec.last_failure_at = msg.error, now
+        rec.first_failure_at = rec.first_failure_at or now
         out = Transition(state)
         self._event(out, "step-failed", step=msg.step,
                     detail={"error": msg.error.model_dump(mode="json"),
                             "attempt": rec.attempts})
         if msg.error.retryable and rec.attempts < step.retry.max_attempts:
-            self._dispatch(out, step)
-            return out
-        rec.status, rec.finished_at = "failed", utcnow()
-        state.state, state.error = DocState.ERROR, msg.error
-        state.current_step = state.current_task = None
-        self._event(out, "error", step=msg.step,
-                    detail={"error": msg.error.model_dump(mode="json")})
+            self._dispatch(out, step, delay=step.retry.delay(rec.attempts, self.rng.random()))
+        else:
+            self._fail(out, step, msg.error, msg.source)
         return out
+
+    def on_step_waiting(self, state: DocumentState | None, msg: StepWaiting) -> Transition:
+        if state is None or state.current_task != msg.task_id:
+            return self._stale(state)
+        step = self._flow(state).step(msg.step)
+        rec = state.record(msg.step)
+        out = Transition(state)
+        started = rec.started_at or utcnow()
+        if utcnow() >= started + timedelta(seconds=step.wait.deadline_seconds):
+            self._fail(out, step, ErrorInfo(
+                error_class="DeadlineExceeded",
+                message=f"step {step.name!r} still waiting after its deadline of "
+                        f"{step.wait.deadline_seconds:g} s ({msg.note or 'no answer'})"), None)
+            return out
+        changed = rec.progress != msg.progress or rec.polls == 0
+        rec.progress, rec.polls = msg.progress, rec.polls + 1
+        state.state = DocState.WAITING
+        if changed:
+            self._event(out, "step-waiting", step=step.name,
+                        detail={"note": msg.note, "progress": msg.progress})
+        delay = min(max(msg.poll_after, step.wait.poll_seconds), step.wait.max_poll_seconds)
+        self._dispatch(out, step, delay=delay, poll=True)
+        return out
+
+    def on_operator(self, state: DocumentState | None, msg: OperatorAction) -> Transition:
+        detail = {"actor": msg.actor, "reason": msg.reason, "dlq_id": msg.dlq_id}
+        kind = "discarded" if msg.action == "discard" else "replayed"
+        if state is None or state.envelope is None:  # a dead letter with no document
+            out = Transition(state or DocumentState(doc_id=msg.doc_id), changed=False)
+            self._event(out, kind, detail=detail, actor=msg.actor)
+            return out
+        out = Transition(state)
+        if msg.action == "discard":
+            self._event(out, kind, detail=detail, actor=msg.actor)
+            return out
+        refusal = self._replay_refusal(state, msg)
+        if refusal:
+            self._event(out, "replay-refused", detail=detail | {"why": refusal}, actor=msg.actor)
+            return out
+        name = msg.from_step or self._failed_step(state)
+        assert name is not None
+        state.error = None
+        state.steps.append(StepRecord(name=name))
+        self._event(out, kind, step=name, detail=detail | {"from_step": name}, actor=msg.actor)
+        self._dispatch(out, self._flow(state).step(name))
+        return out
+
+    def _replay_refusal(self, state: DocumentState, msg: OperatorAction) -> str | None:
+        assert state.envelope is not None
+        if state.state != DocState.ERROR:
+            return f"document is {state.state.value}; only documents in error are replayed"
+        names = [s.name for s in self._flow(state).steps]
+        if msg.from_step is not None and msg.from_step not in names:
+            return f"flow {state.envelope.flow!r} has no step {msg.from_step!r}"
+        if msg.from_step is None and self._failed_step(state) is None:
+            return "no failed step to resume at: give --from-step"
+        return None
+
+    @staticmethod
+    def _failed_step(state: DocumentState) -> str | None:
+        for rec in reversed(state.steps):
+            if rec.status == "failed":
+                return rec.name
+        return None
+
+    def _fail(self, out: Transition, step: StepDefinition, error: ErrorInfo,
+              source: MessageSource | None) -> None:
+        """Put the document in error and dead-letter it with its full context."""
+        state = out.state
+        rec = state.record(step.name)
+        rec.status, rec.finished_at, rec.error = "failed", utcnow(), error
+        state.state, state.error = DocState.ERROR, error
+        state.current_step = state.current_task = None
+        env = state.envelope
+        letter = DeadLetter(
+            doc_id=state.doc_id, tenant=env.tenant if env else None,
+            flow=env.flow if env else None, step=step.name, source=source,
+            attempts=rec.attempts, first_failure_at=rec.first_failure_at or utcnow(),
+            error=error)
+        out.dead_letters.append(letter)
+        self._event(out, "error", step=step.name,
+                    detail={"error": error.model_dump(mode="json"), "dlq_id": letter.dlq_id})
 
     # --- internals ------------------------------------------------------------
 
@@ -138,27 +230,39 @@ class FlowEngine:
             return f"tenant has no {step.connector!r} connector (optional step)"
         return None
 
-    def _dispatch(self, out: Transition, step: StepDefinition) -> None:
+    def _dispatch(self, out: Transition, step: StepDefinition, *, delay: float = 0.0,
+                  poll: bool = False) -> None:
+        """Issue the next task of ``step`` (after ``delay`` seconds through a delay topic)."""
         state = out.state
         assert state.envelope is not None
         rec = state.record(step.name)
         rec.status = "running"
-        rec.attempts += 1
+        if not poll:
+            rec.attempts += 1
         rec.started_at = rec.started_at or utcnow()
+        rec.idempotency_key = f"{state.doc_id}/{step.name}"
         task = StepTask(
             task_id=f"{state.doc_id}/{state.seq + 1}",
             doc_id=state.doc_id, step=step.name, kind=step.kind, attempt=rec.attempts,
-            envelope=state.envelope, outputs=state.outputs(),
+            envelope=state.envelope, outputs=state.outputs(), progress=rec.progress,
+            idempotency_key=rec.idempotency_key,
         )
         rec.task_id = task.task_id
-        state.state, state.current_step, state.current_task = (
-            DocState.RUNNING, step.name, task.task_id)
+        state.current_step, state.current_task = step.name, task.task_id
+        if not poll:
+            state.state = DocState.RUNNING
         out.tasks.append(task)
+        if delay > 0:
+            out.delays[task.task_id] = delay
+        if poll:  # polls are not journaled one by one; the sequence still moves on
+            state.seq += 1
+            return
         self._event(out, "step-started", step=step.name,
-                    detail={"task_id": task.task_id, "attempt": rec.attempts})
+                    detail={"task_id": task.task_id, "attempt": rec.attempts,
+                            "delay_s": round(delay, 3)})
 
     def _event(self, out: Transition, kind: str, step: str | None = None,
-               detail: dict | None = None) -> None:
+               detail: dict | None = None, actor: str = "router") -> None:
         state = out.state
         state.seq += 1
         state.updated_at = utcnow()
@@ -167,7 +271,7 @@ class FlowEngine:
             event_id=f"{state.doc_id}:{state.seq}", doc_id=state.doc_id, seq=state.seq,
             tenant=env.tenant if env else None, flow=env.flow if env else None,
             type=kind, state=state.state, step=step, at=state.updated_at,
-            detail=detail or {},
+            actor=actor, detail=detail or {},
         ))
 
     def _redeliver(self, state: DocumentState) -> Transition:

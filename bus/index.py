@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from schemas.messages import JournalEvent
+from schemas.messages import DeadLetter, JournalEvent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -26,7 +26,15 @@ CREATE TABLE IF NOT EXISTS documents (
     seq INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_tenant ON documents (tenant, flow, state, updated_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    dlq_id TEXT PRIMARY KEY, doc_id TEXT, tenant TEXT, flow TEXT, step TEXT,
+    error_class TEXT NOT NULL, message TEXT NOT NULL, retryable INTEGER NOT NULL,
+    attempts INTEGER NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
+    status_by TEXT, status_reason TEXT, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_doc ON dead_letters (doc_id);
 """
+LETTER_STATUS = {"replayed": "replayed", "discarded": "discarded"}
 
 
 class Index:
@@ -52,8 +60,66 @@ class Index:
                      json.dumps(ev.detail, default=str)))
                 if cur.rowcount:
                     added += 1
-                    self._upsert_document(ev)
+                    if not ev.doc_id.startswith("dlq:"):
+                        self._upsert_document(ev)
+                    self._letter_status(ev)
         return added
+
+    def _letter_status(self, ev: JournalEvent) -> None:
+        status = LETTER_STATUS.get(ev.type)
+        dlq_id = ev.detail.get("dlq_id")
+        if status and dlq_id:
+            self._db.execute(
+                "UPDATE dead_letters SET status=?, status_by=?, status_reason=? WHERE dlq_id=?",
+                (status, ev.actor, ev.detail.get("reason", ""), dlq_id))
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Index a dead letter (at most once)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR IGNORE INTO dead_letters (dlq_id, doc_id, tenant, flow, step, "
+                "error_class, message, retryable, attempts, at, body) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (letter.dlq_id, letter.doc_id, letter.tenant, letter.flow, letter.step,
+                 letter.error.error_class, letter.error.message, int(letter.error.retryable),
+                 letter.attempts, letter.last_failure_at.isoformat(),
+                 letter.model_dump_json()))
+
+    def dead_letters(self, *, tenant: str | None = None, flow: str | None = None,
+                     step: str | None = None, error: str | None = None,
+                     since: str | None = None, status: str | None = "open",
+                     limit: int = 1000) -> list[dict[str, Any]]:
+        """Dead letters matching every filter given, newest first."""
+        where, args = [], []
+        for col, val in (("tenant", tenant), ("flow", flow), ("step", step),
+                         ("error_class", error), ("status", status)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since)
+        sql = ("SELECT dlq_id, doc_id, tenant, flow, step, error_class, message, retryable, "
+               "attempts, at, status, status_by, status_reason FROM dead_letters")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at DESC LIMIT ?"
+        keys = ("id", "doc_id", "tenant", "flow", "step", "error_class", "message",
+                "retryable", "attempts", "at", "status", "status_by", "status_reason")
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def dead_letter(self, dlq_id: str) -> dict[str, Any] | None:
+        """One dead letter: its full body plus its status."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, status, status_by, status_reason FROM dead_letters "
+                "WHERE dlq_id = ?", (dlq_id,)).fetchone()
+        if row is None:
+            return None
+        return json.loads(row[0]) | {"status": row[1], "status_by": row[2],
+                                     "status_reason": row[3]}
 
     def _upsert_document(self, ev: JournalEvent) -> None:
         at = ev.at.isoformat()

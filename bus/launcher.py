@@ -19,13 +19,15 @@ from pathlib import Path
 from bus.embedded import pid_alive, stop_process
 from bus.services import GROUPS
 
+PROCESSES = (*GROUPS, "simulators")
+
 
 @dataclass
 class Services:
     """Start, watch and stop the worker processes of one var directory."""
 
     var_dir: Path
-    groups: tuple[str, ...] = GROUPS
+    groups: tuple[str, ...] = PROCESSES
     env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     restarts: int = 0
@@ -52,7 +54,8 @@ class Services:
         log = (self.var_dir / "log" / f"{group}.log").open("ab")
         env = os.environ | {"DEMAT_VAR_DIR": str(self.var_dir.resolve())} | self.env
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", "worker", group],
+            [sys.executable, "-m", "bus.cli",
+             *(["simulators"] if group == "simulators" else ["worker", group])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
         log.close()

@@ -3,14 +3,16 @@
 - intake: checks submissions, enforces idempotency keys, hands documents to the router;
 - router: the only writer of document state; drives each document through its flow;
 - steps: one subscriber per step kind (see ``workers``);
-- journal: indexes journal events for status, history and search.
+- journal: indexes journal events and dead letters for status, history and search;
+- delays: forwards delayed messages (retry back-off, partner polls) when due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import FastStream
@@ -20,27 +22,53 @@ from pydantic import TypeAdapter, ValidationError
 
 from bus import intake
 from bus.broker import encode, ensure_topics, make_broker
+from bus.deadletter import letter_headers, poison_letter, source_of
+from bus.delays import DelayService, delay_headers, tier_for
 from bus.engine import FlowEngine, Transition
 from bus.index import Index
 from bus.runtime import Runtime
 from bus.state import StateStore
 from schemas.messages import (
     Accepted,
+    DeadLetter,
+    DocumentState,
     ErrorInfo,
     JournalEvent,
     Refused,
     RouterMessage,
     StepDone,
+    StepFailed,
+    StepWaiting,
     SubmitMessage,
 )
 
 log = logging.getLogger("demat.services")
-GROUPS = ("intake", "router", "steps", "journal")
+GROUPS = ("intake", "router", "steps", "journal", "delays")
 _router_message = TypeAdapter(RouterMessage)
+T = TypeVar("T")
 
 
 def _key(doc_id: str) -> bytes:
     return doc_id.encode()
+
+
+async def publish_dead_letter(broker: KafkaBroker, runtime: Runtime, letter: DeadLetter) -> None:
+    await broker.publish(encode(letter), runtime.topics.dead_letter,
+                         key=(letter.doc_id or letter.dlq_id).encode(),
+                         headers=letter_headers(letter))
+
+
+async def decode_or_dead_letter(broker: KafkaBroker, runtime: Runtime, msg: KafkaMessage,
+                                parse: Callable[[bytes], T]) -> T | None:
+    """Decode a message; an undecodable one is dead-lettered (raw bytes kept), not retried."""
+    try:
+        return parse(msg.body)
+    except ValidationError as exc:
+        source = source_of(msg)
+        log.error("undecodable message at %s[%d]@%d dead-lettered", source.topic,
+                  source.partition, source.offset)
+        await publish_dead_letter(broker, runtime, poison_letter(msg.body, source, exc))
+        return None
 
 
 # --- intake -----------------------------------------------------------------------
@@ -70,10 +98,8 @@ def register_intake(broker: KafkaBroker, runtime: Runtime) -> None:
     @broker.subscriber(topics.submit, group_id=topics.submit, ack_policy=AckPolicy.NACK_ON_ERROR,
                        auto_offset_reset="earliest")
     async def handle(body: Any, msg: KafkaMessage) -> None:
-        try:
-            sub = SubmitMessage.model_validate_json(msg.body)
-        except ValidationError as exc:
-            log.error("undecodable submission dropped: %s", exc)
+        sub = await decode_or_dead_letter(broker, runtime, msg, SubmitMessage.model_validate_json)
+        if sub is None:
             return
         verdict = await admit(runtime, sub)
         await broker.publish(encode(verdict), topics.router, key=_key(verdict.doc_id))
@@ -102,31 +128,55 @@ class Router:
         self.engine = FlowEngine(runtime.flows, runtime.tenants)
         self.states = StateStore(runtime.store, runtime.settings.state_cache_size)
 
-    async def handle(self, raw: bytes) -> None:
-        try:
-            msg = _router_message.validate_json(raw)
-        except ValidationError as exc:
-            log.error("undecodable router message dropped: %s", exc)
+    async def handle(self, msg: KafkaMessage) -> None:
+        decoded = await decode_or_dead_letter(self.broker, self.runtime, msg,
+                                              _router_message.validate_json)
+        if decoded is None:
             return
-        state = await self.states.load(msg.doc_id)
+        state = await self.states.load(decoded.doc_id)
+        await self.apply(self.transition(state, decoded))
+
+    def transition(self, state: DocumentState | None, msg: RouterMessage) -> Transition:
+        engine = self.engine
         match msg:
             case Accepted():
-                out = self.engine.on_accepted(state, msg)
+                return engine.on_accepted(state, msg)
             case Refused():
-                out = self.engine.on_refused(state, msg)
+                return engine.on_refused(state, msg)
             case StepDone():
-                out = self.engine.on_step_done(state, msg)
+                return engine.on_step_done(state, msg)
+            case StepFailed():
+                return engine.on_step_failed(state, msg)
+            case StepWaiting():
+                return engine.on_step_waiting(state, msg)
             case _:
-                out = self.engine.on_step_failed(state, msg)
-        await self.apply(out)
+                return engine.on_operator(state, msg)
 
     async def apply(self, out: Transition) -> None:
-        """Publish tasks and events, then save the state (a crash in between replays)."""
+        """Publish tasks, events and dead letters, then save the state.
+
+        A crash in between makes the message come again: the engine then finds the
+        same state and issues the same task ids, so nothing is done twice.
+        """
         topics = self.runtime.topics
-        sends = [await self.broker.publish(encode(t), topics.step(t.kind), key=_key(t.doc_id),
-                                           no_confirm=True) for t in out.tasks]
-        sends += [await self.broker.publish(encode(e), topics.journal, key=_key(e.doc_id),
-                                            no_confirm=True) for e in out.events]
+        sends = []
+        for task in out.tasks:
+            target, delay = topics.step(task.kind), out.delays.get(task.task_id, 0.0)
+            if delay > 0:
+                sends.append(await self.broker.publish(
+                    encode(task), topics.delay(tier_for(delay)), key=_key(task.doc_id),
+                    headers=delay_headers(target, delay),
+                    no_confirm=True))
+            else:
+                sends.append(await self.broker.publish(encode(task), target,
+                                                       key=_key(task.doc_id), no_confirm=True))
+        for letter in out.dead_letters:
+            sends.append(await self.broker.publish(
+                encode(letter), topics.dead_letter, key=_key(out.state.doc_id),
+                headers=letter_headers(letter), no_confirm=True))
+        for event in out.events:
+            sends.append(await self.broker.publish(encode(event), topics.journal,
+                                                   key=_key(event.doc_id), no_confirm=True))
         if sends:
             await asyncio.gather(*sends)
         if out.changed:
@@ -141,7 +191,7 @@ def register_router(broker: KafkaBroker, runtime: Runtime) -> Router:
                        auto_offset_reset="earliest", max_workers=runtime.settings.partitions,
                        listener=_ForgetOnRebalance(router.states))
     async def handle(body: Any, msg: KafkaMessage) -> None:
-        await router.handle(msg.body)
+        await router.handle(msg)
 
     return router
 
@@ -157,15 +207,28 @@ def register_journal(broker: KafkaBroker, runtime: Runtime) -> Index:
                        max_records=500, batch_timeout_ms=100, ack_policy=AckPolicy.NACK_ON_ERROR,
                        auto_offset_reset="earliest")
     async def handle(body: Any, msg: KafkaMessage) -> None:
-        events = []
-        for raw in msg.body:
-            try:
-                events.append(JournalEvent.model_validate_json(raw))
-            except ValidationError as exc:
-                log.error("undecodable journal event dropped: %s", exc)
+        events = [e for raw in msg.body if (e := _parse_event(raw)) is not None]
         await asyncio.to_thread(index.add, events)
 
+    @broker.subscriber(topics.dead_letter, group_id=f"{topics.dead_letter}.index",
+                       ack_policy=AckPolicy.NACK_ON_ERROR, auto_offset_reset="earliest")
+    async def handle_letter(body: Any, msg: KafkaMessage) -> None:
+        try:
+            letter = DeadLetter.model_validate_json(msg.body)
+        except ValidationError:
+            src = source_of(msg)
+            letter = poison_letter(msg.body, src, ValueError("undecodable dead letter"))
+        await asyncio.to_thread(index.add_dead_letter, letter)
+
     return index
+
+
+def _parse_event(raw: bytes) -> JournalEvent | None:
+    try:
+        return JournalEvent.model_validate_json(raw)
+    except ValidationError:
+        log.error("undecodable journal event skipped: %r", raw[:200])
+        return None
 
 
 # --- assembly ---------------------------------------------------------------------
@@ -193,9 +256,22 @@ def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None 
     if "journal" in groups:
         register_journal(broker, runtime)
     app = FastStream(broker)
+    delays = DelayService(runtime.settings) if "delays" in groups else None
+    background: list[asyncio.Task] = []
 
     @app.on_startup
     async def _prepare() -> None:
         await ensure_topics(runtime.settings, runtime.topics.all(sorted(STEP_KINDS)))
+
+    @app.after_startup
+    async def _start_delays() -> None:
+        if delays is not None:
+            background.append(asyncio.create_task(delays.run()))
+
+    @app.on_shutdown
+    async def _stop_delays() -> None:
+        if delays is not None:
+            delays.stop()
+            await asyncio.gather(*background, return_exceptions=True)
 
     return app

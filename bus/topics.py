@@ -30,6 +30,15 @@ class Topics:
     def step(self, kind: str) -> str:
         return f"{self.prefix}.step.{kind}"
 
+    def delay(self, seconds: int) -> str:
+        return f"{self.prefix}.delay.{seconds}s"
+
+    @property
+    def delay_group(self) -> str:
+        return f"{self.prefix}.delay"
+
     def all(self, step_kinds: list[str]) -> list[str]:
+        from bus.delays import TIERS_S
+
         return [self.submit, self.router, self.journal, self.dead_letter,
-                *(self.step(k) for k in step_kinds)]
+                *(self.step(k) for k in step_kinds), *(self.delay(t) for t in TIERS_S)]

@@ -9,6 +9,7 @@ from typing import Any
 
 CONNECTOR_TYPES: dict[str, str] = {
     "folder": "connectors.ged.folder:FolderDeposit",
+    "webdav": "connectors.webdav.client:WebdavDeposit",
 }
 
 

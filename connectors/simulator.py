@@ -39,12 +39,21 @@ class FailurePlan:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
+    def draw(self) -> str | None:
+        """``"error"``, ``"timeout"`` or ``None``, at the plan's rates."""
+        value = self._rng.random()
+        if value < self.error_rate:
+            return "error"
+        if value < self.error_rate + self.timeout_rate:
+            return "timeout"
+        return None
+
     async def apply(self) -> None:
         """Raise a 503 or sleep past the client's timeout, as the plan draws."""
-        draw = self._rng.random()
-        if draw < self.error_rate:
+        outcome = self.draw()
+        if outcome == "error":
             raise HTTPException(status_code=503, detail="injected failure")
-        if draw < self.error_rate + self.timeout_rate:
+        if outcome == "timeout":
             await asyncio.sleep(self.timeout_seconds)
 
 

@@ -26,6 +26,16 @@ class RetryPolicy(BaseModel):
         return max(0.0, base * (1 + self.jitter * (2 * draw - 1)))
 
 
+class WaitPolicy(BaseModel):
+    """How a waiting step polls its partner, and when it gives up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    poll_seconds: float = Field(default=60.0, ge=0)
+    max_poll_seconds: float = Field(default=3600.0, ge=0)
+    deadline_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
+
+
 class Condition(BaseModel):
     """A test on the document's metadata (``meta.x``) or its tenant's settings (``tenant.x``)."""
 
@@ -77,6 +87,7 @@ class StepDefinition(BaseModel):
     when: list[Condition] = Field(default_factory=list)
     next: str | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    wait: WaitPolicy = Field(default_factory=WaitPolicy)
     options: dict[str, Any] = Field(default_factory=dict)
 
     def applies(self, meta: dict[str, Any], tenant: dict[str, Any]) -> bool:

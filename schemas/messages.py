@@ -76,6 +76,8 @@ class StepTask(BaseModel):
     attempt: int = 1
     envelope: Envelope
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str = ""
     issued_at: datetime = Field(default_factory=utcnow)
 
 
@@ -112,6 +114,14 @@ class StepDone(BaseModel):
     artefacts: list[Artefact] = Field(default_factory=list)
 
 
+class MessageSource(BaseModel):
+    """Where a message was read: topic, partition, offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class StepFailed(BaseModel):
     """Worker -> router: the step failed; the router decides retry or error."""
 
@@ -120,9 +130,53 @@ class StepFailed(BaseModel):
     task_id: str
     step: str
     error: ErrorInfo
+    source: MessageSource | None = None
 
 
-RouterMessage = Annotated[Accepted | Refused | StepDone | StepFailed, Field(discriminator="type")]
+class StepWaiting(BaseModel):
+    """Worker -> router: the partner answers later; poll again after ``poll_after`` seconds."""
+
+    type: Literal["step-waiting"] = "step-waiting"
+    doc_id: str
+    task_id: str
+    step: str
+    poll_after: float = Field(ge=0)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    note: str = ""
+
+
+class OperatorAction(BaseModel):
+    """Operator -> router: replay a document in error, or discard its dead letter."""
+
+    type: Literal["operator"] = "operator"
+    doc_id: str
+    action: Literal["replay", "discard"]
+    actor: str
+    reason: str = ""
+    dlq_id: str | None = None
+    from_step: str | None = None
+
+
+RouterMessage = Annotated[
+    Accepted | Refused | StepDone | StepFailed | StepWaiting | OperatorAction,
+    Field(discriminator="type"),
+]
+
+
+class DeadLetter(BaseModel):
+    """A message or document the bus gave up on, with everything needed to act on it."""
+
+    dlq_id: str = Field(default_factory=new_id)
+    doc_id: str | None = None
+    tenant: str | None = None
+    flow: str | None = None
+    step: str | None = None
+    source: MessageSource | None = None
+    attempts: int = 0
+    first_failure_at: datetime | None = None
+    last_failure_at: datetime = Field(default_factory=utcnow)
+    error: ErrorInfo
+    raw: str | None = None  # base64 of an undecodable message
 
 
 # --- state and journal ------------------------------------------------------------
@@ -138,7 +192,12 @@ class StepRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     output: dict[str, Any] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    polls: int = 0
+    first_failure_at: datetime | None = None
+    last_failure_at: datetime | None = None
     error: ErrorInfo | None = None
+    idempotency_key: str | None = None
 
 
 class DocumentState(BaseModel):

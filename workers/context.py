@@ -22,6 +22,15 @@ class StepResultData:
     artefacts: list[Artefact] = field(default_factory=list)
 
 
+@dataclass
+class Waiting:
+    """What a step function returns when the partner answers later: poll again."""
+
+    poll_after: float
+    progress: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
 class StepError(Exception):
     """A step refuses the document for good (bad content): no retry."""
 

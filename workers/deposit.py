@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from connectors.ged.folder import DepositFile
+from connectors.deposit import DepositFile, DepositTarget
 from workers.context import StepContext, StepResultData
 
 KIND = "deposit"
@@ -14,14 +13,14 @@ KIND = "deposit"
 async def run(ctx: StepContext) -> StepResultData:
     """Deposit once: a receipt already at the store means the deposit was done."""
     env = ctx.task.envelope
-    ged = ctx.connector()
-    receipt = await asyncio.to_thread(ged.lookup, env.tenant, env.id)
+    ged: DepositTarget = ctx.connector()
+    receipt = await ged.lookup(env.tenant, env.id)
     reused = receipt is not None
     metadata = deposit_metadata(ctx)
     if receipt is None:
-        files = [DepositFile(ref.name, ctx.runtime.store.iter_file(env.tenant, ref))
+        files = [DepositFile(ref.name, ctx.runtime.store.iter_file(env.tenant, ref), ref.sha256)
                  for ref in env.files]
-        receipt = await asyncio.to_thread(ged.deposit, env.tenant, env.id, files, metadata)
+        receipt = await ged.deposit(env.tenant, env.id, files, metadata)
     await ctx.keep(_json(metadata), name="deposit-metadata.json", kind="generated",
                    media_type="application/json")
     await ctx.keep(_json(receipt), name="deposit-receipt.json", kind="partner-reply",

@@ -13,14 +13,22 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
-from pydantic import ValidationError
 
 from bus.broker import encode
+from bus.deadletter import source_of
 from bus.runtime import Runtime
+from bus.services import decode_or_dead_letter
 from connectors.errors import ConnectorError
-from schemas.messages import ErrorInfo, StepDone, StepFailed, StepTask
+from schemas.messages import (
+    ErrorInfo,
+    MessageSource,
+    StepDone,
+    StepFailed,
+    StepTask,
+    StepWaiting,
+)
 from workers import step_module
-from workers.context import StepContext, StepError
+from workers.context import StepContext, StepError, Waiting
 
 log = logging.getLogger("demat.worker")
 
@@ -39,7 +47,8 @@ def error_info(exc: BaseException) -> ErrorInfo:
                      traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
-async def execute(runtime: Runtime, task: StepTask) -> StepDone | StepFailed:
+async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None = None
+                  ) -> StepDone | StepFailed | StepWaiting:
     """Run one task to its result message (never raises for step failures)."""
     env = task.envelope
     try:
@@ -52,7 +61,12 @@ async def execute(runtime: Runtime, task: StepTask) -> StepDone | StepFailed:
         info = error_info(exc)
         log.warning("step %s of %s failed: %s: %s", task.step, task.doc_id,
                     info.error_class, info.message)
-        return StepFailed(doc_id=task.doc_id, task_id=task.task_id, step=task.step, error=info)
+        return StepFailed(doc_id=task.doc_id, task_id=task.task_id, step=task.step, error=info,
+                          source=source)
+    if isinstance(result, Waiting):
+        return StepWaiting(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
+                           poll_after=result.poll_after, progress=result.progress,
+                           note=result.note)
     return StepDone(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
                     output=result.output, artefacts=ctx.artefacts)
 
@@ -65,10 +79,8 @@ def register(broker: KafkaBroker, runtime: Runtime, kind: str) -> None:
                        ack_policy=AckPolicy.NACK_ON_ERROR, auto_offset_reset="earliest",
                        max_workers=runtime.settings.partitions)
     async def handle(body: Any, msg: KafkaMessage) -> None:
-        try:
-            task = StepTask.model_validate_json(msg.body)
-        except ValidationError as exc:
-            log.error("undecodable message on %s dropped: %s", topics.step(kind), exc)
+        task = await decode_or_dead_letter(broker, runtime, msg, StepTask.model_validate_json)
+        if task is None:
             return
-        result = await execute(runtime, task)
+        result = await execute(runtime, task, source_of(msg))
         await broker.publish(encode(result), topics.router, key=task.doc_id.encode())

@@ -57,15 +57,15 @@ def minimal_pdf(text: str) -> bytes:
 
 def generic_documents(index: int) -> list[DemoDocument]:
     """Documents of the ``document`` flow (the i-th demo round)."""
-    tenant = DEMO_TENANTS[index % len(DEMO_TENANTS)]
+    first, second = DEMO_TENANTS[index % 2], DEMO_TENANTS[(index + 1) % 2]
     return [
         DemoDocument(
-            flow="document", tenant=tenant, label="courrier PDF",
+            flow="document", tenant=first, label="courrier PDF",
             files={f"courrier-{index}.pdf": minimal_pdf(f"Courrier de demonstration {index}")},
             metadata={"title": f"Courrier de démonstration n°{index}", "category": "courrier",
                       "keywords": ["demo", "courrier"]}),
         DemoDocument(
-            flow="document", tenant=tenant, label="note + annexe",
+            flow="document", tenant=second, label="note + annexe",
             files={f"note-{index}.txt": f"Note de service {index}\n".encode(),
                    f"annexe-{index}.xml": b"<?xml version='1.0'?><annexe n='%d'/>" % index},
             metadata={"title": f"Note de service {index}", "category": "note"}),

@@ -7,23 +7,16 @@ the folder (``lookup``) before writing again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.deposit import DepositFile
 from connectors.errors import PermanentError, TransientError
-
-
-@dataclass
-class DepositFile:
-    """One file to deposit: its name and its content as chunks."""
-
-    name: str
-    chunks: Iterable[bytes]
 
 
 class FolderDeposit:
@@ -40,17 +33,24 @@ class FolderDeposit:
     def folder(self, tenant: str, doc_id: str) -> Path:
         return self.root / tenant / doc_id
 
-    def lookup(self, tenant: str, doc_id: str) -> dict[str, Any] | None:
+    async def lookup(self, tenant: str, doc_id: str) -> dict[str, Any] | None:
         """The receipt of an earlier finished deposit of this document, if any."""
+        return await asyncio.to_thread(self.lookup_sync, tenant, doc_id)
+
+    def lookup_sync(self, tenant: str, doc_id: str) -> dict[str, Any] | None:
         receipt = self.folder(tenant, doc_id) / "receipt.json"
         try:
             return json.loads(receipt.read_text())
         except FileNotFoundError:
             return None
 
-    def deposit(self, tenant: str, doc_id: str, files: list[DepositFile],
-                metadata: dict[str, Any]) -> dict[str, Any]:
+    async def deposit(self, tenant: str, doc_id: str, files: list[DepositFile],
+                      metadata: dict[str, Any]) -> dict[str, Any]:
         """Write files then metadata then the receipt; return the receipt."""
+        return await asyncio.to_thread(self.deposit_sync, tenant, doc_id, files, metadata)
+
+    def deposit_sync(self, tenant: str, doc_id: str, files: list[DepositFile],
+                     metadata: dict[str, Any]) -> dict[str, Any]:
         folder = self.folder(tenant, doc_id)
         try:
             folder.mkdir(parents=True, exist_ok=True)

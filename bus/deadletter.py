@@ -1,0 +1,46 @@
+"""Dead letters: building them (with their context as headers) and publishing them."""
+
+from __future__ import annotations
+
+import base64
+
+from schemas.messages import DeadLetter, ErrorInfo, MessageSource
+
+
+def poison_letter(raw: bytes, source: MessageSource, error: Exception) -> DeadLetter:
+    """A dead letter for a message that cannot even be decoded (kept as raw bytes)."""
+    return DeadLetter(
+        source=source, raw=base64.b64encode(raw).decode(),
+        error=ErrorInfo(error_class=type(error).__name__, message=str(error)[:2000]))
+
+
+def letter_headers(letter: DeadLetter) -> dict[str, str]:
+    """The letter's context as Kafka headers (the body holds it all too)."""
+    headers = {
+        "demat-dlq-id": letter.dlq_id,
+        "demat-error-class": letter.error.error_class,
+        "demat-retryable": str(letter.error.retryable).lower(),
+        "demat-attempts": str(letter.attempts),
+        "demat-last-failure": letter.last_failure_at.isoformat(),
+    }
+    optional = {
+        "demat-doc-id": letter.doc_id, "demat-tenant": letter.tenant,
+        "demat-flow": letter.flow, "demat-step": letter.step,
+        "demat-first-failure": letter.first_failure_at.isoformat()
+        if letter.first_failure_at else None,
+    }
+    if letter.source is not None:
+        optional |= {"demat-source-topic": letter.source.topic,
+                     "demat-source-partition": str(letter.source.partition),
+                     "demat-source-offset": str(letter.source.offset)}
+    return headers | {k: v for k, v in optional.items() if v is not None}
+
+
+def source_of(msg: object) -> MessageSource:
+    """Topic, partition and offset of a FastStream Kafka message."""
+    record = getattr(msg, "raw_message", None)
+    if isinstance(record, tuple):  # batch: the first record
+        record = record[0]
+    return MessageSource(topic=getattr(record, "topic", "?"),
+                         partition=getattr(record, "partition", -1),
+                         offset=getattr(record, "offset", -1))

@@ -1,0 +1,90 @@
+"""Operator actions on dead letters: replay and discard, each journaled with its actor."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import getpass
+import socket
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from bus.broker import encode
+from bus.index import Index
+from bus.runtime import Runtime
+from schemas.messages import OperatorAction
+
+
+def default_actor() -> str:
+    """``user@host`` of whoever runs the command."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class DeadLetterDesk:
+    """What an operator can do with the dead-letter queue."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.index = Index(runtime.settings.index_file)
+
+    def find(self, ids: list[str] | None, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Open letters by id (each must exist and be open) or by filters."""
+        if ids is None:
+            return self.index.dead_letters(**filters)
+        letters = []
+        for dlq_id in ids:
+            letter = self.index.dead_letter(dlq_id)
+            if letter is None:
+                raise KeyError(f"no dead letter {dlq_id}")
+            if letter["status"] != "open":
+                raise ValueError(f"dead letter {dlq_id} is already {letter['status']} "
+                                 f"(by {letter['status_by']})")
+            letters.append(letter | {"id": dlq_id})
+        return letters
+
+    async def replay(self, letters: list[dict[str, Any]], *, actor: str,
+                     from_step: str | None = None, rate: float = 10.0) -> int:
+        """Resume each letter's document at its failed step (or ``from_step``)."""
+        async with self._producer() as producer:
+            for i, letter in enumerate(letters):
+                if i and rate > 0:
+                    await asyncio.sleep(1.0 / rate)
+                full = self.index.dead_letter(letter["id"]) or {}
+                if full.get("raw") and full.get("source"):
+                    await producer.send_and_wait(full["source"]["topic"],
+                                                 base64.b64decode(full["raw"]))
+                await self._act(producer, full or letter, "replay", actor, "",
+                                from_step)
+        return len(letters)
+
+    async def discard(self, letters: list[dict[str, Any]], *, actor: str, reason: str) -> int:
+        async with self._producer() as producer:
+            for letter in letters:
+                await self._act(producer, letter, "discard", actor, reason, None)
+        return len(letters)
+
+    async def _act(self, producer: AIOKafkaProducer, letter: dict[str, Any], action: str,
+                   actor: str, reason: str, from_step: str | None) -> None:
+        dlq_id = letter.get("dlq_id") or letter["id"]
+        doc_id = letter.get("doc_id") or f"dlq:{dlq_id}"
+        msg = OperatorAction(doc_id=doc_id, action=action, actor=actor, reason=reason,
+                             dlq_id=dlq_id, from_step=from_step)
+        await producer.send_and_wait(self.runtime.topics.router, encode(msg),
+                                     key=doc_id.encode())
+
+    def _producer(self) -> _Producer:
+        return _Producer(self.runtime.settings.bootstrap)
+
+
+class _Producer:
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                         enable_idempotence=False)
+
+    async def __aenter__(self) -> AIOKafkaProducer:
+        await self.producer.start()
+        return self.producer
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()

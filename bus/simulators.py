@@ -1,0 +1,62 @@
+"""The partner simulators of the embedded bus, served from one process.
+
+Addresses go to ``<var>/simulators.json``; tenant connectors name them as
+``sim:NAME``. Failure injection comes from ``DEMAT_SIM_*`` variables or, at run
+time, from each simulator's ``POST /_sim/failures``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bus.embedded import port_is_free
+from connectors.simulator import FailurePlan, SimulatorServer
+
+
+def _webdav(plan: FailurePlan) -> Any:
+    from connectors.webdav.simulator import WebdavSimulator
+
+    return WebdavSimulator(plan).app
+
+
+SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
+    "webdav": _webdav,
+}
+
+
+def failure_plan_from_env() -> FailurePlan:
+    return FailurePlan(
+        error_rate=float(os.environ.get("DEMAT_SIM_ERROR_RATE", "0")),
+        timeout_rate=float(os.environ.get("DEMAT_SIM_TIMEOUT_RATE", "0")),
+        timeout_seconds=float(os.environ.get("DEMAT_SIM_TIMEOUT_SECONDS", "15")))
+
+
+def serve_all(var_dir: Path) -> None:
+    """Start every simulator, record their addresses, and serve until SIGTERM/SIGINT."""
+    path = var_dir / "simulators.json"
+    try:
+        previous = {k: int(v.rsplit(":", 1)[1]) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError):
+        previous = {}
+    servers: dict[str, SimulatorServer] = {}
+    for name, build in SIMULATORS.items():
+        port = previous.get(name, 0)
+        server = SimulatorServer(build(failure_plan_from_env()),
+                                 port=port if port and port_is_free(port) else 0)
+        server.start()
+        servers[name] = server
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({n: s.base_url for n, s in servers.items()}, indent=2))
+    tmp.replace(path)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    for server in servers.values():
+        server.stop()

@@ -1,0 +1,1 @@
+"""WebDAV document store (GED or an agent's personal space, as Nextcloud offers)."""
