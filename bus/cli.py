@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=180.0)
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("chaos", help="documents through the bus while workers die and "
+                       "partners fail; prove nothing lost or done twice")
+    s.add_argument("--documents", type=int, default=500)
+    s.add_argument("--kills", type=int, default=10)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--keep", action="store_true", help="keep the chaos var directory")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_chaos)
+
     s = sub.add_parser("stack", help="embedded Kafka + S3 stack")
     s.add_argument("action", choices=["up", "down", "status"])
     s.set_defaults(func=cmd_stack)
@@ -148,6 +157,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     asyncio.run(app.run())
     return 0
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    import shutil
+
+    from bus.chaos import ChaosPlan, report_json, run_chaos
+
+    settings = get_settings()
+    var_dir = (settings.var_dir / "chaos" / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    plan = ChaosPlan(documents=args.documents, kills=args.kills, seed=args.seed)
+    report = run_chaos(var_dir, plan, log=lambda m: console.print(f"[dim]{m}[/]"))
+    if not args.keep:
+        shutil.rmtree(var_dir, ignore_errors=True)
+    if args.json:
+        out.print(report_json(report))
+    else:
+        table = Table("figure", "value", title="demat chaos")
+        for key, value in json.loads(report_json(report)).items():
+            table.add_row(key, str(value))
+        out.print(table)
+    return 0 if report.ok else 1
 
 
 def cmd_simulators(args: argparse.Namespace) -> int:

@@ -241,8 +241,9 @@ class FlowEngine:
             rec.attempts += 1
         rec.started_at = rec.started_at or utcnow()
         rec.idempotency_key = f"{state.doc_id}/{step.name}"
+        state.tasks_issued += 1
         task = StepTask(
-            task_id=f"{state.doc_id}/{state.seq + 1}",
+            task_id=f"{state.doc_id}/t{state.tasks_issued}",
             doc_id=state.doc_id, step=step.name, kind=step.kind, attempt=rec.attempts,
             envelope=state.envelope, outputs=state.outputs(), progress=rec.progress,
             idempotency_key=rec.idempotency_key,
@@ -254,8 +255,7 @@ class FlowEngine:
         out.tasks.append(task)
         if delay > 0:
             out.delays[task.task_id] = delay
-        if poll:  # polls are not journaled one by one; the sequence still moves on
-            state.seq += 1
+        if poll:  # polls are not journaled one by one
             return
         self._event(out, "step-started", step=step.name,
                     detail={"task_id": task.task_id, "attempt": rec.attempts,

@@ -209,6 +209,7 @@ class DocumentState(BaseModel):
     seq: int = 0
     current_step: str | None = None
     current_task: str | None = None
+    tasks_issued: int = 0
     steps: list[StepRecord] = Field(default_factory=list)
     artefacts: list[Artefact] = Field(default_factory=list)
     error: ErrorInfo | None = None

@@ -15,9 +15,11 @@ from schemas.messages import (
     Accepted,
     DocState,
     ErrorInfo,
+    OperatorAction,
     Refused,
     StepDone,
     StepFailed,
+    StepWaiting,
 )
 from workers import STEP_KINDS
 
@@ -153,3 +155,67 @@ def test_flow_definitions_are_data() -> None:
     flow = FlowRegistry.load().get("document")
     assert isinstance(flow, FlowDefinition)
     assert flow.step("deposit").connector == "ged"
+
+
+def _waiting_engine(deadline: float) -> FlowEngine:
+    flow = FlowDefinition.model_validate({
+        "name": "document", "metadata_model": "document",
+        "steps": [{"name": "validate", "kind": "validate",
+                   "wait": {"poll_seconds": 5, "max_poll_seconds": 60,
+                            "deadline_seconds": deadline}}]})
+    return FlowEngine(FlowRegistry([flow]), _registry())
+
+
+def test_waiting_step_polls_through_delays_and_journals_changes_only() -> None:
+    engine = _waiting_engine(deadline=3600)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    seen = []
+    for note in ("sent", "sent", "acknowledged"):
+        task = out.tasks[0]
+        out = engine.on_step_waiting(out.state, StepWaiting(
+            doc_id=env.id, task_id=task.task_id, step="validate", poll_after=1,
+            progress={"status": note}, note=note))
+        seen.append([e.type for e in out.events])
+        assert out.state.state == DocState.WAITING
+        assert out.delays[out.tasks[0].task_id] == 5  # poll_after raised to poll_seconds
+        assert out.tasks[0].progress == {"status": note}
+    assert seen == [["step-waiting"], [], ["step-waiting"]]
+    assert out.state.record("validate").attempts == 1
+    task = out.tasks[0]
+    out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=task.task_id,
+                                                  step="validate"))
+    assert out.state.state == DocState.COMPLETED
+
+
+def test_waiting_past_the_deadline_is_an_error_and_a_dead_letter() -> None:
+    engine = _waiting_engine(deadline=0.001)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    import time
+
+    time.sleep(0.01)
+    out = engine.on_step_waiting(out.state, StepWaiting(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", poll_after=1))
+    assert out.state.state == DocState.ERROR
+    assert out.state.error.error_class == "DeadlineExceeded"
+    assert out.dead_letters[0].step == "validate"
+
+
+def test_replay_resumes_at_the_failed_step_with_the_operator_named(engine: FlowEngine) -> None:
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=out.tasks[0].task_id,
+                                                  step="validate"))
+    out = engine.on_step_failed(out.state, StepFailed(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="deposit",
+        error=ErrorInfo(error_class="PermanentError", message="403")))
+    letter = out.dead_letters[0]
+    assert (letter.doc_id, letter.step, letter.attempts) == (env.id, "deposit", 1)
+    out = engine.on_operator(out.state, OperatorAction(
+        doc_id=env.id, action="replay", actor="alice", dlq_id=letter.dlq_id))
+    assert out.tasks[0].step == "deposit" and out.state.state == DocState.RUNNING
+    assert out.events[0].type == "replayed" and out.events[0].actor == "alice"
+    again = engine.on_operator(out.state, OperatorAction(doc_id=env.id, action="replay",
+                                                         actor="bob"))
+    assert again.events[0].type == "replay-refused" and not again.tasks

@@ -31,7 +31,8 @@ def test_deposit_then_lookup_then_no_second_write() -> None:
             assert await client.lookup(TENANT, DOC) is None
             receipt = await client.deposit(TENANT, DOC, _files(), {"title": "t"})
             assert receipt["sent"] == ["slip.pdf"]
-            assert (await client.lookup(TENANT, DOC))["title"] == "t"
+            found = await client.lookup(TENANT, DOC)
+            assert found["metadata"] == {"title": "t"} and found["location"].endswith(DOC)
             again = await client.deposit(TENANT, DOC, _files(), {"title": "t"})
             assert again["sent"] == []  # the server already has the same content
             await client.aclose()

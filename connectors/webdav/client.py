@@ -60,7 +60,9 @@ class WebdavDeposit:
         resp = await call(PARTNER, get)
         if resp.status_code == 404:
             return None
-        return raise_for_status(resp, PARTNER).json()
+        raise_for_status(resp, PARTNER)
+        return {"location": self._url(tenant, doc_id), "metadata": resp.json(),
+                "deposited_at": resp.headers.get("Last-Modified", "")}
 
     async def deposit(self, tenant: str, doc_id: str, files: list[DepositFile],
                       metadata: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class WebdavSimulator:
         self.store = WebdavStore()
         self.failures = failures or FailurePlan()
         self.puts = SubmissionCounter()
+        self.forbidden: str | None = None  # path prefix answered 403 (permissions)
         self.app = self._build()
 
     def _build(self) -> FastAPI:
@@ -50,12 +51,19 @@ class WebdavSimulator:
             sim.failures = FailurePlan(**plan)
             return plan
 
+        @app.post("/_sim/forbid")
+        async def forbid(rule: dict) -> dict:
+            sim.forbidden = rule.get("prefix")
+            return rule
+
         @app.api_route("/{path:path}", methods=["GET", "HEAD", "PUT", "MKCOL", "DELETE",
                                                  "PROPFIND"])
         async def dav(path: str, request: Request) -> Response:
             outcome = sim.failures.draw()
             if outcome == "error":
                 return Response(status_code=503, content="injected failure")
+            if sim.forbidden is not None and path.startswith(sim.forbidden):
+                return Response(status_code=403, content="forbidden: no write permission")
             handler = getattr(sim, f"_{request.method.lower()}")
             response = await handler(path.strip("/"), request)
             if outcome == "timeout":  # the effect happened, the answer is lost
