@@ -118,6 +118,9 @@ class EmbeddedStack:
     secret_key: str = "demat-secret"
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.var_dir = Path(self.var_dir).resolve()  # the servers run with var_dir as cwd
+
     @property
     def stack_file(self) -> Path:
         return self.var_dir / "stack.json"
