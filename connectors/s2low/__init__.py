@@ -1,0 +1,1 @@
+"""S²LOW legality-control connector: ACTES messages, API client and simulator."""

@@ -1,0 +1,594 @@
+"""An S²LOW ACTES simulator: same paths, parameters and answer formats as the platform,
+with the prefecture's side played automatically.
+
+Life cycle of an acte: 1 posted -> 2 waiting -> 3 transmitted -> outcome, one step every
+``step_delay`` seconds (0: everything at once), computed when a request arrives.
+
+Scenario of an acte, chosen by (first match) ``scenarios[number]``, a ``[sim:NAME]`` marker
+in the subject, or ``default_scenario``:
+
+- ``ack``: status 4 with an ARActe (official ID ``DDD-SIREN-YYYYMMDD-NUMBER-NATURE``);
+- ``anomaly``: status -1 with an AnomalieActe;  ``refused``: status 6;
+- ``error``: status -1 with a message;  ``stuck``: stays transmitted (3);
+- ``courrier`` / ``pieces`` / ``observations`` / ``defere``: acknowledged, then the prefecture
+  sends a CourrierSimple (status 21) / DemandePieceComplementaire (8) /
+  LettreObservations (8) / DefereTA (21) as a new transaction related to the acte.
+
+A cancellation (only from status 4) goes 1 -> 2 -> 3 -> 4 with an ARAnnulation and the
+acte ends cancelled (0). An answer to a letter goes 1 -> 2 -> 3, then 11 with its
+acknowledgement (except the answer to a simple letter, which has none).
+
+Control endpoints: ``GET /_sim/counts``, ``POST /_sim/failures`` (a FailurePlan as JSON),
+``POST /_sim/scenarios`` ({number: scenario}). Failures are drawn per API call: ``error``
+answers 503 before any effect, ``timeout`` applies the effect and then hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import ValidationError
+
+from connectors.s2low import actes as A
+from connectors.s2low.client import ActesStatus, TransactionType
+from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from schemas.acte import (
+    NUMBER_RE,
+    ActeMetadata,
+    ActeNature,
+    Classification,
+    ClassificationNature,
+    TenantActesSettings,
+    acte_key,
+)
+
+SCENARIOS = ("ack", "anomaly", "refused", "error", "stuck", "courrier", "pieces",
+             "observations", "defere")
+LETTER_OF = {"courrier": (TransactionType.COURRIER_SIMPLE, "CourrierSimple"),
+             "pieces": (TransactionType.DEMANDE_PIECES, "DemandePieceComplementaire"),
+             "observations": (TransactionType.LETTRE_OBSERVATIONS, "LettreObservations"),
+             "defere": (TransactionType.DEFERE_TA, "DefereTA")}
+ANSWER_KIND = {(2, "4"): "ReponseCourrierSimple", (2, "3"): "ReponseCourrierSimple",
+               (3, "3"): "RefusPieceComplementaire", (3, "4"): "PieceComplementaire",
+               (4, "3"): "RejetLettreObservations", (4, "4"): "ReponseLettreObservations"}
+AR_OF_ANSWER = {3: "ARPieceComplementaire", 4: "ARReponseRejetLettreObservations"}
+DUPLICATE = ("Un acte portant le même numéro interne existe déjà dans la base de données.\n"
+             "Il faut peut-être ajouter un suffixe au numéro.")
+MARKER = re.compile(r"\[sim:([a-z]+)\]")
+
+DEFAULT_AUTHORITY = TenantActesSettings(
+    siren="216900910", departement="069", arrondissement=1, nature_autorite="32",
+    referent={"name": "Service assemblées", "phone": "0400000000",
+              "email": "assemblees@mairie.example.fr"},
+    return_emails=["actes@mairie.example.fr"])
+
+
+def default_classification() -> Classification:
+    natures = [ClassificationNature(code=int(n), label=n.name.title(), short=n.code,
+                                    typologies={n.default_typology: "Acte", "99_AU": "Autre",
+                                                "41_NC": "Note de synthèse"})
+               for n in ActeNature]
+    return Classification(version_date=date(2025, 1, 1), natures=natures, subjects={
+        "1": "Commande publique", "1.1": "Marchés publics", "3": "Domaine et patrimoine",
+        "3.2": "Alienations", "5": "Institutions et vie politique", "5.2": "Fonctionnement",
+        "7": "Finances locales", "7.1": "Décisions budgétaires", "9": "Autres domaines",
+        "9.1": "Autres domaines de compétences"})
+
+
+@dataclass
+class SimTransaction:
+    """One transaction as S²LOW keeps it."""
+
+    id: int
+    type: int
+    number: str
+    decision_date: date
+    nature: ActeNature
+    subject: str
+    files: dict[str, bytes]
+    form_name: str
+    envelope_id: int
+    created: float
+    scenario: str = "ack"
+    related_id: int | None = None
+    unique_id: str | None = None
+    history: list[tuple[int, str, bytes | None]] = field(default_factory=list)
+    plan: list[Callable[[SimTransaction], None]] = field(default_factory=list)
+    done: int = 0
+
+    @property
+    def status(self) -> int:
+        return self.history[-1][0]
+
+    def flux(self, status: int) -> bytes | None:
+        return next((f for s, _, f in reversed(self.history) if s == status and f), None)
+
+    def set(self, status: int, message: str = "", flux: bytes | None = None) -> None:
+        self.history.append((status, message, flux))
+
+
+class S2lowSimulator:
+    """The FastAPI app, its transactions, failure plan and per-acte submission counter."""
+
+    def __init__(self, authority: TenantActesSettings | None = None, *,
+                 step_delay: float = 0.0, scenarios: dict[str, str] | None = None,
+                 default_scenario: str = "ack", failures: FailurePlan | None = None,
+                 users: dict[str, str] | None = None,
+                 classification: Classification | None = None,
+                 trigramme: str = A.TRIGRAMME) -> None:
+        self.authority = authority or DEFAULT_AUTHORITY
+        self.step_delay = step_delay
+        self.scenarios = dict(scenarios or {})
+        self.default_scenario = default_scenario
+        self.failures = failures or FailurePlan()
+        self.users = users
+        self.classification = classification or default_classification()
+        self.trigramme = trigramme
+        self.submissions = SubmissionCounter()
+        self.transactions: dict[int, SimTransaction] = {}
+        self.archives: dict[int, tuple[str, bytes]] = {}  # envelope id -> (name, data)
+        self.lock = threading.RLock()
+        self._serial = 0
+        self._server: SimulatorServer | None = None
+        self.app = self._build()
+
+    # ------------------------------------------------------------ server
+
+    def start(self, port: int = 0) -> str:
+        """Serve on loopback; return the base URL."""
+        self._server = SimulatorServer(self.app, port=port)
+        return self._server.start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server, "simulator not started"
+        return self._server.base_url
+
+    # ------------------------------------------------------------ app
+
+    def _build(self) -> FastAPI:
+        app = FastAPI(title="S²LOW simulator")
+        sim = self
+
+        @app.middleware("http")
+        async def failures(request: Request, call_next: Any) -> Response:
+            if not request.url.path.startswith("/modules/"):
+                return await call_next(request)
+            outcome = sim.failures.draw()
+            if outcome == "error":
+                return Response("injected failure", status_code=503)
+            if not sim._authenticated(request):
+                return _text("KO\nÉchec de l'authentification")
+            response = await call_next(request)
+            if outcome == "timeout":  # the effect happened, the answer is lost
+                await asyncio.sleep(sim.failures.timeout_seconds)
+            return response
+
+        @app.get("/_sim/counts")
+        async def counts() -> dict:
+            return {"submissions": sim.submissions.snapshot(),
+                    "duplicates": sim.submissions.duplicates()}
+
+        @app.post("/_sim/failures")
+        async def set_failures(plan: dict) -> dict:
+            sim.failures = FailurePlan(**plan)
+            return plan
+
+        @app.post("/_sim/scenarios")
+        async def set_scenarios(mapping: dict[str, str]) -> dict:
+            sim.scenarios.update(mapping)
+            return sim.scenarios
+
+        routes: dict[str, tuple[str, Callable[..., Any]]] = {
+            "actes_transac_create.php": ("POST", sim._create),
+            "actes_transac_submit.php": ("POST", sim._submit),
+            "actes_transac_get_status.php": ("GET", sim._status),
+            "actes_transac_get_ARActe.php": ("GET", sim._aracte),
+            "actes_transac_get_tampon.php": ("GET", sim._tampon),
+            "actes_download_file.php": ("GET", sim._download),
+            "actes_transac_cancel.php": ("POST", sim._cancel),
+            "actes_classification_fetch.php": ("GET", sim._classification),
+            "actes_transac_get_document.php": ("GET", sim._document),
+            "actes_transac_reponse_create.php": ("POST", sim._answer),
+            "api/list_actes.php": ("GET", sim._list_actes),
+            "api/list_document_prefecture.php": ("GET", sim._list_letters),
+        }
+        for path, (method, handler) in routes.items():
+            app.add_api_route(f"/modules/actes/{path}", _endpoint(sim, handler),
+                              methods=[method])
+        return app
+
+    def _authenticated(self, request: Request) -> bool:
+        if not self.users:
+            return True
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("basic "):
+            return False
+        login, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        return self.users.get(login) == password
+
+    # ------------------------------------------------------------ life cycle
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for tx in list(self.transactions.values()):
+                steps = (len(tx.plan) if self.step_delay <= 0
+                         else int((now - tx.created) / self.step_delay))
+                while tx.done < min(steps, len(tx.plan)):
+                    tx.plan[tx.done](tx)
+                    tx.done += 1
+
+    def _new_tx(self, kind: int, *, number: str, decision_date: date, nature: ActeNature,
+                subject: str, files: dict[str, bytes], form_name: str, envelope: tuple[str, bytes],
+                related_id: int | None = None, status: int = ActesStatus.POSTED) -> SimTransaction:
+        with self.lock:
+            tid = max(self.transactions, default=0) + 1
+            env_id = max(self.archives, default=0) + 1
+            self.archives[env_id] = envelope
+            tx = SimTransaction(id=tid, type=kind, number=number, decision_date=decision_date,
+                                nature=nature, subject=subject, files=files, form_name=form_name,
+                                envelope_id=env_id, created=time.monotonic(),
+                                related_id=related_id)
+            tx.set(status, "Posté" if status == ActesStatus.POSTED else "")
+            self.transactions[tid] = tx
+            return tx
+
+    def _transmission_steps(self) -> list[Callable[[SimTransaction], None]]:
+        return [lambda t: t.set(ActesStatus.WAITING_TRANSMISSION, "En attente de transmission"),
+                lambda t: t.set(ActesStatus.TRANSMITTED, "Transmis au MI")]
+
+    def _acte_plan(self, tx: SimTransaction) -> None:
+        outcome: dict[str, Callable[[SimTransaction], None]] = {
+            "anomaly": self._anomaly, "refused": lambda t: t.set(ActesStatus.REFUSED, "Refusé"),
+            "error": lambda t: t.set(ActesStatus.ERROR, "Erreur lors de la transmission"),
+        }
+        tx.plan = self._transmission_steps()
+        if tx.scenario == "stuck":
+            return
+        tx.plan.append(outcome.get(tx.scenario, self._acknowledge))
+        if tx.scenario in LETTER_OF:
+            tx.plan.append(self._send_letter)
+
+    def _acknowledge(self, tx: SimTransaction) -> None:
+        tx.unique_id = A.official_id(self.authority.departement, self.authority.siren,
+                                     tx.decision_date, tx.number, tx.nature)
+        ar = A.assert_valid(A.build_aracte(tx.files[tx.form_name], tx.unique_id, date.today(),
+                                           self.classification.version_date), "ARActe")
+        tx.set(ActesStatus.ACK_RECEIVED, f"Reçu par le MI le {date.today():%Y-%m-%d}", ar)
+
+    def _anomaly(self, tx: SimTransaction) -> None:
+        xml = A.assert_valid(A.build_anomalie_acte(
+            tx.files[tx.form_name], date.today(), "002",
+            "La classification matières/sous-matières n'est pas valide",
+            self.classification.version_date), "AnomalieActe")
+        tx.set(ActesStatus.ERROR, "Anomalie reçue de la préfecture", xml)
+
+    def _send_letter(self, acte: SimTransaction) -> None:
+        kind, root = LETTER_OF[acte.scenario]
+        assert acte.unique_id
+        base = acte.unique_id
+        msg = f"{int(kind)}-1"
+        form_name = A.message_file_name(base, msg, 0, "xml")
+        pdf_name = A.message_file_name(base, msg, 1, "pdf")
+        today = date.today()
+        if kind == TransactionType.DEFERE_TA:
+            xml = A.build_defere(base, today, "Incompétence de l'auteur de l'acte", [pdf_name])
+        else:
+            xml = A.build_courrier(root, base, today, pdf_name,
+                                   "Merci de transmettre le budget annexe")
+        files = {form_name: A.assert_valid(xml, root),
+                 pdf_name: b"%PDF-1.4\n% courrier de la prefecture\n%%EOF\n"}
+        envelope_name = A.envelope_file_name(self.authority.siren, today, self._next_serial(),
+                                             "PREF")
+        files[envelope_name] = A.assert_valid(A.build_envelope_misillcl(
+            self.authority.departement, self.authority.arrondissement, self.authority.siren,
+            [form_name]), "EnveloppeMISILLCL")
+        archive = A.pack(A.ArchiveFile(name=n, data=d) for n, d in files.items())
+        with_ar = kind in (TransactionType.DEMANDE_PIECES, TransactionType.LETTRE_OBSERVATIONS)
+        letter = self._new_tx(int(kind), number=acte.number, decision_date=today,
+                              nature=acte.nature, subject=acte.subject, files=files,
+                              form_name=form_name, related_id=acte.id,
+                              envelope=(f"{self.trigramme}-{envelope_name[:-4]}.tar.gz", archive),
+                              status=ActesStatus.LETTER_AR_SENT if with_ar
+                              else ActesStatus.LETTER_NO_AR)
+        letter.history[-1] = (letter.status, "Document reçu de la préfecture", xml)
+        letter.unique_id = acte.unique_id
+        letter.done = len(letter.plan)
+
+    def _next_serial(self) -> int:
+        with self.lock:
+            self._serial += 1
+            return self._serial
+
+    # ------------------------------------------------------------ endpoints
+
+    async def _create(self, request: Request) -> Response:
+        form = await request.form()
+        number = str(form.get("number") or "")
+        if not NUMBER_RE.match(number):
+            return _ko("Le numéro n'est pas correct")
+        try:
+            decision = date.fromisoformat(str(form.get("decision_date") or ""))
+        except ValueError:
+            return _ko("La date de décision est invalide")
+        if decision > date.today():
+            return _ko("La date de décision est une date dans le futur")
+        pdf = form.get("acte_pdf_file")
+        if pdf is None or isinstance(pdf, str):
+            return _ko("Aucun fichier acte n'a été posté ")
+        if not form.get("type_acte"):
+            return _ko(f"Erreur lors de la réception du fichier {pdf.filename} : "
+                       "typologie absente")
+        attachments = [f for f in form.getlist("acte_attachments[]") if not isinstance(f, str)]
+        types = [str(t) for t in form.getlist("type_pj[]")]
+        if len(types) < len(attachments) or not all(types[:len(attachments)]):
+            return _ko("Erreur lors de la réception du fichier annexe : typologie absente")
+        self.submissions.add(acte_key(self.authority.siren, decision, number))
+        if self._find(number) is not None:
+            return _ko(DUPLICATE)
+        classif = [str(form.get(f"classif{i}")) for i in range(1, 6) if form.get(f"classif{i}")]
+        try:
+            meta = ActeMetadata(
+                nature=str(form.get("nature_code")), number=number, decision_date=decision,
+                subject=str(form.get("subject") or ""), classification=classif,
+                classification_date=self.classification.version_date,
+                document_papier=str(form.get("document_papier")) in ("1", "on", "true"),
+                main_typology=str(form.get("type_acte")),
+                annexes=[{"file_name": a.filename or "annexe.pdf", "typology": t}
+                         for a, t in zip(attachments, types, strict=False)])
+            archive = A.build_acte_archive(
+                self.authority, meta, await pdf.read(), [await a.read() for a in attachments],
+                serial=self._next_serial(), trigramme=self.trigramme)
+        except (ValidationError, A.ActesError) as exc:
+            return _ko(f"Erreur lors de la génération de l'acte : {exc}")
+        tx = self._register_acte(meta, archive.name, archive.data, archive.form_name)
+        return _ok(f"{tx.id}\n")
+
+    def _register_acte(self, meta: ActeMetadata | A.ActeRecu, archive_name: str,
+                       archive: bytes, form_name: str) -> SimTransaction:
+        files = A.unpack(archive)
+        subject = meta.subject
+        tx = self._new_tx(TransactionType.ACTE, number=meta.number,
+                          decision_date=meta.decision_date, nature=ActeNature(meta.nature),
+                          subject=subject, files=files, form_name=form_name,
+                          envelope=(archive_name, archive))
+        marker = MARKER.search(subject)
+        tx.scenario = self.scenarios.get(meta.number) or (marker[1] if marker else
+                                                          self.default_scenario)
+        self._acte_plan(tx)
+        return tx
+
+    async def _submit(self, request: Request) -> Response:
+        form = await request.form()
+        upload = form.get("enveloppe")
+        if upload is None or isinstance(upload, str):
+            return _ko("Pas de fichier archive spécifié.")
+        data = await upload.read()
+        try:
+            verified = A.verify_archive(upload.filename or "", data, trigramme=self.trigramme)
+        except A.ActesError as exc:
+            return _ko(f"Erreur d'importation de l'enveloppe :\n{exc}")
+        if verified.envelope.siren != self.authority.siren:
+            return _ko("Le SIREN de l'enveloppe ne correspond pas à la collectivité")
+        created = []
+        for form_name, xml in verified.forms.items():
+            message = A.parse_message(xml)
+            if not isinstance(message, A.ActeForm):
+                return _ko(f"Type de message non supporté en import : {message.kind}")
+            acte = message.acte
+            self.submissions.add(acte_key(self.authority.siren, acte.decision_date, acte.number))
+            if self._find(acte.number) is not None:
+                return _ko("Un numéro interne d'acte entre en conflit avec un acte existant "
+                           "dans la base de données.")
+            created.append(self._register_acte(acte, upload.filename or "", data, form_name).id)
+        return _ok(f"{len(created)}\n" + "".join(f"{i}\n" for i in created))
+
+    def _find(self, number: str) -> SimTransaction | None:
+        return next((t for t in self.transactions.values()
+                     if t.type == TransactionType.ACTE and t.number == number), None)
+
+    def _tx(self, value: Any, kind: int | None = None) -> SimTransaction | None:
+        try:
+            tx = self.transactions.get(int(str(value)))
+        except ValueError:
+            return None
+        return tx if tx and (kind is None or tx.type == kind) else None
+
+    async def _status(self, request: Request) -> Response:
+        params = request.query_params
+        tx = self._tx(params.get("transaction", ""))
+        if params.get("unique_id"):
+            tx = next((t for t in self.transactions.values()
+                       if t.unique_id == params["unique_id"] and t.type == 1), None)
+        if tx is None:
+            return _text("KO\nNuméro de transaction invalide.")
+        status, message, _ = tx.history[-1]
+        body = f"OK\n{status}\n".encode() + (tx.flux(status) or b"")
+        if status == ActesStatus.ERROR:
+            body += message.encode("latin-1", "replace")
+        return Response(body, media_type="text/plain; charset=ISO-8859-1")
+
+    async def _aracte(self, request: Request) -> Response:
+        tx = self._tx(request.query_params.get("id", ""))
+        flux = tx.flux(ActesStatus.ACK_RECEIVED) if tx else None
+        if flux is None:
+            return _text("Cette transaction n'existe pas")
+        return Response(flux, media_type="application/xml")
+
+    async def _tampon(self, request: Request) -> Response:
+        tx = self._tx(request.query_params.get("transaction", ""), TransactionType.ACTE)
+        if tx is None:
+            return _text("KO\nNuméro de transaction invalide.")
+        if tx.flux(ActesStatus.ACK_RECEIVED) is None:
+            return _text("KO\nPas d'acquittement recu")
+        return RedirectResponse(f"actes_download_file.php?file={tx.id}&tampon=true",
+                                status_code=302)
+
+    async def _download(self, request: Request) -> Response:
+        params = request.query_params
+        if params.get("env"):
+            name, data = self.archives.get(int(params["env"]), ("", b""))
+            return Response(data, media_type="application/x-gzip",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        tx = self._tx(params.get("file", ""), TransactionType.ACTE)
+        if tx is None:
+            return Response("fichier introuvable", status_code=404)
+        name, pdf = next((n, d) for n, d in tx.files.items() if n.endswith("-1-1_1.pdf"))
+        if params.get("tampon") == "true":
+            pdf += (f"\n% Tampon S2LOW: {tx.unique_id} recu en prefecture le "
+                    f"{date.today():%d/%m/%Y}\n").encode()
+        return Response(pdf, media_type="application/pdf")
+
+    async def _cancel(self, request: Request) -> Response:
+        form = await request.form()
+        acte = self._tx(form.get("id", ""))
+        if acte is None:
+            return _ko("Erreur d'initialisation de la transaction.")
+        if acte.type != TransactionType.ACTE:
+            return _ko("Ce type de transaction ne peut pas être annulé.")
+        if any(t.type == TransactionType.ANNULATION and t.related_id == acte.id
+               and t.status != ActesStatus.ACK_RECEIVED for t in self.transactions.values()):
+            return _ko("Une demande d'annulation est déjà en cours pour cette transaction.")
+        if acte.status != ActesStatus.ACK_RECEIVED or not acte.unique_id:
+            return _ko("Impossible d'annuler une transaction qui n'est pas en état "
+                       "« Acquittement reçu ».")
+        base = acte.unique_id
+        form_name = A.message_file_name(base, A.MSG_ANNULATION, 0, "xml")
+        archive = A.build_message_archive(self.authority, form_name,
+                                          A.build_annulation(base), [],
+                                          serial=self._next_serial(), sent_on=date.today(),
+                                          trigramme=self.trigramme)
+        tx = self._new_tx(TransactionType.ANNULATION, number=acte.number,
+                          decision_date=acte.decision_date, nature=acte.nature,
+                          subject=acte.subject, files=A.unpack(archive.data),
+                          form_name=form_name, related_id=acte.id,
+                          envelope=(archive.name, archive.data))
+        tx.unique_id = base
+
+        def acknowledged(t: SimTransaction) -> None:
+            t.set(ActesStatus.ACK_RECEIVED, "Annulation acquittée",
+                  A.build_ar_annulation(base, date.today()))
+            acte.set(ActesStatus.CANCELLED, "Annulé")
+
+        tx.plan = [*self._transmission_steps(), acknowledged]
+        return _ok(f"{tx.id}\n")
+
+    async def _classification(self, request: Request) -> Response:
+        return Response(A.build_retour_classification(self.classification),
+                        media_type="application/xml")
+
+    async def _document(self, request: Request) -> Response:
+        tx = self._tx(request.query_params.get("id", ""))
+        if tx is None:
+            return _text("KO\nNuméro de transaction invalide.")
+        if tx.type == TransactionType.ACTE:
+            lines = [f"{t.type}-{t.status}-{t.id}\n" for t in self.transactions.values()
+                     if t.related_id == tx.id and t.type in (2, 3, 4, 5)
+                     and t.status in (7, 8, 21)]
+            return _text("".join(lines))
+        return RedirectResponse(f"actes_download_file.php?env={tx.envelope_id}",
+                                status_code=302)
+
+    async def _answer(self, request: Request) -> Response:
+        form = await request.form()
+        letter = self._tx(form.get("id", ""))
+        if letter is None or letter.type not in (2, 3, 4) or letter.status not in (7, 8, 21):
+            return _text("KO : Transaction à laquelle répondre invalide")
+        if not form.get("type_acte"):
+            return _text("KO : Erreur lors de la réception du fichier : typologie absente")
+        kind = ANSWER_KIND.get((letter.type, str(form.get("type_envoie") or "4")))
+        pdf = form.get("acte_pdf_file")
+        if kind is None or pdf is None or isinstance(pdf, str):
+            return _text("KO : Vous devez choisir un type de réponse et joindre un fichier")
+        tx = await self._answer_tx(letter, kind, form, await pdf.read())
+        if isinstance(tx, str):
+            return _text(f"KO : {tx}")
+        return _text(f"OK : id généré : {tx.id}\n")
+
+    async def _answer_tx(self, letter: SimTransaction, kind: str, form: Any, pdf: bytes
+                         ) -> SimTransaction | str:
+        assert letter.unique_id
+        base, code = letter.unique_id, A.REPLY_MESSAGE[kind]
+        attachments = [f for f in form.getlist("acte_attachments[]") if not isinstance(f, str)]
+        types = [str(t) for t in form.getlist("type_pj[]")]
+        docs = [A.ArchiveFile(name=A.message_file_name(base, code, 1, "pdf",
+                                                       str(form["type_acte"])), data=pdf)]
+        for i, (att, typ) in enumerate(zip(attachments, types, strict=False), start=2):
+            docs.append(A.ArchiveFile(name=A.message_file_name(base, code, i, "pdf", typ),
+                                      data=await att.read()))
+        date_courrier = A.parse_message(letter.files[letter.form_name]).date_courrier
+        form_name = A.message_file_name(base, code, 0, "xml")
+        try:
+            xml = A.build_reponse(kind, base, date_courrier,  # type: ignore[arg-type]
+                                  [d.name for d in docs])
+            archive = A.build_message_archive(self.authority, form_name, xml, docs,
+                                              serial=self._next_serial(), sent_on=date.today(),
+                                              trigramme=self.trigramme)
+        except A.ActesError as exc:
+            return str(exc)
+        tx = self._new_tx(letter.type, number=letter.number, decision_date=date.today(),
+                          nature=letter.nature, subject=letter.subject,
+                          files=A.unpack(archive.data), form_name=form_name,
+                          related_id=letter.id, envelope=(archive.name, archive.data))
+        tx.unique_id = base
+        tx.plan = self._transmission_steps()
+        if letter.type in AR_OF_ANSWER:
+            tx.plan.append(lambda t: t.set(
+                ActesStatus.LETTER_ANSWER_ACK, "Réponse acquittée par la préfecture",
+                A.build_ar_courrier(AR_OF_ANSWER[letter.type], base, date_courrier,
+                                    date.today())))
+        return tx
+
+    async def _list_actes(self, request: Request) -> Response:
+        params = request.query_params
+        status = int(params.get("status_id") or 0)
+        offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
+        rows = [{"id": t.id, "type": t.type, "number": t.number, "unique_id": t.unique_id,
+                 "subject": t.subject, "decision_date": t.decision_date.isoformat(),
+                 "nature_code": int(t.nature), "last_status_id": t.status}
+                for t in sorted(self.transactions.values(), key=lambda t: t.id)
+                if t.status == status]
+        return JSONResponse({"status_id": status, "authority_id": 1, "offset": offset,
+                             "limit": limit, "transactions": rows[offset:offset + limit]})
+
+    async def _list_letters(self, request: Request) -> Response:
+        rows = [{"id": t.id, "type": t.type, "related_transaction_id": t.related_id,
+                 "unique_id": t.unique_id, "last_status_id": t.status}
+                for t in self.transactions.values()
+                if t.type in (2, 3, 4, 5) and t.status in (7, 8, 21)]
+        return JSONResponse(rows)
+
+
+def _endpoint(sim: S2lowSimulator, handler: Callable[[Request], Any]) -> Callable[..., Any]:
+    async def endpoint(request: Request) -> Response:
+        sim._advance()
+        return await handler(request)
+    return endpoint
+
+
+def _text(body: str) -> Response:
+    return Response(body.encode("latin-1", "replace"),
+                    media_type="text/plain; charset=ISO-8859-1")
+
+
+def _ok(rest: str) -> Response:
+    return _text(f"OK\n{rest}")
+
+
+def _ko(message: str) -> Response:
+    return _text(f"KO\n{message}\n")
