@@ -10,7 +10,9 @@ every document's journal is complete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import random
 import signal
 import time
@@ -28,7 +30,6 @@ from bus.services import GROUPS
 from bus.settings import Settings
 from schemas.messages import DocumentState
 
-KILLABLE = tuple(g for g in GROUPS)
 TERMINAL_EVENTS = {"completed", "error", "rejected", "duplicate"}
 
 
@@ -112,12 +113,10 @@ def _havoc(plan: ChaosPlan, rng: random.Random, stack: EmbeddedStack, services: 
     restart_at = max(1, plan.kills // 2)
     for n in range(1, plan.kills + 1):
         _pause(services, plan.kill_interval)
-        group = rng.choice(KILLABLE)
+        group = rng.choice(GROUPS)
         pid = services.pids.get(group)
         if pid:
-            with _suppress():
-                import os
-
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             report.kills += 1
             log(f"  SIGKILL {group} (pid {pid})")
@@ -136,14 +135,6 @@ def _pause(services: Services, seconds: float) -> None:
     while time.monotonic() < deadline:
         services.supervise()
         time.sleep(0.2)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
 async def _wait_terminal(settings: Settings, ids: list[str], deadline: float,
