@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -45,3 +47,15 @@ async def call(partner: str, fn: Callable[[], Awaitable[T]], attempts: int = 3) 
                 raise TransientError(f"{partner}: {type(exc).__name__}: {exc}",
                                      partner=partner) from exc
     raise AssertionError("unreachable")
+
+
+def resolve_url(url: str, var_dir: Path) -> str:
+    """``sim:NAME`` means the embedded simulator NAME (address in var/simulators.json)."""
+    if not url.startswith("sim:"):
+        return url
+    name = url.removeprefix("sim:")
+    try:
+        return json.loads((var_dir / "simulators.json").read_text())[name]
+    except (OSError, ValueError, KeyError):
+        raise RuntimeError(f"simulator {name!r} is not running (no address in "
+                           f"{var_dir / 'simulators.json'})") from None

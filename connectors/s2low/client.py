@@ -158,7 +158,7 @@ class S2lowClient:
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, var_dir: Path) -> S2lowClient:
-        from connectors.webdav.client import resolve_url
+        from connectors.http import resolve_url
 
         keys = ("cert_file", "key_file", "key_password", "login", "password", "ca_file")
         return cls(resolve_url(options["url"], var_dir), timeout=float(options.get("timeout", 30)),

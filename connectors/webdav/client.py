@@ -18,21 +18,9 @@ from urllib.parse import quote
 import httpx
 
 from connectors.deposit import DepositFile, aiter_chunks
-from connectors.http import call, raise_for_status
+from connectors.http import call, raise_for_status, resolve_url
 
 PARTNER = "webdav"
-
-
-def resolve_url(url: str, var_dir: Path) -> str:
-    """``sim:NAME`` means the embedded simulator NAME (address in var/simulators.json)."""
-    if not url.startswith("sim:"):
-        return url
-    name = url.removeprefix("sim:")
-    try:
-        return json.loads((var_dir / "simulators.json").read_text())[name]
-    except (OSError, ValueError, KeyError):
-        raise RuntimeError(f"simulator {name!r} is not running (no address in "
-                           f"{var_dir / 'simulators.json'})") from None
 
 
 class WebdavDeposit:
