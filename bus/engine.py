@@ -106,7 +106,9 @@ class FlowEngine:
         self._event(out, "step-failed", step=msg.step,
                     detail={"error": msg.error.model_dump(mode="json"),
                             "attempt": rec.attempts})
-        if msg.error.retryable and rec.attempts < step.retry.max_attempts:
+        if msg.error.business:
+            self._reject(out, step, msg.error)
+        elif msg.error.retryable and rec.attempts < step.retry.max_attempts:
             self._dispatch(out, step, delay=step.retry.delay(rec.attempts, self.rng.random()))
         else:
             self._fail(out, step, msg.error, msg.source)
@@ -175,6 +177,16 @@ class FlowEngine:
             if rec.status == "failed":
                 return rec.name
         return None
+
+    def _reject(self, out: Transition, step: StepDefinition, error: ErrorInfo) -> None:
+        """A business refusal: the document ends ``rejected`` (no retry, no dead letter)."""
+        state = out.state
+        rec = state.record(step.name)
+        rec.status, rec.finished_at, rec.error = "failed", utcnow(), error
+        state.state, state.error = DocState.REJECTED, error
+        state.current_step = state.current_task = None
+        self._event(out, "rejected", step=step.name,
+                    detail={"reason": error.message, "error": error.model_dump(mode="json")})
 
     def _fail(self, out: Transition, step: StepDefinition, error: ErrorInfo,
               source: MessageSource | None) -> None:

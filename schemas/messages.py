@@ -42,6 +42,7 @@ class ErrorInfo(BaseModel):
     retryable: bool = False
     field: str | None = None
     traceback: str | None = None
+    business: bool = False  # a partner's business refusal: the document ends ``rejected``
 
 
 class Artefact(BaseModel):

@@ -39,6 +39,15 @@ class StepError(Exception):
         self.field = field
 
 
+class StepRejected(Exception):
+    """A partner refused the document on business grounds (signer rejected it...): the
+    document ends ``rejected`` with ``reason``; neither a retry nor an error."""
+
+    def __init__(self, reason: str, *, partner: str = "") -> None:
+        super().__init__(reason)
+        self.partner = partner
+
+
 @dataclass
 class StepContext:
     """Per-task view of the runtime."""

@@ -28,7 +28,7 @@ from schemas.messages import (
     StepWaiting,
 )
 from workers import step_module
-from workers.context import StepContext, StepError, Waiting
+from workers.context import StepContext, StepError, StepRejected, Waiting
 
 log = logging.getLogger("demat.worker")
 
@@ -37,6 +37,8 @@ def error_info(exc: BaseException) -> ErrorInfo:
     """Classify an exception: connector errors say if they are retryable; bugs are."""
     if isinstance(exc, StepError):
         return ErrorInfo(error_class="StepError", message=str(exc), field=exc.field)
+    if isinstance(exc, StepRejected):
+        return ErrorInfo(error_class="StepRejected", message=str(exc), business=True)
     if isinstance(exc, ConnectorError):
         return ErrorInfo(error_class=type(exc).__name__, message=str(exc),
                          retryable=exc.retryable)
