@@ -85,7 +85,8 @@ class DematClient:
                     media_type="application/octet-stream", role=f.role,
                     name=f.name or f.path.name) for f in inputs])
         intake.check_envelope(draft, self.runtime.flows, self.runtime.tenants)
-        refs = [self._upload(i, tenant, f) for i, f in enumerate(inputs)]
+        encrypt = self.runtime.flows.get(flow).encrypt_files
+        refs = [self._upload(i, tenant, f, encrypt) for i, f in enumerate(inputs)]
         return draft.model_copy(update={"files": refs})
 
     async def submit(self, flow: str, files: list[FileInput | Path | str], *, tenant: str,
@@ -134,10 +135,10 @@ class DematClient:
             where = ".".join(str(p) for p in err["loc"])
             raise intake.SubmissionError(where, err["msg"]) from None
 
-    def _upload(self, index: int, tenant: str, f: FileInput) -> FileRef:
+    def _upload(self, index: int, tenant: str, f: FileInput, encrypt: bool = False) -> FileRef:
         try:
             return self.runtime.store.put_path(tenant, f.path, role=f.role, name=f.name,
-                                               expected_sha256=f.sha256)
+                                               expected_sha256=f.sha256, encrypt=encrypt)
         except IntegrityError as exc:
             raise intake.SubmissionError(f"files[{index}]", str(exc)) from None
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bus.flows import FlowRegistry
+from bus.privacy import scrub_for
 from bus.tenants import TenantRegistry
 from schemas.envelope import utcnow
 from schemas.flow import FlowDefinition, StepDefinition
@@ -283,7 +284,7 @@ class FlowEngine:
             event_id=f"{state.doc_id}:{state.seq}", doc_id=state.doc_id, seq=state.seq,
             tenant=env.tenant if env else None, flow=env.flow if env else None,
             type=kind, state=state.state, step=step, at=state.updated_at,
-            actor=actor, detail=detail or {},
+            actor=actor, detail=scrub_for(env, self.flows, detail or {}),
         ))
 
     def _redeliver(self, state: DocumentState) -> Transition:

@@ -17,12 +17,23 @@ from typing import IO, Any
 from minio import Minio
 from minio.error import S3Error
 
+from bus.crypto import (
+    HEADER_SIZE,
+    DecryptionError,
+    EncryptingReader,
+    Keyring,
+    encrypted_size,
+    open_frames,
+)
 from bus.settings import Settings
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef, FileRole
 
 CHUNK = 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
+ENC_META = "demat-enc"  # user metadata of an encrypted object: its format
+PLAIN_META = "demat-plain-size"  # ... and its plaintext size
+ENC_FORMAT = "aes-256-gcm-frames-v1"
 
 
 class IntegrityError(Exception):
@@ -66,7 +77,13 @@ def file_digest(path: Path) -> tuple[str, int, bytes]:
 
 
 class ObjectStore:
-    """Files, artefacts and small JSON records of the bus in one S3 bucket."""
+    """Files, artefacts and small JSON records of the bus in one S3 bucket.
+
+    Files may be stored encrypted (``encrypt=True``, decided per flow by its
+    ``encrypt_files``): AES-256-GCM envelope encryption with a per-object data key
+    wrapped by the tenant's key (see ``bus.crypto``). Keys stay the plaintext
+    SHA-256; readers decrypt transparently and still verify that digest.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.bucket
@@ -77,6 +94,7 @@ class ObjectStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
         )
+        self.keyring = Keyring(settings.var_dir, getattr(settings, "kek_file", None))
 
     def ensure_bucket(self) -> None:
         if not self.client.bucket_exists(self.bucket):
@@ -89,17 +107,35 @@ class ObjectStore:
         return f"files/{tenant}/{sha256[:2]}/{sha256}"
 
     def stat_file(self, tenant: str, sha256: str) -> int | None:
-        """Size of a stored file, or ``None`` if the store does not have it."""
+        """Size of a stored file (plaintext size), or ``None`` if the store does not have it."""
+        found = self._stat(tenant, sha256)
+        return None if found is None else found[0]
+
+    def is_encrypted(self, tenant: str, sha256: str) -> bool | None:
+        """Whether a stored file is encrypted at rest (``None``: not stored)."""
+        found = self._stat(tenant, sha256)
+        return None if found is None else found[1]
+
+    def _stat(self, tenant: str, sha256: str) -> tuple[int, bool] | None:
         try:
-            return self.client.stat_object(self.bucket, self.file_key(tenant, sha256)).size
+            obj = self.client.stat_object(self.bucket, self.file_key(tenant, sha256))
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 return None
             raise
+        meta = {k.lower(): v for k, v in (obj.metadata or {}).items()}
+        if meta.get(f"x-amz-meta-{ENC_META}") == ENC_FORMAT:
+            return int(meta[f"x-amz-meta-{PLAIN_META}"]), True
+        return obj.size, False
+
+    def _needs_upload(self, tenant: str, sha256: str, size: int, encrypt: bool) -> bool:
+        """Absent, wrong size, or stored in clear while it must be encrypted."""
+        found = self._stat(tenant, sha256)
+        return found is None or found[0] != size or (encrypt and not found[1])
 
     def put_path(
         self, tenant: str, path: Path, *, role: FileRole = FileRole.MAIN,
-        name: str | None = None, expected_sha256: str | None = None,
+        name: str | None = None, expected_sha256: str | None = None, encrypt: bool = False,
     ) -> FileRef:
         """Store a local file (streamed); the digest is checked against the content."""
         sha, size, head = file_digest(path)
@@ -109,29 +145,37 @@ class ObjectStore:
             )
         ref = FileRef(sha256=sha, size=size, media_type=sniff(head), role=role,
                       name=name or path.name)
-        if self.stat_file(tenant, sha) != size:
+        if self._needs_upload(tenant, sha, size, encrypt):
             with path.open("rb") as fh:
-                self._upload(tenant, ref, fh)
+                self._upload(tenant, ref, fh, encrypt)
         return ref
 
     def put_bytes(
         self, tenant: str, data: bytes, *, name: str, role: FileRole = FileRole.MAIN,
-        media_type: str | None = None,
+        media_type: str | None = None, encrypt: bool = False,
     ) -> FileRef:
         """Store a small in-memory file (artefacts, generated messages)."""
         sha = hashlib.sha256(data).hexdigest()
         ref = FileRef(sha256=sha, size=len(data), media_type=media_type or sniff(data[:HEAD_SIZE]),
                       role=role, name=name)
-        if self.stat_file(tenant, sha) != len(data):
-            self._upload(tenant, ref, io.BytesIO(data))
+        if self._needs_upload(tenant, sha, len(data), encrypt):
+            self._upload(tenant, ref, io.BytesIO(data), encrypt)
         return ref
 
-    def _upload(self, tenant: str, ref: FileRef, stream: IO[bytes]) -> None:
+    def _upload(self, tenant: str, ref: FileRef, stream: IO[bytes], encrypt: bool = False
+                ) -> None:
         key = self.file_key(tenant, ref.sha256)
         reader = _HashingReader(stream)
+        body: IO[bytes] = reader
+        length, metadata, media_type = ref.size, None, ref.media_type
+        if encrypt:
+            dek, header = self.keyring.new_header(tenant, ref.sha256)
+            body = EncryptingReader(reader, ref.size, dek, header)
+            length, media_type = encrypted_size(ref.size), "application/octet-stream"
+            metadata = {ENC_META: ENC_FORMAT, PLAIN_META: str(ref.size)}
         self.client.put_object(
-            self.bucket, key, reader, length=ref.size, part_size=PART_SIZE,
-            content_type=ref.media_type,
+            self.bucket, key, body, length=length, part_size=PART_SIZE,
+            content_type=media_type, metadata=metadata,
         )
         if reader.digest.hexdigest() != ref.sha256 or reader.size != ref.size:
             self.client.remove_object(self.bucket, key)
@@ -145,7 +189,7 @@ class ObjectStore:
             raise ObjectMissing(f"{ref.name}: no object {ref.sha256} for tenant {tenant}") from exc
         digest = hashlib.sha256()
         try:
-            for chunk in resp.stream(CHUNK):
+            for chunk in self._plain_chunks(tenant, ref, resp):
                 digest.update(chunk)
                 yield chunk
         finally:
@@ -155,6 +199,17 @@ class ObjectStore:
             raise IntegrityError(
                 f"{ref.name}: stored object for tenant {tenant} does not match sha256 {ref.sha256}"
             )
+
+    def _plain_chunks(self, tenant: str, ref: FileRef, resp: Any) -> Iterator[bytes]:
+        if resp.headers.get(f"x-amz-meta-{ENC_META}") != ENC_FORMAT:
+            yield from resp.stream(CHUNK)
+            return
+        try:
+            sealer = self.keyring.open_header(tenant, ref.sha256, resp.read(HEADER_SIZE))
+            yield from open_frames(sealer, resp)
+        except DecryptionError as exc:
+            raise IntegrityError(f"{ref.name}: encrypted object for tenant {tenant}: {exc}"
+                                 ) from None
 
     def read_file(self, tenant: str, ref: FileRef) -> bytes:
         """A stored file, whole and verified (for small files)."""

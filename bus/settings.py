@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     bucket: str = "demat"
     tenants_file: Path | None = None
+    kek_file: Path | None = None  # JSON {siren: base64 256-bit key}; else keys under var/keys
     topic_prefix: str = "demat"
     partitions: int = Field(default=4, ge=1)
     index_path: Path | None = None

@@ -42,7 +42,7 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     field: str = Field(pattern=r"^(meta|tenant)\.[A-Za-z0-9_.]+$")
-    op: Literal["eq", "ne", "in", "truthy", "falsy", "present", "absent"] = "truthy"
+    op: Literal["eq", "ne", "in", "contains", "truthy", "falsy", "present", "absent"] = "truthy"
     value: Any = None
 
     def holds(self, meta: dict[str, Any], tenant: dict[str, Any]) -> bool:
@@ -63,6 +63,8 @@ class Condition(BaseModel):
                 return actual != self.value
             case "in":
                 return actual in (self.value or [])
+            case "contains":  # the metadata value is a list holding ``value``
+                return isinstance(actual, list) and self.value in actual
         return False
 
 
@@ -105,6 +107,7 @@ class FlowDefinition(BaseModel):
     description: str = ""
     metadata_model: str
     steps: list[StepDefinition] = Field(min_length=1)
+    encrypt_files: bool = False  # files and artefacts encrypted at rest (bus.crypto)
 
     @model_validator(mode="after")
     def _check_graph(self) -> FlowDefinition:

@@ -24,6 +24,7 @@ class DocumentMetadata(BaseModel):
 
 METADATA_MODELS: dict[str, str] = {
     "document": "schemas.metadata:DocumentMetadata",
+    "payslip": "schemas.payslip:PayslipMetadata",
 }
 
 

@@ -58,6 +58,11 @@ class StepContext:
     step: StepDefinition
     artefacts: list[Artefact] = field(default_factory=list)
 
+    @property
+    def encrypt_files(self) -> bool:
+        """Whether this document's flow keeps its files encrypted at rest."""
+        return self.runtime.flows.get(self.task.envelope.flow).encrypt_files
+
     def connector(self) -> Any:
         """The tenant's connector for this step's role (built once per process)."""
         role = self.step.connector
@@ -71,7 +76,7 @@ class StepContext:
         """Store ``data`` as an artefact of this step (generated message, reply, receipt)."""
         ref = await asyncio.to_thread(
             self.runtime.store.put_bytes, self.tenant.siren, data, name=name,
-            role=FileRole.ANNEX, media_type=media_type)
+            role=FileRole.ANNEX, media_type=media_type, encrypt=self.encrypt_files)
         artefact = Artefact(file=ref, step=self.step.name, kind=kind)
         self.artefacts.append(artefact)
         return artefact

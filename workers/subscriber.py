@@ -16,6 +16,7 @@ from faststream.middlewares import AckPolicy
 
 from bus.broker import encode
 from bus.deadletter import source_of
+from bus.privacy import scrub_for
 from bus.runtime import Runtime
 from bus.services import decode_or_dead_letter
 from connectors.errors import ConnectorError
@@ -60,7 +61,7 @@ async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None
         result = await asyncio.wait_for(step_module(task.kind).run(ctx),
                                         timeout=step.retry.timeout_seconds)
     except Exception as exc:  # every failure becomes a message to the router
-        info = error_info(exc)
+        info = ErrorInfo.model_validate(scrub_for(env, runtime.flows, error_info(exc).model_dump()))
         log.warning("step %s of %s failed: %s: %s", task.step, task.doc_id,
                     info.error_class, info.message)
         return StepFailed(doc_id=task.doc_id, task_id=task.task_id, step=task.step, error=info,

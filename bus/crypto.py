@@ -1,0 +1,231 @@
+"""Envelope encryption of files at rest (AES-256-GCM, chunked framing) and tenant keys.
+
+Format of an encrypted object (all integers big-endian)::
+
+    header  = MAGIC (8) | kek_id (8) | wrap_nonce (12) | wrapped_dek (48) | frame_size (4)
+    frame_i = AES-256-GCM(dek, nonce = nonce_i, aad = header_digest | i (8) | final (1))
+
+Every file gets its own random 256-bit data key (DEK), wrapped by the tenant's
+key-encryption key (KEK) with AES-GCM, the wrap bound to tenant and plaintext
+digest. The plaintext is cut in frames of ``frame_size`` bytes (the last one
+shorter, possibly empty); each frame has its own nonce and tag, and its index and
+a "final" flag are authenticated, so frames cannot be reordered, dropped or the
+file truncated without the reader noticing. Nothing is ever held whole in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MAGIC = b"DMTAEAD1"
+FRAME = 1024 * 1024
+TAG = 16
+HEADER = struct.Struct(">8s8s12s48sI")
+HEADER_SIZE = HEADER.size  # 80
+
+
+class DecryptionError(Exception):
+    """An encrypted object is corrupt, truncated or not for this key."""
+
+
+def encrypted_size(plain_size: int, frame: int = FRAME) -> int:
+    """Size of the encrypted object of a ``plain_size``-byte file."""
+    frames = max(1, -(-plain_size // frame))
+    return HEADER_SIZE + plain_size + TAG * frames
+
+
+def _frame_nonce(base: bytes, index: int) -> bytes:
+    return base[:4] + struct.pack(">Q", index)
+
+
+def _aad(header_digest: bytes, index: int, final: bool) -> bytes:
+    return header_digest + struct.pack(">Q?", index, final)
+
+
+class FrameSealer:
+    """Encrypts a plaintext stream frame by frame under one data key."""
+
+    def __init__(self, dek: bytes, header: bytes, frame: int = FRAME) -> None:
+        self.aead = AESGCM(dek)
+        self.header_digest = hashlib.sha256(header).digest()
+        self.nonce_base = hashlib.sha256(b"nonce" + header).digest()[:4]
+        self.frame = frame
+
+    def seal(self, index: int, plain: bytes, final: bool) -> bytes:
+        return self.aead.encrypt(_frame_nonce(self.nonce_base, index), plain,
+                                 _aad(self.header_digest, index, final))
+
+    def open(self, index: int, sealed: bytes, final: bool) -> bytes:
+        try:
+            return self.aead.decrypt(_frame_nonce(self.nonce_base, index), sealed,
+                                     _aad(self.header_digest, index, final))
+        except InvalidTag:
+            raise DecryptionError(f"frame {index} fails authentication (corrupt, "
+                                  "reordered or truncated object)") from None
+
+
+def frames_of(stream: IO[bytes], size: int, frame: int = FRAME) -> Iterator[bytes]:
+    """Read exactly ``size`` bytes of ``stream`` in frames (one empty frame if ``size`` is 0)."""
+    for i in range(max(1, -(-size // frame))):
+        want = min(frame, size - i * frame)
+        buf = _read_exact(stream, want)
+        if len(buf) != want:
+            raise ValueError(f"stream ended {size - i * frame - len(buf)} bytes early")
+        yield buf
+
+
+def seal_frames(sealer: FrameSealer, plain_frames: Iterable[bytes]) -> Iterator[bytes]:
+    """Encrypted frames of ``plain_frames``; the last one is flagged final."""
+    it = iter(plain_frames)
+    current = next(it, b"")
+    index = 0
+    for nxt in it:
+        yield sealer.seal(index, current, final=False)
+        current, index = nxt, index + 1
+    yield sealer.seal(index, current, final=True)
+
+
+def open_frames(sealer: FrameSealer, stream: IO[bytes]) -> Iterator[bytes]:
+    """Decrypt frames read from ``stream`` (after its header) until the final one."""
+    size = sealer.frame + TAG
+    current = _read_exact(stream, size)
+    index = 0
+    while True:
+        nxt = _read_exact(stream, size)
+        final = not nxt
+        if len(current) < TAG:
+            raise DecryptionError(f"frame {index} is truncated")
+        yield sealer.open(index, current, final)
+        if final:
+            return
+        if len(current) != size:
+            raise DecryptionError(f"frame {index} is short but not the last one")
+        current, index = nxt, index + 1
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
+    parts, left = [], size
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+class Keyring:
+    """Per-tenant key-encryption keys.
+
+    Keys come from a JSON file ``{"<siren>": "<base64 32 bytes>", ...}`` (production:
+    mounted from a secret store, ``DEMAT_KEK_FILE``); tenants absent from it get a key
+    generated once under ``<var>/keys/`` (embedded demo), created atomically so
+    concurrent processes agree on it.
+    """
+
+    def __init__(self, var_dir: Path, kek_file: Path | None = None) -> None:
+        self.dir = var_dir / "keys"
+        self._keys: dict[str, bytes] = {}
+        if kek_file is not None:
+            raw = json.loads(Path(kek_file).read_text())
+            for tenant, b64 in raw.items():
+                key = base64.b64decode(b64)
+                if len(key) != 32:
+                    raise ValueError(f"KEK file {kek_file}: key of tenant {tenant} is not "
+                                     "256 bits")
+                self._keys[tenant] = key
+
+    def kek(self, tenant: str) -> bytes:
+        key = self._keys.get(tenant)
+        if key is None:
+            key = self._keys[tenant] = self._local_key(tenant)
+        return key
+
+    def kek_id(self, tenant: str) -> bytes:
+        return hashlib.sha256(b"kek-id" + self.kek(tenant)).digest()[:8]
+
+    def derived(self, tenant: str, purpose: str) -> bytes:
+        """A 256-bit key for ``purpose`` derived from the tenant's KEK (e.g. keyed hashes)."""
+        return hashlib.sha256(self.kek(tenant) + b"\0" + purpose.encode()).digest()
+
+    def _local_key(self, tenant: str) -> bytes:
+        path = self.dir / f"{tenant}.kek"
+        if not path.exists():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.dir / f".{tenant}.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(base64.b64encode(os.urandom(32)))
+            try:
+                os.link(tmp, path)  # atomic: fails if another process created it first
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = base64.b64decode(path.read_bytes())
+        if len(key) != 32:
+            raise ValueError(f"key file {path} does not hold a 256-bit key")
+        return key
+
+    # --- objects --------------------------------------------------------------
+
+    def new_header(self, tenant: str, sha256: str) -> tuple[bytes, bytes]:
+        """A fresh data key and the object header carrying it wrapped by the tenant KEK."""
+        dek, nonce = os.urandom(32), os.urandom(12)
+        wrapped = AESGCM(self.kek(tenant)).encrypt(nonce, dek, _wrap_aad(tenant, sha256))
+        return dek, HEADER.pack(MAGIC, self.kek_id(tenant), nonce, wrapped, FRAME)
+
+    def open_header(self, tenant: str, sha256: str, header: bytes) -> FrameSealer:
+        """The frame decrypter of an object whose header is ``header``."""
+        if len(header) != HEADER_SIZE:
+            raise DecryptionError("encrypted object is shorter than its header")
+        magic, kek_id, nonce, wrapped, frame = HEADER.unpack(header)
+        if magic != MAGIC:
+            raise DecryptionError("not an encrypted object (bad magic)")
+        if kek_id != self.kek_id(tenant):
+            raise DecryptionError(f"object was encrypted under another key than tenant "
+                                  f"{tenant}'s current KEK")
+        try:
+            dek = AESGCM(self.kek(tenant)).decrypt(nonce, wrapped, _wrap_aad(tenant, sha256))
+        except InvalidTag:
+            raise DecryptionError("data key does not unwrap (wrong tenant or object)") from None
+        return FrameSealer(dek, header, frame)
+
+
+def _wrap_aad(tenant: str, sha256: str) -> bytes:
+    return f"demat-dek:{tenant}:{sha256}".encode()
+
+
+class EncryptingReader(io.RawIOBase):
+    """A readable stream of the encrypted object of ``size`` plaintext bytes from ``raw``."""
+
+    def __init__(self, raw: IO[bytes], size: int, dek: bytes, header: bytes) -> None:
+        self._frames = seal_frames(FrameSealer(dek, header), frames_of(raw, size))
+        self._buf = bytearray(header)
+        self.length = encrypted_size(size)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buf) < size:
+            frame = next(self._frames, None)
+            if frame is None:
+                break
+            self._buf += frame
+        if size < 0:
+            size = len(self._buf)
+        out = bytes(self._buf[:size])
+        del self._buf[:size]
+        return out
