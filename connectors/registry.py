@@ -10,6 +10,7 @@ from typing import Any
 CONNECTOR_TYPES: dict[str, str] = {
     "folder": "connectors.ged.folder:FolderDeposit",
     "webdav": "connectors.webdav.client:WebdavDeposit",
+    "seal": "connectors.seal:LocalSeal",
 }
 
 
