@@ -230,6 +230,11 @@ class ObjectStore:
         self.client.put_object(self.bucket, key, io.BytesIO(data), len(data),
                                content_type="application/json")
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the records under ``prefix`` (sorted)."""
+        return sorted(o.object_name for o in self.client.list_objects(
+            self.bucket, prefix=prefix, recursive=True))
+
     def get_json(self, key: str) -> Any | None:
         try:
             resp = self.client.get_object(self.bucket, key)

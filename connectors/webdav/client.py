@@ -1,4 +1,5 @@
-"""WebDAV deposit: one collection per tenant and document, ``metadata.json`` last.
+"""WebDAV deposit: one collection per tenant and document (or any folder, e.g. one per agent
+in a personal space, with ``deposit_folder``), ``metadata.json`` last.
 
 Before writing, the client asks the server: a document whose ``metadata.json``
 exists is already deposited, and a file already there with the same SHA-256
@@ -27,55 +28,69 @@ class WebdavDeposit:
     """Deposit a document's files and metadata into a WebDAV server."""
 
     def __init__(self, base_url: str, *, username: str | None = None,
-                 password: str | None = None, timeout: float = 10.0) -> None:
+                 password: str | None = None, timeout: float = 10.0, root: str = "") -> None:
         auth = httpx.BasicAuth(username, password or "") if username else None
         self.base_url = base_url.rstrip("/")
+        self.root = [p for p in root.split("/") if p]  # collections above every deposit
         self.http = httpx.AsyncClient(auth=auth, timeout=timeout)
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, var_dir: Path) -> WebdavDeposit:
         return cls(resolve_url(options["url"], var_dir), username=options.get("username"),
-                   password=options.get("password"), timeout=float(options.get("timeout", 10)))
+                   password=options.get("password"), timeout=float(options.get("timeout", 10)),
+                   root=str(options.get("root", "")))
 
     def _url(self, *parts: str) -> str:
         return "/".join([self.base_url, *(quote(p, safe="") for p in parts)])
 
     async def lookup(self, tenant: str, doc_id: str) -> dict[str, Any] | None:
         """The metadata of an earlier finished deposit of this document, if any."""
+        return await self.lookup_folder([tenant, doc_id])
+
+    async def deposit(self, tenant: str, doc_id: str, files: list[DepositFile],
+                      metadata: dict[str, Any]) -> dict[str, Any]:
+        """Write the files (unless already there) then ``metadata.json``; return a receipt."""
+        return await self.deposit_folder([tenant, doc_id], files, metadata)
+
+    async def lookup_folder(self, folder: list[str]) -> dict[str, Any] | None:
+        """The receipt of an earlier finished deposit into ``folder`` (under the root)."""
+        parts = [*self.root, *folder]
+
         async def get() -> httpx.Response:
-            return await self.http.get(self._url(tenant, doc_id, "metadata.json"))
+            return await self.http.get(self._url(*parts, "metadata.json"))
 
         resp = await call(PARTNER, get)
         if resp.status_code == 404:
             return None
         raise_for_status(resp, PARTNER)
-        return {"location": self._url(tenant, doc_id), "metadata": resp.json(),
+        return {"location": self._url(*parts), "metadata": resp.json(),
                 "deposited_at": resp.headers.get("Last-Modified", "")}
 
-    async def deposit(self, tenant: str, doc_id: str, files: list[DepositFile],
-                      metadata: dict[str, Any]) -> dict[str, Any]:
-        """Write the files (unless already there) then ``metadata.json``; return a receipt."""
-        await self._mkcol(tenant)
-        await self._mkcol(tenant, doc_id)
+    async def deposit_folder(self, folder: list[str], files: list[DepositFile],
+                             metadata: dict[str, Any]) -> dict[str, Any]:
+        """Deposit into ``folder`` (collections created as needed), ``metadata.json`` last."""
+        parts = [*self.root, *folder]
+        for depth in range(1, len(parts) + 1):
+            await self._mkcol(*parts[:depth])
         sent = []
         for f in files:
-            if await self._has(tenant, doc_id, f.name, f.sha256):
+            if await self._has(*parts, f.name, sha256=f.sha256):
                 continue
             # a streamed body cannot be re-sent by a quick retry: the step is retried instead
-            await self._put(aiter_chunks(f.chunks), f.sha256, tenant, doc_id, f.name)
+            await self._put(aiter_chunks(f.chunks), f.sha256, *parts, f.name)
             sent.append(f.name)
         body = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
-        await self._put_small(body, tenant, doc_id, "metadata.json")
-        return {"location": self._url(tenant, doc_id), "files": [f.name for f in files],
+        await self._put_small(body, *parts, "metadata.json")
+        return {"location": self._url(*parts), "files": [f.name for f in files],
                 "sent": sent, "deposited_at": datetime.now(UTC).isoformat()}
 
-    async def _put_small(self, body: bytes, tenant: str, doc_id: str, name: str) -> None:
+    async def _put_small(self, body: bytes, *parts: str) -> None:
         """PUT a small body, asking first on every try whether it already arrived."""
         sha256 = hashlib.sha256(body).hexdigest()
 
         async def ask_then_put() -> None:
-            if not await self._has(tenant, doc_id, name, sha256):
-                await self._put(body, sha256, tenant, doc_id, name)
+            if not await self._has(*parts, sha256=sha256):
+                await self._put(body, sha256, *parts)
 
         await call(PARTNER, ask_then_put)
 
@@ -87,9 +102,9 @@ class WebdavDeposit:
         if resp.status_code not in (201, 405):  # 405: the collection exists
             raise_for_status(resp, PARTNER)
 
-    async def _has(self, tenant: str, doc_id: str, name: str, sha256: str) -> bool:
+    async def _has(self, *parts: str, sha256: str) -> bool:
         async def head() -> httpx.Response:
-            return await self.http.head(self._url(tenant, doc_id, name))
+            return await self.http.head(self._url(*parts))
 
         resp = await call(PARTNER, head)
         if resp.status_code == 404:

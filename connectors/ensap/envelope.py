@@ -1,0 +1,148 @@
+"""The ``envoi-BP-Generique`` envelope (schema v1.3.2): one ``assure`` entry per pay slip."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "ensap" / \
+    "enveloppe_ENSAP_BPG_V1.3.2.xsd"
+THEME_PAY = 8
+SSTHEME_PAY_SLIP = 43
+_NAME_OK = re.compile(r"[^A-Za-zÀ-ÖØ-öø-ÿŒœ \-']")
+
+
+@dataclass(frozen=True)
+class EnsapEntry:
+    """What the envelope says about one pay slip (personal data: never logged)."""
+
+    doc_id: str
+    matricule: str
+    nir: str  # 15 characters; the envelope carries the first 13
+    birth_name: str
+    birth_date: date
+    employer_siret: str
+    period_start: date
+    net_amount_cents: int
+    pdf_sha256: str
+    pdf_size: int
+
+    @property
+    def nir13(self) -> str:
+        return self.nir[:13]
+
+    @property
+    def sex(self) -> str:
+        """1 (male) or 2 (female), from the NIR's first digit (3/7: 1, 4/8: 2)."""
+        return "1" if self.nir[0] in "137" else "2"
+
+    @property
+    def file_name(self) -> str:
+        """``NIR_SIRET_BPaie_DDMMYYYY.pdf``, the name ENSAP expects."""
+        return f"{self.nir13}_{self.employer_siret}_BPaie_{self.period_start:%d%m%Y}.pdf"
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """The sending organisation as ENSAP knows it."""
+
+    code_emetteur: str
+    code_cft: str = ""
+    code_employeur: str | None = None
+
+
+def envelope_name(emitter: Emitter, period: date, batch_id: str, at: date) -> str:
+    """``nom_fichier`` of the message (at most 80 characters)."""
+    tail = re.sub(r"[^A-Za-z0-9]", "", batch_id)[-24:]
+    return f"ENVOI-PJ-BPG-{SSTHEME_PAY_SLIP}-{emitter.code_emetteur}-{tail}-" \
+           f"{period:%Y%m}-{at:%d%m%Y}"[:80]
+
+
+def birth_name(value: str) -> str:
+    """A name the schema accepts: letters (accented), spaces, '-' and "'"; upper case."""
+    text = unicodedata.normalize("NFC", value).strip().upper()
+    text = _NAME_OK.sub(" ", text)
+    return " ".join(text.split())[:65] or "INCONNU"
+
+
+def build_envelope(emitter: Emitter, batch_id: str, entries: list[EnsapEntry],
+                   at: date | None = None) -> bytes:
+    """The envelope XML of a batch (UTF-8); numero_ordre follows ``entries``' order."""
+    if not entries:
+        raise ValueError("an ENSAP envelope needs at least one pay slip")
+    at = at or date.today()
+    root = etree.Element("envoi-BP-Generique")
+    message = etree.SubElement(root, "message")
+    _add(message, "version_fichier", "01.00")
+    _add(message, "nature_flux", "ENVOI-BP-GENERIQUE")
+    _add(message, "nom_fichier", envelope_name(emitter, entries[0].period_start, batch_id, at))
+    _add(message, "date_traitement", f"{at:%d%m%Y}")
+    sender = etree.SubElement(root, "emetteur")
+    _add(sender, "code_emetteur", emitter.code_emetteur)
+    if emitter.code_employeur:
+        _add(sender, "code_employeur", emitter.code_employeur)
+    _add(sender, "code_CFT", emitter.code_cft)
+    for order, entry in enumerate(entries, start=1):
+        _assure(root, order, entry)
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _assure(root: etree._Element, order: int, e: EnsapEntry) -> None:
+    assure = etree.SubElement(root, "assure")
+    _add(assure, "numero_dossier", e.matricule)
+    _add(assure, "numero_ordre", str(order))
+    _add(assure, "nir", e.nir13)
+    _add(assure, "nom_naissance", birth_name(e.birth_name))
+    _add(assure, "sexe", e.sex)
+    _add(assure, "date_naissance", f"{e.birth_date:%d%m%Y}")
+    _add(assure, "iban", "")
+    _add(assure, "statut", "")
+    _add(assure, "reference_emetteur", e.doc_id)
+    manager = etree.SubElement(assure, "gestionnaire")
+    _add(manager, "siret", e.employer_siret)
+    doc = etree.SubElement(manager, "document")
+    _add(doc, "theme", str(THEME_PAY))
+    _add(doc, "sstheme", str(SSTHEME_PAY_SLIP))
+    _add(doc, "date_document", f"{e.period_start:%d%m%Y}")
+    _add(doc, "montant", str(e.net_amount_cents))
+    _add(doc, "id_piece", "")
+    _add(doc, "nom_fichier", e.file_name)
+    _add(doc, "poids_fichier", str(e.pdf_size))
+
+
+def _add(parent: etree._Element, tag: str, text: str) -> None:
+    etree.SubElement(parent, tag).text = text
+
+
+@cache
+def schema() -> etree.XMLSchema:
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XMLSchema(etree.parse(str(XSD), parser))
+
+
+def schema_errors(xml: bytes) -> list[str]:
+    """Why ``xml`` is not a valid envelope (empty when valid); lines, not values."""
+    try:
+        doc = etree.fromstring(xml, etree.XMLParser(no_network=True, resolve_entities=False))
+    except etree.XMLSyntaxError as exc:
+        return [f"not well-formed: {exc}"]
+    s = schema()
+    if s.validate(doc):
+        return []
+    return [f"line {e.line}: {e.message}" for e in s.error_log]
+
+
+def entries_of(xml: bytes) -> list[dict[str, str]]:
+    """Per ``assure``: numero_ordre, reference_emetteur, nom_fichier, poids_fichier."""
+    doc = etree.fromstring(xml, etree.XMLParser(no_network=True, resolve_entities=False))
+    return [{"numero_ordre": a.findtext("numero_ordre", ""),
+             "reference_emetteur": a.findtext("reference_emetteur", ""),
+             "nom_fichier": a.findtext("gestionnaire/document/nom_fichier", ""),
+             "poids_fichier": a.findtext("gestionnaire/document/poids_fichier", "")}
+            for a in doc.iterfind("assure")]
