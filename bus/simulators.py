@@ -25,8 +25,18 @@ def _webdav(plan: FailurePlan) -> Any:
     return WebdavSimulator(plan).app
 
 
+def _iparapheur(plan: FailurePlan) -> Any:
+    from bus.settings import get_settings
+    from connectors.iparapheur.simulator import IparapheurSimulator
+
+    pace = float(os.environ.get("DEMAT_SIM_IPARAPHEUR_STEP_SECONDS", "0.5"))
+    return IparapheurSimulator(plan, step_seconds=pace,
+                               key_dir=get_settings().var_dir / "iparapheur-sim").app
+
+
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
     "webdav": _webdav,
+    "iparapheur": _iparapheur,
 }
 
 

@@ -11,6 +11,7 @@ CONNECTOR_TYPES: dict[str, str] = {
     "folder": "connectors.ged.folder:FolderDeposit",
     "webdav": "connectors.webdav.client:WebdavDeposit",
     "seal": "connectors.seal:LocalSeal",
+    "iparapheur": "connectors.iparapheur.client:IparapheurClient",
 }
 
 

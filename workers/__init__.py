@@ -8,6 +8,7 @@ from types import ModuleType
 STEP_KINDS: dict[str, str] = {
     "validate": "workers.validate",
     "deposit": "workers.deposit",
+    "sign": "workers.sign",
 }
 
 

@@ -85,7 +85,9 @@ def load_identity(options: dict[str, Any], *, var_dir: Path, holder: str) -> Sea
         return _from_pkcs12(options, password)
     if any(k in options for k in ("key", "key_pem", "cert", "cert_pem")):
         return _from_pem(options, password)
-    return demo_identity(var_dir, holder)
+    demo = {k: str(options[f"demo_{k}"]) for k in ("prefix", "organization")
+            if options.get(f"demo_{k}") is not None}
+    return demo_identity(var_dir, holder, **demo)
 
 
 def _password(options: dict[str, Any]) -> bytes | None:
@@ -186,8 +188,11 @@ def demo_ca(var_dir: Path) -> SealIdentity:
     return _load_pair(key_path, cert_path, demo=True)
 
 
-def demo_identity(var_dir: Path, holder: str) -> SealIdentity:
-    """A demo EC P-256 seal certificate for ``holder`` (a tenant SIREN), issued by the demo CA."""
+def demo_identity(var_dir: Path, holder: str, *, prefix: str = DEMO_SEAL_PREFIX,
+                  organization: str = "demat-bus DEMO seal - not for production"
+                  ) -> SealIdentity:
+    """A demo EC P-256 certificate for ``holder`` (a tenant SIREN, or a signer's name in
+    a simulator), issued by the demo CA."""
     ca = demo_ca(var_dir)
     safe = "".join(c for c in holder if c.isalnum() or c in "-_") or "default"
     folder = var_dir / DEMO_DIR
@@ -197,9 +202,8 @@ def demo_identity(var_dir: Path, holder: str) -> SealIdentity:
         if not cert_path.exists():
             key = ec.generate_private_key(ec.SECP256R1())
             subject = x509.Name([
-                x509.NameAttribute(NameOID.COMMON_NAME, f"{DEMO_SEAL_PREFIX} {holder} - not for "
-                                                        f"production"),
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"demo tenant {holder}"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"{prefix} {holder}".strip()[:64]),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization[:64]),
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")])
             cert = (_builder(subject, ca.cert.subject, key.public_key(), years=3)
                     .add_extension(x509.BasicConstraints(ca=False, path_length=None),

@@ -185,6 +185,19 @@ def _parse_xml(xml: bytes) -> etree._ElementTree:
         raise SealInputError(f"not well-formed XML: {exc}") from None
 
 
+def signature_digest(data: bytes, fmt: str) -> str:
+    """SHA-256 of the last signature in ``data``: its CMS container (``pades``), its
+    ``SignatureValue`` texts (``xades``), or the whole detached CMS (``cms``)."""
+    if fmt == "pades":
+        return _pdf_signature_digest(data)
+    if fmt == "xades":
+        root = _parse_xml(data).getroot()
+        values = root.iter(f"{{{DS_NS}}}SignatureValue")
+        return hashlib.sha256(b"".join((v.text or "").strip().encode() for v in values)
+                              ).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
 def _pdf_signature_digest(pdf: bytes) -> str:
     """SHA-256 of the last signature's CMS container in ``pdf``."""
     from pyhanko.pdf_utils.reader import PdfFileReader

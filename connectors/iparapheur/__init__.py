@@ -1,0 +1,1 @@
+"""i-Parapheur v5 (Libriciel signature workflow): client and simulator."""
