@@ -34,8 +34,33 @@ def _iparapheur(plan: FailurePlan) -> Any:
                                key_dir=get_settings().var_dir / "iparapheur-sim").app
 
 
+def _ensap(plan: FailurePlan) -> Any:
+    from connectors.ensap.simulator import EnsapSimulator
+
+    return EnsapSimulator(plan).app
+
+
+def _securemail(plan: FailurePlan) -> Any:
+    """Portal app; its SMTP relay starts here and is announced as ``securemail-smtp``."""
+    from bus.settings import get_settings
+    from connectors.securemail.simulator import SecureMailSimulator
+
+    read_after = os.environ.get("DEMAT_SIM_MAIL_READ_AFTER", "1")  # demo agent clicks the link
+    sim = SecureMailSimulator(plan, auto_read_after=float(read_after) if read_after else None)
+    try:
+        old = json.loads((get_settings().var_dir / "simulators.json").read_text())
+        port = int(old["securemail-smtp"].rsplit(":", 1)[1])
+    except (OSError, ValueError, KeyError):
+        port = 0
+    sim.app.state.side_addresses = {
+        "securemail-smtp": sim.start_smtp(port if port and port_is_free(port) else 0)}
+    return sim.app
+
+
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
     "webdav": _webdav,
+    "ensap": _ensap,
+    "securemail": _securemail,
     "iparapheur": _iparapheur,
 }
 
@@ -62,7 +87,10 @@ def serve_all(var_dir: Path) -> None:
         server.start()
         servers[name] = server
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({n: s.base_url for n, s in servers.items()}, indent=2))
+    addresses = {n: s.base_url for n, s in servers.items()}
+    for server in servers.values():  # side servers of a simulator (e.g. an SMTP relay)
+        addresses |= getattr(getattr(server.app, "state", None), "side_addresses", {})
+    tmp.write_text(json.dumps(addresses, indent=2))
     tmp.replace(path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -10,6 +10,8 @@ from typing import Any
 CONNECTOR_TYPES: dict[str, str] = {
     "folder": "connectors.ged.folder:FolderDeposit",
     "webdav": "connectors.webdav.client:WebdavDeposit",
+    "ensap": "connectors.ensap.client:EnsapClient",
+    "securemail": "connectors.securemail.client:SecureMailClient",
     "seal": "connectors.seal:LocalSeal",
     "iparapheur": "connectors.iparapheur.client:IparapheurClient",
 }

@@ -8,6 +8,10 @@ from types import ModuleType
 STEP_KINDS: dict[str, str] = {
     "validate": "workers.validate",
     "deposit": "workers.deposit",
+    "payslip-ensap": "workers.ensap",
+    "agent-space": "workers.agent_space",
+    "secure-mail": "workers.secure_mail",
+    "mail-receipt": "workers.mail_receipt",
     "sign": "workers.sign",
 }
 

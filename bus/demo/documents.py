@@ -72,9 +72,16 @@ def generic_documents(index: int) -> list[DemoDocument]:
     ]
 
 
+def _payslips(index: int) -> list[DemoDocument]:
+    from bus.demo.payslips import payslip_documents
+
+    return payslip_documents(index)
+
+
 def demo_documents(count: int = 1) -> list[DemoDocument]:
     """``count`` rounds of demo documents of every flow that exists."""
     docs: list[DemoDocument] = []
     for i in range(count):
         docs += generic_documents(i)
+        docs += _payslips(i)
     return docs

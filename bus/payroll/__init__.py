@@ -1,0 +1,1 @@
+"""Payroll: pay slip checks against the tenant's configuration and payroll run ingestion."""
