@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bus.audit import cli as audit_commands
 from bus.payroll import cli as payroll_commands
 from bus.settings import Settings, get_settings
 
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     _dlq_parser(sub)
+    audit_commands.add_commands(sub)
     payroll_commands.add_commands(sub)
 
     s = sub.add_parser("check", help="validate flows and tenants configuration")

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bus.audit.chain import event_hash
 from bus.flows import FlowRegistry
 from bus.privacy import scrub_for
 from bus.tenants import TenantRegistry
@@ -17,6 +18,7 @@ from schemas.envelope import utcnow
 from schemas.flow import FlowDefinition, StepDefinition
 from schemas.messages import (
     Accepted,
+    ConfigurationLoaded,
     DeadLetter,
     DocState,
     DocumentState,
@@ -31,6 +33,7 @@ from schemas.messages import (
     StepTask,
     StepWaiting,
 )
+from schemas.search_keys import KeyHasher, extract_keys
 
 
 @dataclass
@@ -49,10 +52,11 @@ class FlowEngine:
     """Decides every document's next step from its flow definition."""
 
     def __init__(self, flows: FlowRegistry, tenants: TenantRegistry,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, key_hasher: KeyHasher | None = None) -> None:
         self.flows = flows
         self.tenants = tenants
         self.rng = rng or random.Random()
+        self.key_hasher = key_hasher  # personal search keys; without it they are left out
 
     # --- entry points ---------------------------------------------------------
 
@@ -65,6 +69,7 @@ class FlowEngine:
             "producer": msg.envelope.producer,
             "idempotency_key": msg.envelope.idempotency_key,
             "files": [f.model_dump(mode="json") for f in msg.envelope.files],
+            "keys": self._keys(state, None, msg.envelope.metadata),
         })
         self._advance(out, after=None)
         return out
@@ -91,6 +96,7 @@ class FlowEngine:
         self._event(out, "step-done", step=msg.step, detail={
             "output": msg.output,
             "artefacts": [a.file.model_dump(mode="json") for a in msg.artefacts],
+            "keys": self._keys(state, msg.step, msg.output),
         })
         self._advance(out, after=msg.step)
         return out
@@ -160,6 +166,23 @@ class FlowEngine:
         self._event(out, kind, step=name, detail=detail | {"from_step": name}, actor=msg.actor)
         self._dispatch(out, self._flow(state).step(name))
         return out
+
+    def on_configuration(self, state: DocumentState | None,
+                         msg: ConfigurationLoaded) -> Transition:
+        """Journal a router starting with another flows/tenants configuration than last time."""
+        if state is not None and state.config_digest == msg.digest:
+            return Transition(state, changed=False)
+        state = state or DocumentState(doc_id=msg.doc_id, state=DocState.COMPLETED)
+        previous = state.config_digest
+        state.config_digest = msg.digest
+        out = Transition(state)
+        self._event(out, "configuration-changed", actor=msg.router or "router", detail={
+            "digest": msg.digest, "previous": previous, "parts": msg.parts})
+        return out
+
+    def _keys(self, state: DocumentState, step: str | None, data: dict) -> dict:
+        return extract_keys(self._flow(state).search_keys, data, step=step,
+                            hasher=self.key_hasher)
 
     def _replay_refusal(self, state: DocumentState, msg: OperatorAction) -> str | None:
         assert state.envelope is not None
@@ -280,12 +303,15 @@ class FlowEngine:
         state.seq += 1
         state.updated_at = utcnow()
         env = state.envelope
-        out.events.append(JournalEvent(
+        event = JournalEvent(
             event_id=f"{state.doc_id}:{state.seq}", doc_id=state.doc_id, seq=state.seq,
             tenant=env.tenant if env else None, flow=env.flow if env else None,
             type=kind, state=state.state, step=step, at=state.updated_at,
             actor=actor, detail=scrub_for(env, self.flows, detail or {}),
-        ))
+            prev_hash=state.chain_head,
+        )
+        event.hash = state.chain_head = event_hash(event.model_dump(mode="json"))
+        out.events.append(event)
 
     def _redeliver(self, state: DocumentState) -> Transition:
         """A message seen before: re-send the task in flight (workers are idempotent)."""

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     status_by TEXT, status_reason TEXT, body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_doc ON dead_letters (doc_id);
+CREATE TABLE IF NOT EXISTS search_keys (
+    doc_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (name, value, doc_id)
+);
 """
 LETTER_STATUS = {"replayed": "replayed", "discarded": "discarded"}
 
@@ -60,10 +64,50 @@ class Index:
                      json.dumps(ev.detail, default=str)))
                 if cur.rowcount:
                     added += 1
-                    if not ev.doc_id.startswith("dlq:"):
+                    if not ev.doc_id.startswith(("dlq:", "bus:")):
                         self._upsert_document(ev)
+                    self._add_keys(ev)
                     self._letter_status(ev)
         return added
+
+    def _add_keys(self, ev: JournalEvent) -> None:
+        """Business keys the router put in the event (personal ones already keyed hashes)."""
+        keys = ev.detail.get("keys")
+        if not isinstance(keys, dict):
+            return
+        self._db.executemany(
+            "INSERT OR IGNORE INTO search_keys VALUES (?,?,?)",
+            [(ev.doc_id, name, str(v)) for name, values in keys.items()
+             for v in (values if isinstance(values, list) else [values])])
+
+    def search(self, *, tenant: str | None = None, flow: str | None = None,
+               state: str | None = None, since: str | None = None, until: str | None = None,
+               keys: dict[str, str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Documents matching every filter: ``keys`` are exact (already normalized) values;
+        ``since``/``until`` bound the submission date (ISO, ``until`` exclusive)."""
+        where, args = [], []
+        for col, val in (("tenant", tenant), ("flow", flow), ("state", state)):
+            if val is not None:
+                where.append(f"d.{col} = ?")
+                args.append(val)
+        if since is not None:
+            where.append("d.created_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("d.created_at < ?")
+            args.append(until)
+        for name, value in (keys or {}).items():
+            where.append("d.doc_id IN (SELECT doc_id FROM search_keys WHERE name=? AND value=?)")
+            args += [name, value]
+        sql = ("SELECT d.doc_id, d.tenant, d.flow, d.state, d.step, d.created_at, d.updated_at "
+               "FROM documents d")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.created_at DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        keys_of = ("id", "tenant", "flow", "state", "step", "created_at", "updated_at")
+        return [dict(zip(keys_of, r, strict=True)) for r in rows]
 
     def _letter_status(self, ev: JournalEvent) -> None:
         status = LETTER_STATUS.get(ev.type)

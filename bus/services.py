@@ -21,6 +21,7 @@ from faststream.middlewares import AckPolicy
 from pydantic import TypeAdapter, ValidationError
 
 from bus import intake
+from bus.audit.config import key_hasher
 from bus.broker import encode, ensure_topics, make_broker
 from bus.deadletter import letter_headers, poison_letter, source_of
 from bus.delays import DelayService, delay_headers, tier_for
@@ -30,6 +31,7 @@ from bus.runtime import Runtime
 from bus.state import StateStore
 from schemas.messages import (
     Accepted,
+    ConfigurationLoaded,
     DeadLetter,
     DocumentState,
     ErrorInfo,
@@ -43,7 +45,7 @@ from schemas.messages import (
 )
 
 log = logging.getLogger("demat.services")
-GROUPS = ("intake", "router", "steps", "journal", "delays")
+GROUPS = ("intake", "router", "steps", "journal", "delays", "sealer")
 _router_message = TypeAdapter(RouterMessage)
 T = TypeVar("T")
 
@@ -125,7 +127,8 @@ class Router:
     def __init__(self, runtime: Runtime, broker: KafkaBroker) -> None:
         self.runtime = runtime
         self.broker = broker
-        self.engine = FlowEngine(runtime.flows, runtime.tenants)
+        self.engine = FlowEngine(runtime.flows, runtime.tenants,
+                                 key_hasher=key_hasher(runtime.settings))
         self.states = StateStore(runtime.store, runtime.settings.state_cache_size)
 
     async def handle(self, msg: KafkaMessage) -> None:
@@ -149,6 +152,8 @@ class Router:
                 return engine.on_step_failed(state, msg)
             case StepWaiting():
                 return engine.on_step_waiting(state, msg)
+            case ConfigurationLoaded():
+                return engine.on_configuration(state, msg)
             case _:
                 return engine.on_operator(state, msg)
 
@@ -237,6 +242,7 @@ def _parse_event(raw: bytes) -> JournalEvent | None:
 def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None = None
               ) -> FastStream:
     """A FastStream app running the given service groups in one process."""
+    from bus.audit.service import register_audit
     from workers import STEP_KINDS
     from workers.subscriber import register as register_step
 
@@ -256,6 +262,7 @@ def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None 
     if "journal" in groups:
         register_journal(broker, runtime)
     app = FastStream(broker)
+    register_audit(app, broker, runtime, groups)  # sealer; router's configuration digest
     delays = DelayService(runtime.settings) if "delays" in groups else None
     background: list[asyncio.Task] = []
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     index_path: Path | None = None
     state_cache_size: int = Field(default=20_000, ge=0)
     log_level: str = "INFO"
+    # audit journal (bus/audit): sealing, signing key, timestamping, search-key secret
+    seal_interval_seconds: float | None = Field(default=None, gt=0)  # None: 3 s embedded, 300
+    audit_key_file: Path | None = None  # Ed25519 PEM; default <var>/audit/bus-ed25519.pem
+    tsa_url: str = "sim:tsa"  # RFC 3161 TSA (sim:tsa = the embedded simulator)
+    tsa_ca_file: Path | None = None  # TSA trust anchor; default <var>/tsa/ca.pem (simulator)
+    index_secret: str | None = None  # HMAC key of personal search keys; default <var>/audit/
 
     @cached_property
     def stack_file(self) -> Path:

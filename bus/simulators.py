@@ -57,7 +57,15 @@ def _securemail(plan: FailurePlan) -> Any:
     return sim.app
 
 
+def _tsa(plan: FailurePlan) -> Any:
+    from bus.settings import get_settings
+    from connectors.tsa.simulator import TsaSimulator
+
+    return TsaSimulator(get_settings().var_dir / "tsa", plan).app
+
+
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
+    "tsa": _tsa,
     "webdav": _webdav,
     "ensap": _ensap,
     "securemail": _securemail,

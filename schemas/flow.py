@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.search_keys import SearchKey, check_search_keys
+
 
 class RetryPolicy(BaseModel):
     """How a failing step is retried before its document is put in error."""
@@ -107,6 +109,7 @@ class FlowDefinition(BaseModel):
     description: str = ""
     metadata_model: str
     steps: list[StepDefinition] = Field(min_length=1)
+    search_keys: dict[str, SearchKey] = Field(default_factory=dict)  # see schemas.search_keys
     encrypt_files: bool = False  # files and artefacts encrypted at rest (bus.crypto)
 
     @model_validator(mode="after")
@@ -123,6 +126,7 @@ class FlowDefinition(BaseModel):
         cycle = self._find_cycle()
         if cycle:
             raise ValueError(f"flow {self.name!r}: steps form a cycle: {' -> '.join(cycle)}")
+        check_search_keys(self.name, self.search_keys, names)
         return self
 
     def step(self, name: str) -> StepDefinition:

@@ -158,8 +158,19 @@ class OperatorAction(BaseModel):
     from_step: str | None = None
 
 
+class ConfigurationLoaded(BaseModel):
+    """Router -> router at start-up: the digest of the flows and tenants it runs."""
+
+    type: Literal["configuration"] = "configuration"
+    doc_id: str = "bus:configuration"
+    digest: str
+    parts: dict[str, str] = Field(default_factory=dict)  # "flow:x" / "tenant:y" -> digest
+    router: str = ""
+
+
 RouterMessage = Annotated[
-    Accepted | Refused | StepDone | StepFailed | StepWaiting | OperatorAction,
+    Accepted | Refused | StepDone | StepFailed | StepWaiting | OperatorAction
+    | ConfigurationLoaded,
     Field(discriminator="type"),
 ]
 
@@ -217,6 +228,8 @@ class DocumentState(BaseModel):
     duplicate_of: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    chain_head: str | None = None  # hash of the document's last journal event
+    config_digest: str | None = None  # only the bus:configuration record: last digest seen
 
     def record(self, step: str) -> StepRecord:
         """The latest record of ``step`` (created if absent)."""
@@ -245,3 +258,5 @@ class JournalEvent(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     actor: str = "router"
     detail: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str | None = None  # hash of the document's previous event (bus.audit.chain)
+    hash: str | None = None  # SHA-256 of this event's canonical JSON without ``hash``

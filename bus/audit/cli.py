@@ -1,0 +1,163 @@
+"""Archivists' commands: ``demat audit verify|export|reindex`` and ``demat search``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+# shortcut options of `demat search`: option -> search key name declared by flows
+KEY_OPTIONS = {"acte-number": "acte_number", "official-id": "official_id",
+               "invoice-number": "invoice_number", "matricule": "matricule", "nir": "nir",
+               "name": "name"}
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    audit = sub.add_parser("audit", help="tamper-evident journal: verify, proof bundles")
+    cmds = audit.add_subparsers(metavar="ACTION", required=True)
+    s = cmds.add_parser("verify", help="check every chain, checkpoint, signature, "
+                        "time-stamp and stored file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+    s = cmds.add_parser("export", help="proof bundle of a document, verifiable offline")
+    s.add_argument("id")
+    s.add_argument("--dir", type=Path, required=True)
+    s.set_defaults(func=cmd_export)
+    s = cmds.add_parser("reindex", help="rebuild the search index from the sealed journal")
+    s.set_defaults(func=cmd_reindex)
+
+    s = sub.add_parser("search", help="documents by tenant, flow, state, dates, business keys")
+    s.add_argument("--tenant")
+    s.add_argument("--flow")
+    s.add_argument("--state")
+    s.add_argument("--since", help="submitted on or after (ISO date or datetime)")
+    s.add_argument("--until", help="submitted before (ISO date or datetime)")
+    for option, key in KEY_OPTIONS.items():
+        s.add_argument(f"--{option}", dest=f"key_{key}", metavar="VALUE",
+                       help=f"search key {key}")
+    s.add_argument("--key", action="append", default=[], metavar="NAME=VALUE",
+                   help="any search key a flow declares")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search)
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]error:[/] {message}")
+    return 2
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from bus.audit.verify import verify_bus
+    from bus.runtime import Runtime
+
+    report = verify_bus(Runtime())
+    if args.json:
+        out.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0 if report.ok else 1
+    counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if report.ok:
+        out.print(f"[green]journal intact[/]: {counts}")
+        return 0
+    table = Table("where", "problem", title=f"{len(report.problems)} problem(s)")
+    for p in report.problems:
+        table.add_row(p.where, p.what)
+    out.print(table)
+    out.print(f"[red]TAMPERING OR LOSS DETECTED[/] ({counts})")
+    return 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bus.audit.bundle import export_bundle
+    from bus.runtime import Runtime
+
+    try:
+        result = export_bundle(Runtime(), args.id, args.dir)
+    except (KeyError, ValueError) as exc:
+        return _fail(str(exc.args[0]))
+    out.print(f"proof bundle of {args.id}: {result['events']} events in checkpoint "
+              f"{result['checkpoint']}, written to {args.dir} (see README.md there)")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from bus.audit.sealer import segment_lines
+    from bus.audit.store import SEGMENTS, JournalStore
+    from bus.index import Index
+    from bus.runtime import Runtime
+    from schemas.messages import JournalEvent
+
+    runtime = Runtime()
+    journal = JournalStore(runtime.settings, runtime.store)
+    index = Index(runtime.settings.index_file)
+    added = 0
+    for key in journal.numbered(SEGMENTS, "jsonl"):
+        events = [JournalEvent.model_validate_json(line)
+                  for line in segment_lines(journal.get(key) or b"")]
+        added += index.add(events)
+    out.print(f"{added} events added to {runtime.settings.index_file}")
+    return 0
+
+
+def search_keys_of(args: argparse.Namespace) -> list[tuple[str, str]]:
+    pairs = [(key, v) for key in KEY_OPTIONS.values()
+             if (v := getattr(args, f"key_{key}", None)) is not None]
+    for item in args.key:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--key {item!r}: expected NAME=VALUE")
+        pairs.append((name, value))
+    return pairs
+
+
+def query_keys(pairs: list[tuple[str, str]], flows: Any, hasher: Any) -> dict[str, str]:
+    """Normalized key values to look up; personal keys are hashed as the router hashed them."""
+    from schemas.search_keys import normalize
+
+    declared: dict[str, bool] = {}
+    for name in flows.names():
+        for key_name, key in flows.get(name).search_keys.items():
+            declared[key_name] = declared.get(key_name, False) or key.personal
+    keys = {}
+    for name, value in pairs:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise ValueError(f"no flow declares the search key {name!r} (declared: {known})")
+        value = normalize(value)
+        keys[name] = hasher(name, value) if declared[name] else value
+    return keys
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from bus.audit.config import key_hasher
+    from bus.flows import FlowRegistry
+    from bus.index import Index
+    from bus.settings import get_settings
+
+    settings = get_settings()
+    try:
+        keys = query_keys(search_keys_of(args), FlowRegistry.load(), key_hasher(settings))
+    except ValueError as exc:
+        return _fail(str(exc))
+    rows = Index(settings.index_file).search(
+        tenant=args.tenant, flow=args.flow, state=args.state, since=args.since,
+        until=args.until, keys=keys, limit=args.limit)
+    if args.json:
+        out.print_json(json.dumps(rows))
+        return 0
+    table = Table("id", "tenant", "flow", "state", "submitted", "updated",
+                  title=f"{len(rows)} document(s)")
+    for r in rows:
+        table.add_row(r["id"], r["tenant"] or "", r["flow"] or "", r["state"],
+                      r["created_at"], r["updated_at"])
+    out.print(table)
+    return 0
