@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bus.actes import commands as acte_commands
 from bus.audit import cli as audit_commands
 from bus.payroll import cli as payroll_commands
 from bus.settings import Settings, get_settings
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     _dlq_parser(sub)
+    acte_commands.add_commands(sub)
     audit_commands.add_commands(sub)
     payroll_commands.add_commands(sub)
 
@@ -500,7 +502,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                       rec.finished_at.isoformat(timespec="seconds") if rec.finished_at else "",
                       json.dumps(rec.output, ensure_ascii=False)[:80])
     out.print(table)
+    for step, key, value in _facts(state):
+        out.print(f"{key}: [bold]{value}[/]  ({step})")
     return 0
+
+
+def _facts(state) -> list[tuple[str, str, str]]:
+    """Identifiers and dates the steps recorded (``*_id``, ``*_at`` of their outputs)."""
+    return [(rec.name, key, str(value)) for rec in state.steps if rec.status == "done"
+            for key, value in rec.output.items()
+            if isinstance(value, str | int) and not isinstance(value, bool)
+            and key.endswith(("_id", "_at"))]
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

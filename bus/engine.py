@@ -109,6 +109,7 @@ class FlowEngine:
         now = utcnow()
         rec.error, rec.last_failure_at = msg.error, now
         rec.first_failure_at = rec.first_failure_at or now
+        state.artefacts.extend(msg.artefacts)
         out = Transition(state)
         self._event(out, "step-failed", step=msg.step,
                     detail={"error": msg.error.model_dump(mode="json"),
@@ -134,8 +135,9 @@ class FlowEngine:
                 message=f"step {step.name!r} still waiting after its deadline of "
                         f"{step.wait.deadline_seconds:g} s ({msg.note or 'no answer'})"), None)
             return out
-        changed = rec.progress != msg.progress or rec.polls == 0
+        changed = rec.progress != msg.progress or rec.polls == 0 or bool(msg.artefacts)
         rec.progress, rec.polls = msg.progress, rec.polls + 1
+        state.artefacts.extend(msg.artefacts)
         state.state = DocState.WAITING
         if changed:
             self._event(out, "step-waiting", step=step.name,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from importlib import import_module
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,6 +42,24 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
     for i, ref in enumerate(env.files):
         if ref.size == 0:
             raise SubmissionError(f"files[{i}]", f"file {ref.name!r} is empty")
+
+
+# Checks of one flow beyond its metadata model (cross-field, tenant configuration, partner
+# data such as the prefecture's classification): flow name -> "module:function", an async
+# function ``(runtime, envelope, *, at_intake: bool)`` raising ``SubmissionError``.
+FLOW_CHECKS: dict[str, str] = {
+    "acte": "bus.actes.checks:check_acte",
+    "acte-followup": "bus.actes.checks:check_followup",
+}
+
+
+async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
+    """Run the flow's own checks, if it has any (intake and the validate step call it)."""
+    target = FLOW_CHECKS.get(env.flow)
+    if target is None:
+        return
+    module_name, _, attr = target.partition(":")
+    await getattr(import_module(module_name), attr)(runtime, env, at_intake=at_intake)
 
 
 def validate_metadata(model_name: str, metadata: dict) -> None:

@@ -82,6 +82,7 @@ async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
     try:
         intake.check_envelope(env, runtime.flows, runtime.tenants)
         await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
+        await intake.check_flow(runtime, env)
         first = await asyncio.to_thread(intake.find_duplicate, env, runtime.store)
     except intake.SubmissionError as exc:
         return Refused(doc_id=env.id, envelope=env, error=ErrorInfo(

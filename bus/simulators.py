@@ -64,9 +64,16 @@ def _tsa(plan: FailurePlan) -> Any:
     return TsaSimulator(get_settings().var_dir / "tsa", plan).app
 
 
+def _s2low(plan: FailurePlan) -> Any:
+    from bus.actes.simulator import simulator_for_tenants
+
+    return simulator_for_tenants(plan).app
+
+
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
     "tsa": _tsa,
     "webdav": _webdav,
+    "s2low": _s2low,
     "ensap": _ensap,
     "securemail": _securemail,
     "iparapheur": _iparapheur,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import IntEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from lxml import etree
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,7 +112,7 @@ class AnnexeEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     file_name: str = Field(min_length=1, max_length=255)
-    typology: TypologyCode = "99_AU"
+    typology: TypologyCode = Field(description="mandatory: the prefecture files annexes by it")
 
 
 class ActeMetadata(BaseModel):
@@ -175,6 +175,35 @@ class ActeMetadata(BaseModel):
     def key(self, siren: str) -> str:
         """The acte's unique key: ``SIREN-YYYYMMDD-NUMBER`` (what S²LOW keeps unique)."""
         return acte_key(siren, self.decision_date, self.number)
+
+
+class ActeDocumentMetadata(ActeMetadata):
+    """Metadata of a document of flow ``acte``: the acte, plus which optional steps run."""
+
+    publish: bool = Field(default=False, description="publish the stamped acte once acknowledged")
+    deposit: bool = Field(default=True, description="deposit into the tenant's GED, if any")
+
+
+class ActeFollowupMetadata(BaseModel):
+    """Metadata of a document of flow ``acte-followup``: a cancellation of an acknowledged
+    acte, or an answer to a prefecture letter about it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    acte_document: str = Field(min_length=1, max_length=64, description="bus id of the acte")
+    action: Literal["cancel", "answer"]
+    letter_id: int | None = Field(default=None, description="S²LOW id of the letter answered "
+                                  "(default: the only unanswered letter)")
+    refuse: bool = Field(default=False, description="answer: refuse to send the pieces / "
+                         "reject the observations")
+    typology: TypologyCode = "99_AU"
+    reason: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _letter_for_answers(self) -> ActeFollowupMetadata:
+        if self.action == "cancel" and (self.letter_id is not None or self.refuse):
+            raise ValueError("letter_id and refuse only apply to action 'answer'")
+        return self
 
 
 def acte_key(siren: str, decision_date: date, number: str) -> str:

@@ -132,6 +132,7 @@ class StepFailed(BaseModel):
     step: str
     error: ErrorInfo
     source: MessageSource | None = None
+    artefacts: list[Artefact] = Field(default_factory=list)  # e.g. the partner's refusal
 
 
 class StepWaiting(BaseModel):
@@ -144,6 +145,7 @@ class StepWaiting(BaseModel):
     poll_after: float = Field(ge=0)
     progress: dict[str, Any] = Field(default_factory=dict)
     note: str = ""
+    artefacts: list[Artefact] = Field(default_factory=list)  # what arrived meanwhile
 
 
 class OperatorAction(BaseModel):

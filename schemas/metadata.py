@@ -24,6 +24,8 @@ class DocumentMetadata(BaseModel):
 
 METADATA_MODELS: dict[str, str] = {
     "document": "schemas.metadata:DocumentMetadata",
+    "acte": "schemas.acte:ActeDocumentMetadata",
+    "acte-followup": "schemas.acte:ActeFollowupMetadata",
     "payslip": "schemas.payslip:PayslipMetadata",
 }
 

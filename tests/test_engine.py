@@ -133,7 +133,7 @@ def test_startup_check_names_unknown_step_kind(tmp_path: Path) -> None:
 
 
 def test_startup_check_names_missing_connector() -> None:
-    tenants = _registry(Tenant(siren="214502494", name="B"))
+    tenants = _registry(Tenant(siren="214502494", name="B", flows=["document"]))
     with pytest.raises(FlowConfigError,
                        match=r"flow 'document', step 'deposit': tenant 214502494 .* 'ged'"):
         FlowRegistry.load().check(tenants, set(STEP_KINDS))

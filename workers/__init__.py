@@ -8,6 +8,12 @@ from types import ModuleType
 STEP_KINDS: dict[str, str] = {
     "validate": "workers.validate",
     "deposit": "workers.deposit",
+    "acte-transmit": "workers.acte_transmit",
+    "acte-acknowledgement": "workers.acte_acknowledgement",
+    "acte-letters": "workers.acte_letters",
+    "acte-followup-send": "workers.acte_followup",
+    "acte-followup-acknowledgement": "workers.acte_followup",
+    "publish": "workers.publish",
     "payslip-ensap": "workers.ensap",
     "agent-space": "workers.agent_space",
     "secure-mail": "workers.secure_mail",

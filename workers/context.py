@@ -85,6 +85,11 @@ class StepContext:
 _CONNECTORS: dict[tuple[int, str, str], Any] = {}
 
 
+def tenant_connector(runtime: Runtime, tenant: str, role: str) -> Any:
+    """The connector serving ``role`` for ``tenant`` (built once per process)."""
+    return _connector_cache(runtime, tenant, role)
+
+
 def _connector_cache(runtime: Runtime, tenant: str, role: str) -> Any:
     key = (id(runtime), tenant, role)
     if key not in _CONNECTORS:

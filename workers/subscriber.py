@@ -54,6 +54,7 @@ async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None
                   ) -> StepDone | StepFailed | StepWaiting:
     """Run one task to its result message (never raises for step failures)."""
     env = task.envelope
+    ctx: StepContext | None = None
     try:
         flow = runtime.flows.get(env.flow)
         step = flow.step(task.step)
@@ -65,11 +66,11 @@ async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None
         log.warning("step %s of %s failed: %s: %s", task.step, task.doc_id,
                     info.error_class, info.message)
         return StepFailed(doc_id=task.doc_id, task_id=task.task_id, step=task.step, error=info,
-                          source=source)
+                          source=source, artefacts=ctx.artefacts if ctx else [])
     if isinstance(result, Waiting):
         return StepWaiting(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
                            poll_after=result.poll_after, progress=result.progress,
-                           note=result.note)
+                           note=result.note, artefacts=ctx.artefacts)
     return StepDone(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
                     output=result.output, artefacts=ctx.artefacts)
 

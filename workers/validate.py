@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from bus.intake import SubmissionError, validate_metadata
+from bus.intake import SubmissionError, check_flow, validate_metadata
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef
@@ -27,6 +27,10 @@ async def run(ctx: StepContext) -> StepResultData:
     total = 0
     for i, ref in enumerate(env.files):
         total += await asyncio.to_thread(_verify_file, ctx, i, ref)
+    try:
+        await check_flow(ctx.runtime, env, at_intake=False)
+    except SubmissionError as exc:
+        raise StepError(str(exc), field=exc.field) from None
     output = {"files": len(env.files), "bytes": total}
     check = FLOW_CHECKS.get(env.flow)
     if check is not None:

@@ -78,10 +78,17 @@ def _payslips(index: int) -> list[DemoDocument]:
     return payslip_documents(index)
 
 
+def _actes(index: int) -> list[DemoDocument]:
+    from bus.demo.actes import acte_documents
+
+    return acte_documents(index)
+
+
 def demo_documents(count: int = 1) -> list[DemoDocument]:
     """``count`` rounds of demo documents of every flow that exists."""
     docs: list[DemoDocument] = []
     for i in range(count):
         docs += generic_documents(i)
+        docs += _actes(i)
         docs += _payslips(i)
     return docs

@@ -27,6 +27,7 @@ from connectors.errors import BusinessRefusal, PermanentError
 from connectors.http import call, raise_for_status
 from connectors.s2low.actes import (
     PREFECTURE_LETTERS,
+    ActesArchive,
     ActesError,
     AnomalieActe,
     ARActe,
@@ -211,23 +212,36 @@ class S2lowClient:
                            "submit archive")
         return [int(x) for x in lines[1:1 + int(lines[0])]]
 
-    async def find_transaction(self, number: str, decision_date: date | None = None
-                               ) -> TransactionRef | None:
+    async def find_transaction(self, number: str, decision_date: date | None = None, *,
+                               kind: int = TransactionType.ACTE,
+                               statuses: Sequence[int] | None = None) -> TransactionRef | None:
         """The authority's transaction for this acte number (and date), if already posted."""
-        for status in self.search_statuses:
+        found = await self.list_transactions(number, decision_date, kind=kind,
+                                             statuses=statuses, first=True)
+        return found[0] if found else None
+
+    async def list_transactions(self, number: str, decision_date: date | None = None, *,
+                                kind: int = TransactionType.ACTE,
+                                statuses: Sequence[int] | None = None, first: bool = False
+                                ) -> list[TransactionRef]:
+        """Transactions of type ``kind`` about acte ``number`` (``api/list_actes.php``)."""
+        found = []
+        for status in statuses or self.search_statuses:
             offset, limit = 0, 100
             while True:
                 resp = await self._get("api/list_actes.php",
                                        {"status_id": status, "offset": offset, "limit": limit})
                 rows = _json(resp).get("transactions") or []
                 for row in rows:
-                    ref = _match(row, number, decision_date, status)
+                    ref = _match(row, number, decision_date, status, kind)
                     if ref:
-                        return ref
+                        found.append(ref)
+                        if first:
+                            return found
                 if len(rows) < limit:
                     break
                 offset += limit
-        return None
+        return found
 
     async def submit_acte(self, meta: ActeMetadata, pdf: bytes, annexes: Sequence[bytes] = (),
                           *, pdf_name: str = "acte.pdf") -> SubmitResult:
@@ -239,6 +253,21 @@ class S2lowClient:
             tid = await self.create_acte_transaction(meta, pdf, annexes, pdf_name=pdf_name)
         except DuplicateActeError:
             found = await self.find_transaction(meta.number, meta.decision_date)
+            if not found:
+                raise
+            return SubmitResult(transaction_id=found.id, created=False)
+        return SubmitResult(transaction_id=tid, created=True)
+
+    async def submit_acte_archive(self, archive: ActesArchive, number: str,
+                                  decision_date: date) -> SubmitResult:
+        """Transmit a ready-made archive once: reuse the transaction S²LOW already holds."""
+        found = await self.find_transaction(number, decision_date)
+        if found:
+            return SubmitResult(transaction_id=found.id, created=False)
+        try:
+            (tid,) = await self.submit_archive(archive.name, archive.data)
+        except DuplicateActeError:
+            found = await self.find_transaction(number, decision_date)
             if not found:
                 raise
             return SubmitResult(transaction_id=found.id, created=False)
@@ -367,7 +396,8 @@ def _mime(name: str) -> str:
 
 def _ko(rest: bytes, what: str) -> None:
     message = rest.decode("latin-1").strip() or "unknown error"
-    error = DuplicateActeError if "même numéro interne" in message else PermanentError
+    duplicate = "même numéro interne" in message or "entre en conflit" in message
+    error = DuplicateActeError if duplicate else PermanentError
     raise error(f"S²LOW refused {what}: {message}", partner=PARTNER)
 
 
@@ -394,9 +424,9 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
                              ) from exc
 
 
-def _match(row: dict[str, Any], number: str, decision_date: date | None, status: int
-           ) -> TransactionRef | None:
-    if str(row.get("number")) != number or int(row.get("type") or 1) != TransactionType.ACTE:
+def _match(row: dict[str, Any], number: str, decision_date: date | None, status: int,
+           kind: int = TransactionType.ACTE) -> TransactionRef | None:
+    if str(row.get("number")) != number or int(row.get("type") or 1) != kind:
         return None
     raw = str(row.get("decision_date") or "")[:10]
     day = date.fromisoformat(raw) if raw else None

@@ -105,6 +105,7 @@ class SimTransaction:
     history: list[tuple[int, str, bytes | None]] = field(default_factory=list)
     plan: list[Callable[[SimTransaction], None]] = field(default_factory=list)
     done: int = 0
+    authority: TenantActesSettings = field(default_factory=lambda: DEFAULT_AUTHORITY)
 
     @property
     def status(self) -> int:
@@ -125,8 +126,10 @@ class S2lowSimulator:
                  default_scenario: str = "ack", failures: FailurePlan | None = None,
                  users: dict[str, str] | None = None,
                  classification: Classification | None = None,
-                 trigramme: str = A.TRIGRAMME) -> None:
+                 trigramme: str = A.TRIGRAMME,
+                 authorities: dict[str, TenantActesSettings] | None = None) -> None:
         self.authority = authority or DEFAULT_AUTHORITY
+        self.authorities = dict(authorities or {})  # login -> authority of that account
         self.step_delay = step_delay
         self.scenarios = dict(scenarios or {})
         self.default_scenario = default_scenario
@@ -212,6 +215,14 @@ class S2lowSimulator:
                               methods=[method])
         return app
 
+    def _who(self, request: Request) -> TenantActesSettings:
+        """The authority of the account calling (S²LOW: one account, one authority)."""
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            login = base64.b64decode(header[6:]).decode().partition(":")[0]
+            return self.authorities.get(login, self.authority)
+        return self.authority
+
     def _authenticated(self, request: Request) -> bool:
         if not self.users:
             return True
@@ -235,7 +246,8 @@ class S2lowSimulator:
 
     def _new_tx(self, kind: int, *, number: str, decision_date: date, nature: ActeNature,
                 subject: str, files: dict[str, bytes], form_name: str, envelope: tuple[str, bytes],
-                related_id: int | None = None, status: int = ActesStatus.POSTED) -> SimTransaction:
+                related_id: int | None = None, status: int = ActesStatus.POSTED,
+                authority: TenantActesSettings | None = None) -> SimTransaction:
         with self.lock:
             tid = max(self.transactions, default=0) + 1
             env_id = max(self.archives, default=0) + 1
@@ -243,7 +255,7 @@ class S2lowSimulator:
             tx = SimTransaction(id=tid, type=kind, number=number, decision_date=decision_date,
                                 nature=nature, subject=subject, files=files, form_name=form_name,
                                 envelope_id=env_id, created=time.monotonic(),
-                                related_id=related_id)
+                                related_id=related_id, authority=authority or self.authority)
             tx.set(status, "Posté" if status == ActesStatus.POSTED else "")
             self.transactions[tid] = tx
             return tx
@@ -265,7 +277,7 @@ class S2lowSimulator:
             tx.plan.append(self._send_letter)
 
     def _acknowledge(self, tx: SimTransaction) -> None:
-        tx.unique_id = A.official_id(self.authority.departement, self.authority.siren,
+        tx.unique_id = A.official_id(tx.authority.departement, tx.authority.siren,
                                      tx.decision_date, tx.number, tx.nature)
         ar = A.assert_valid(A.build_aracte(tx.files[tx.form_name], tx.unique_id, date.today(),
                                            self.classification.version_date), "ARActe")
@@ -293,10 +305,10 @@ class S2lowSimulator:
                                    "Merci de transmettre le budget annexe")
         files = {form_name: A.assert_valid(xml, root),
                  pdf_name: b"%PDF-1.4\n% courrier de la prefecture\n%%EOF\n"}
-        envelope_name = A.envelope_file_name(self.authority.siren, today, self._next_serial(),
-                                             "PREF")
+        who = acte.authority
+        envelope_name = A.envelope_file_name(who.siren, today, self._next_serial(), "PREF")
         files[envelope_name] = A.assert_valid(A.build_envelope_misillcl(
-            self.authority.departement, self.authority.arrondissement, self.authority.siren,
+            who.departement, who.arrondissement, who.siren,
             [form_name]), "EnveloppeMISILLCL")
         archive = A.pack(A.ArchiveFile(name=n, data=d) for n, d in files.items())
         with_ar = kind in (TransactionType.DEMANDE_PIECES, TransactionType.LETTRE_OBSERVATIONS)
@@ -305,7 +317,7 @@ class S2lowSimulator:
                               form_name=form_name, related_id=acte.id,
                               envelope=(f"{self.trigramme}-{envelope_name[:-4]}.tar.gz", archive),
                               status=ActesStatus.LETTER_AR_SENT if with_ar
-                              else ActesStatus.LETTER_NO_AR)
+                              else ActesStatus.LETTER_NO_AR, authority=who)
         letter.history[-1] = (letter.status, "Document reçu de la préfecture", xml)
         letter.unique_id = acte.unique_id
         letter.done = len(letter.plan)
@@ -338,8 +350,9 @@ class S2lowSimulator:
         types = [str(t) for t in form.getlist("type_pj[]")]
         if len(types) < len(attachments) or not all(types[:len(attachments)]):
             return _ko("Erreur lors de la réception du fichier annexe : typologie absente")
-        self.submissions.add(acte_key(self.authority.siren, decision, number))
-        if self._find(number) is not None:
+        who = self._who(request)
+        self.submissions.add(acte_key(who.siren, decision, number))
+        if self._find(number, who.siren) is not None:
             return _ko(DUPLICATE)
         classif = [str(form.get(f"classif{i}")) for i in range(1, 6) if form.get(f"classif{i}")]
         try:
@@ -352,21 +365,22 @@ class S2lowSimulator:
                 annexes=[{"file_name": a.filename or "annexe.pdf", "typology": t}
                          for a, t in zip(attachments, types, strict=False)])
             archive = A.build_acte_archive(
-                self.authority, meta, await pdf.read(), [await a.read() for a in attachments],
+                who, meta, await pdf.read(), [await a.read() for a in attachments],
                 serial=self._next_serial(), trigramme=self.trigramme)
         except (ValidationError, A.ActesError) as exc:
             return _ko(f"Erreur lors de la génération de l'acte : {exc}")
-        tx = self._register_acte(meta, archive.name, archive.data, archive.form_name)
+        tx = self._register_acte(meta, archive.name, archive.data, archive.form_name, who)
         return _ok(f"{tx.id}\n")
 
     def _register_acte(self, meta: ActeMetadata | A.ActeRecu, archive_name: str,
-                       archive: bytes, form_name: str) -> SimTransaction:
+                       archive: bytes, form_name: str, who: TenantActesSettings
+                       ) -> SimTransaction:
         files = A.unpack(archive)
         subject = meta.subject
         tx = self._new_tx(TransactionType.ACTE, number=meta.number,
                           decision_date=meta.decision_date, nature=ActeNature(meta.nature),
                           subject=subject, files=files, form_name=form_name,
-                          envelope=(archive_name, archive))
+                          envelope=(archive_name, archive), authority=who)
         marker = MARKER.search(subject)
         tx.scenario = self.scenarios.get(meta.number) or (marker[1] if marker else
                                                           self.default_scenario)
@@ -383,7 +397,8 @@ class S2lowSimulator:
             verified = A.verify_archive(upload.filename or "", data, trigramme=self.trigramme)
         except A.ActesError as exc:
             return _ko(f"Erreur d'importation de l'enveloppe :\n{exc}")
-        if verified.envelope.siren != self.authority.siren:
+        who = self._who(request)
+        if verified.envelope.siren != who.siren:
             return _ko("Le SIREN de l'enveloppe ne correspond pas à la collectivité")
         created = []
         for form_name, xml in verified.forms.items():
@@ -391,16 +406,18 @@ class S2lowSimulator:
             if not isinstance(message, A.ActeForm):
                 return _ko(f"Type de message non supporté en import : {message.kind}")
             acte = message.acte
-            self.submissions.add(acte_key(self.authority.siren, acte.decision_date, acte.number))
-            if self._find(acte.number) is not None:
+            self.submissions.add(acte_key(who.siren, acte.decision_date, acte.number))
+            if self._find(acte.number, who.siren) is not None:
                 return _ko("Un numéro interne d'acte entre en conflit avec un acte existant "
                            "dans la base de données.")
-            created.append(self._register_acte(acte, upload.filename or "", data, form_name).id)
+            created.append(self._register_acte(acte, upload.filename or "", data, form_name,
+                                               who).id)
         return _ok(f"{len(created)}\n" + "".join(f"{i}\n" for i in created))
 
-    def _find(self, number: str) -> SimTransaction | None:
+    def _find(self, number: str, siren: str) -> SimTransaction | None:
         return next((t for t in self.transactions.values()
-                     if t.type == TransactionType.ACTE and t.number == number), None)
+                     if t.type == TransactionType.ACTE and t.number == number
+                     and t.authority.siren == siren), None)
 
     def _tx(self, value: Any, kind: int | None = None) -> SimTransaction | None:
         try:
@@ -469,7 +486,7 @@ class S2lowSimulator:
                        "« Acquittement reçu ».")
         base = acte.unique_id
         form_name = A.message_file_name(base, A.MSG_ANNULATION, 0, "xml")
-        archive = A.build_message_archive(self.authority, form_name,
+        archive = A.build_message_archive(acte.authority, form_name,
                                           A.build_annulation(base), [],
                                           serial=self._next_serial(), sent_on=date.today(),
                                           trigramme=self.trigramme)
@@ -477,7 +494,7 @@ class S2lowSimulator:
                           decision_date=acte.decision_date, nature=acte.nature,
                           subject=acte.subject, files=A.unpack(archive.data),
                           form_name=form_name, related_id=acte.id,
-                          envelope=(archive.name, archive.data))
+                          envelope=(archive.name, archive.data), authority=acte.authority)
         tx.unique_id = base
 
         def acknowledged(t: SimTransaction) -> None:
@@ -536,7 +553,7 @@ class S2lowSimulator:
         try:
             xml = A.build_reponse(kind, base, date_courrier,  # type: ignore[arg-type]
                                   [d.name for d in docs])
-            archive = A.build_message_archive(self.authority, form_name, xml, docs,
+            archive = A.build_message_archive(letter.authority, form_name, xml, docs,
                                               serial=self._next_serial(), sent_on=date.today(),
                                               trigramme=self.trigramme)
         except A.ActesError as exc:
@@ -544,7 +561,8 @@ class S2lowSimulator:
         tx = self._new_tx(letter.type, number=letter.number, decision_date=date.today(),
                           nature=letter.nature, subject=letter.subject,
                           files=A.unpack(archive.data), form_name=form_name,
-                          related_id=letter.id, envelope=(archive.name, archive.data))
+                          related_id=letter.id, envelope=(archive.name, archive.data),
+                          authority=letter.authority)
         tx.unique_id = base
         tx.plan = self._transmission_steps()
         if letter.type in AR_OF_ANSWER:
@@ -562,7 +580,7 @@ class S2lowSimulator:
                  "subject": t.subject, "decision_date": t.decision_date.isoformat(),
                  "nature_code": int(t.nature), "last_status_id": t.status}
                 for t in sorted(self.transactions.values(), key=lambda t: t.id)
-                if t.status == status]
+                if t.status == status and t.authority.siren == self._who(request).siren]
         return JSONResponse({"status_id": status, "authority_id": 1, "offset": offset,
                              "limit": limit, "transactions": rows[offset:offset + limit]})
 
@@ -570,7 +588,8 @@ class S2lowSimulator:
         rows = [{"id": t.id, "type": t.type, "related_transaction_id": t.related_id,
                  "unique_id": t.unique_id, "last_status_id": t.status}
                 for t in self.transactions.values()
-                if t.type in (2, 3, 4, 5) and t.status in (7, 8, 21)]
+                if t.type in (2, 3, 4, 5) and t.status in (7, 8, 21)
+                and t.authority.siren == self._who(request).siren]
         return JSONResponse(rows)
 
 

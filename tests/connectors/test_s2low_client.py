@@ -81,7 +81,7 @@ async def test_acknowledged_with_official_id_tampon_and_classification(
 
 
 async def test_life_cycle_goes_through_transmission() -> None:
-    sim = S2lowSimulator(step_delay=0.05)
+    sim = S2lowSimulator(step_delay=0.5)  # long enough to see status 1 under load
     sim.start()
     client = S2lowClient(sim.base_url, timeout=2)
     try:

@@ -1,0 +1,87 @@
+"""An acte document as the bus holds it: its metadata, files and tenant ACTES identity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from bus.intake import SubmissionError
+from bus.tenants import Tenant
+from schemas.acte import ActeDocumentMetadata, ActeFollowupMetadata, TenantActesSettings
+from schemas.envelope import Envelope, FileRef
+
+PDF = "application/pdf"
+
+
+def actes_settings(tenant: Tenant) -> TenantActesSettings:
+    """The tenant's ``settings.actes`` as the ACTES envelope needs them."""
+    raw: Any = tenant.settings.get("actes")
+    if not isinstance(raw, dict):
+        raise SubmissionError("tenant", f"tenant {tenant.siren} has no 'actes' settings "
+                              "(departement, arrondissement, nature_autorite, ...)")
+    fields = set(TenantActesSettings.model_fields)
+    try:
+        return TenantActesSettings.model_validate(
+            {k: v for k, v in raw.items() if k in fields} | {"siren": tenant.siren})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SubmissionError(f"tenant.actes.{where}", err["msg"]) from None
+
+
+def acte_metadata(env: Envelope) -> ActeDocumentMetadata:
+    return ActeDocumentMetadata.model_validate(env.metadata)
+
+
+def followup_metadata(env: Envelope) -> ActeFollowupMetadata:
+    return ActeFollowupMetadata.model_validate(env.metadata)
+
+
+def acte_files(env: Envelope, meta: ActeDocumentMetadata) -> tuple[FileRef, list[FileRef]]:
+    """The main document (the first file, a PDF) and the annexes in the order of
+    ``metadata.annexes``, matched by file name; every other file must be described there."""
+    main, others = env.files[0], env.files[1:]
+    if main.media_type != PDF:
+        raise SubmissionError("files[0]", f"the main document {main.name!r} must be a PDF "
+                              f"(its content is {main.media_type})")
+    by_name = {ref.name: i for i, ref in enumerate(others, start=1)}
+    described = {entry.file_name for entry in meta.annexes}
+    for i, ref in enumerate(others, start=1):
+        if ref.name not in described:
+            raise SubmissionError(f"files[{i}]", f"annex {ref.name!r} is not described in "
+                                  "metadata.annexes (each annex needs its typology code)")
+    annexes = []
+    for n, entry in enumerate(meta.annexes):
+        if entry.file_name not in by_name:
+            raise SubmissionError(f"metadata.annexes.{n}.file_name",
+                                  f"{entry.file_name!r} is not among the submitted files")
+        annexes.append(env.files[by_name[entry.file_name]])
+    return main, annexes
+
+
+def official_id(state: Any) -> str | None:
+    """The official ID the prefecture gave an acte document (``None`` before its ARActe)."""
+    for rec in state.steps:
+        if rec.status == "done" and rec.output.get("official_id") and rec.output.get(
+                "received_at"):
+            return rec.output["official_id"]
+    return None
+
+
+def transaction_id(state: Any) -> int | None:
+    """The S²LOW transaction of an acte document, once transmitted."""
+    for rec in state.steps:
+        if rec.status == "done" and rec.output.get("transaction_id") is not None:
+            return int(rec.output["transaction_id"])
+    return None
+
+
+def known_letters(state: Any) -> list[dict[str, Any]]:
+    """Prefecture letters recorded about an acte document (``letters`` of any step)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for rec in state.steps:
+        for source in (rec.progress, rec.output):
+            for letter in source.get("letters") or []:
+                seen[int(letter["id"])] = letter
+    return [seen[k] for k in sorted(seen)]
