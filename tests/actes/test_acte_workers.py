@@ -1,0 +1,178 @@
+"""Letters, answers and cancellation through the real step functions, the real flow engine
+and a real S²LOW simulator on loopback (the object store is the embedded one; Kafka is
+replaced by a loop feeding each task's result back to the engine)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+
+from bus import intake
+from bus.engine import FlowEngine
+from bus.runtime import Runtime
+from bus.settings import Settings
+from bus.state import StateStore
+from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
+from connectors.s2low.client import ActesStatus
+from connectors.s2low.simulator import S2lowSimulator
+from connectors.simulator import FailurePlan
+from schemas.acte import TenantActesSettings
+from schemas.envelope import Envelope, FileRole
+from schemas.messages import (
+    Accepted,
+    DocState,
+    DocumentState,
+    StepDone,
+    StepFailed,
+    StepTask,
+    StepWaiting,
+)
+from workers.subscriber import execute
+
+pytestmark = pytest.mark.stack
+SIREN = "216900910"
+ACTES = {"departement": "069", "arrondissement": 1, "nature_autorite": "32",
+         "return_emails": ["actes@ville.example.fr"], "letter_watch_days": 0.00002}
+PDF = b"%PDF-1.4\n% acte de test\n%%EOF\n"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[S2lowSimulator]:
+    authority = TenantActesSettings.model_validate(
+        {k: v for k, v in ACTES.items() if k != "letter_watch_days"} | {"siren": SIREN})
+    simulator = S2lowSimulator(authorities={"ville": authority}, users={"ville": "pw"})
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def runtime(settings: Settings, sim: S2lowSimulator) -> Runtime:
+    rt = Runtime(settings)
+    s2low = ConnectorConfig(type="s2low", options={
+        "url": sim.base_url, "login": "ville", "password": "pw", "timeout": 3,
+        "poll_seconds": 0, "letter_poll_seconds": 0})
+    rt.__dict__["tenants"] = TenantRegistry([Tenant(
+        siren=SIREN, name="Ville", settings={"actes": ACTES}, connectors={"s2low": s2low})])
+    return rt
+
+
+async def _drive(runtime: Runtime, env: Envelope) -> DocumentState:
+    """Run a document through its flow: tasks to the step functions, results to the engine."""
+    await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
+    await intake.check_flow(runtime, env)
+    engine, states = FlowEngine(runtime.flows, runtime.tenants), StateStore(runtime.store, 0)
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    for _ in range(400):
+        await states.save(out.state)
+        if not out.tasks:
+            return out.state
+        result = await execute(runtime, out.tasks[0])
+        out = _apply(engine, out.state, result)
+        if isinstance(result, StepWaiting | StepFailed):
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"document {env.id} did not finish: {out.state.current_step}")
+
+
+def _apply(engine: FlowEngine, state: DocumentState, result) -> object:
+    if isinstance(result, StepDone):
+        return engine.on_step_done(state, result)
+    if isinstance(result, StepWaiting):
+        return engine.on_step_waiting(state, result)
+    return engine.on_step_failed(state, result)
+
+
+def _env(runtime: Runtime, flow: str, meta: dict, pdf: bytes = PDF) -> Envelope:
+    ref = runtime.store.put_bytes(SIREN, pdf, name="document.pdf", role=FileRole.MAIN)
+    return Envelope(tenant=SIREN, flow=flow, metadata=meta, files=[ref])
+
+
+def _acte(runtime: Runtime, number: str, scenario: str = "ack") -> Envelope:
+    return _env(runtime, "acte", {
+        "nature": 3, "number": number, "decision_date": date.today().isoformat(),
+        "subject": f"Arrêté individuel [sim:{scenario}]", "classification": "9.1",
+        "classification_date": "2025-01-01", "deposit": False})
+
+
+@pytest.fixture(autouse=True)
+def _fresh_connectors(runtime: Runtime) -> None:
+    """Each test runs its own event loop: drop connectors built on an earlier one."""
+    from workers.context import _CONNECTORS
+
+    for key in [k for k in _CONNECTORS if k[0] == id(runtime)]:
+        del _CONNECTORS[key]
+
+
+def test_letter_is_recorded_then_answered_once(runtime: Runtime, sim: S2lowSimulator) -> None:
+    asyncio.run(_letter_and_answer(runtime, sim))
+
+
+async def _letter_and_answer(runtime: Runtime, sim: S2lowSimulator) -> None:
+    acte = await _drive(runtime, _acte(runtime, "LETTRE1", "pieces"))
+    assert acte.state == DocState.COMPLETED, acte.error
+    (letter,) = acte.record("letters").output["letters"]
+    assert letter["kind"] == "DemandePieceComplementaire" and letter["text"]
+    assert letter["id_acte"] == acte.record("acknowledgement").output["official_id"]
+    kept = {a.file.name for a in acte.artefacts if a.kind == "prefecture-letter"}
+    assert set(letter["files"]) == kept and any(n.endswith(".pdf") for n in kept)
+
+    answer_env = _env(runtime, "acte-followup", {"acte_document": acte.doc_id,
+                                                 "action": "answer"}, b"%PDF-1.4\n% pieces\n")
+    answer = await _drive(runtime, answer_env)
+    assert answer.state == DocState.COMPLETED, answer.error
+    sent = answer.record("send").output
+    assert sent["letter_id"] == letter["id"] and not sent["already_sent"]
+    assert answer.record("acknowledgement").output["acknowledged"] is True
+    assert any(a.file.name.startswith("ARPieceComplementaire") for a in answer.artefacts)
+    # the send step delivered again (crash before its result reached the router): no resend
+    again = await execute(runtime, StepTask(
+        doc_id=answer.doc_id, step="send", kind="acte-followup-send", envelope=answer_env))
+    assert isinstance(again, StepDone) and again.output["already_sent"]
+    answers = [t for t in sim.transactions.values()
+               if t.type == letter["type"] and t.related_id == letter["id"]]
+    assert len(answers) == 1
+
+
+def test_cancellation_gets_its_ararannulation_once(runtime: Runtime,
+                                                   sim: S2lowSimulator) -> None:
+    asyncio.run(_cancellation(runtime, sim))
+
+
+async def _cancellation(runtime: Runtime, sim: S2lowSimulator) -> None:
+    acte = await _drive(runtime, _acte(runtime, "ANNUL1"))
+    assert acte.state == DocState.COMPLETED, acte.error
+    env = _env(runtime, "acte-followup", {"acte_document": acte.doc_id, "action": "cancel",
+                                          "reason": "erreur matérielle"})
+    sim.failures = FailurePlan(error_rate=0.3, seed=3)  # 5xx on the way: retried
+    try:
+        cancel = await _drive(runtime, env)
+    finally:
+        sim.failures = FailurePlan()
+    assert cancel.state == DocState.COMPLETED, cancel.error
+    official = acte.record("acknowledgement").output["official_id"]
+    names = {a.file.name for a in cancel.artefacts}
+    assert f"{official}-6-1_0.xml" in names and f"{official}-6-2_0.xml" in names
+    acte_tx = sim.transactions[acte.record("transmit").output["transaction_id"]]
+    assert acte_tx.status == ActesStatus.CANCELLED
+    assert sum(t.type == 6 and t.related_id == acte_tx.id
+               for t in sim.transactions.values()) == 1
+
+
+def test_followups_are_refused_at_intake_with_the_field_named(runtime: Runtime) -> None:
+    asyncio.run(_refusals(runtime))
+
+
+async def _refusals(runtime: Runtime) -> None:
+    stuck = await _drive(runtime, _acte(runtime, "ERREUR1", "error"))
+    assert stuck.state == DocState.ERROR and stuck.error.error_class == "BusinessRefusal"
+    acked = await _drive(runtime, _acte(runtime, "SANSLETTRE1"))
+    cases = [({"acte_document": "nope", "action": "cancel"}, "metadata.acte_document"),
+             ({"acte_document": stuck.doc_id, "action": "cancel"}, "metadata.acte_document"),
+             ({"acte_document": acked.doc_id, "action": "answer"}, "metadata.letter_id")]
+    for meta, field in cases:
+        with pytest.raises(intake.SubmissionError) as err:
+            await intake.check_flow(runtime, _env(runtime, "acte-followup", meta))
+        assert err.value.field == field
