@@ -50,6 +50,7 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
 FLOW_CHECKS: dict[str, str] = {
     "acte": "bus.actes.checks:check_acte",
     "acte-followup": "bus.actes.checks:check_followup",
+    "payslip": "bus.payroll.checks:check_payslip",
 }
 
 
