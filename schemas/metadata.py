@@ -20,6 +20,10 @@ class DocumentMetadata(BaseModel):
     keywords: list[str] = Field(default_factory=list, max_length=50)
     author: str | None = Field(default=None, max_length=200)
     deposit: bool = True
+    sign: bool = False  # run the sign step (tenant connector `signature`: seal or i-Parapheur)
+    signature_subtype: str | None = Field(default=None, max_length=100)  # i-Parapheur sub-type
+    parapheur_metadata: dict[str, str | int | float | bool] = Field(  # i-Parapheur folder
+        default_factory=dict, max_length=50)
 
 
 METADATA_MODELS: dict[str, str] = {

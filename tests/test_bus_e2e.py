@@ -60,8 +60,8 @@ def test_document_is_deposited_journaled_and_exported(
     assert _wait_index(settings, receipt.doc_id, "completed")
     journal = demat("journal", receipt.doc_id, "--json")
     types = [e["type"] for e in json.loads(journal.stdout)]
-    assert types == ["submitted", "step-started", "step-done", "step-started", "step-done",
-                     "completed"]
+    assert types == ["submitted", "step-started", "step-done", "step-skipped", "step-started",
+                     "step-done", "completed"]  # sign skipped (meta.sign unset)
 
     out = tmp_path / "export"
     run = demat("export", receipt.doc_id, "--dir", str(out))

@@ -59,13 +59,18 @@ async def _seal(ctx: StepContext, seal: LocalSeal) -> StepResultData:
         media = "application/pkcs7-signature" if result.detached else ref.media_type
         art = await ctx.keep(result.data, name=signed_name(ref.name, result), kind="signed",
                              media_type=media)
-        signatures.append({"file": ref.name, "artefact": art.file.name,
-                           "artefact_sha256": art.file.sha256} | _facts(result.facts()))
+        signatures.append({"file": ref.name, "artefact": art.file.model_dump(mode="json")}
+                          | _facts(result.facts()))
     identity = seal.identity(ctx.tenant.siren)
     return StepResultData(output={
         "mode": "seal", "signer": identity.subject, "certificate": identity.describe(),
         "signed_at": signatures[0]["signed_at"] if signatures else None,
-        "signatures": signatures})
+        "signed_file": _first_signed(signatures), "signatures": signatures})
+
+
+def _first_signed(signatures: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first signed file with its signature inside (what later steps send on)."""
+    return next((s["artefact"] for s in signatures if not s.get("detached")), None)
 
 
 def _facts(facts: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +166,8 @@ async def _finished(ctx: StepContext, client: IparapheurClient, folder: dict[str
         "mode": "iparapheur", "folder_id": folder["id"], "subtype": progress.get("subtype"),
         "folder_created_here": bool(progress.get("created")), "signers": signers,
         "signer": signers[-1]["signer"] if signers else None,
-        "signed_at": signers[-1]["at"] if signers else None, "signatures": signatures})
+        "signed_at": signers[-1]["at"] if signers else None,
+        "signed_file": _first_signed(signatures), "signatures": signatures})
 
 
 def _signed(name: str) -> str:
@@ -181,7 +187,8 @@ async def _kept(ctx: StepContext, data: bytes, name: str, media: str,
     fmt = "cms" if how == "detached" else checks[0].format
     digest = signature_digest(data, "pades" if fmt == "pades" else
                               "xades" if fmt in ("xades", "xmldsig") else "cms")
-    return [{"file": name, "artefact_sha256": art.file.sha256, "format": fmt,
+    return [{"file": name, "artefact": art.file.model_dump(mode="json"), "format": fmt,
+             "detached": how == "detached",
              "signatures": len(checks), "signer": checks[-1].signer,
              "signed_at": checks[-1].signed_at, "signature_sha256": digest,
              "signers": [c.signer for c in checks]}]

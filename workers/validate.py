@@ -10,6 +10,7 @@ from bus.objectstore import IntegrityError, ObjectMissing
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef
 from workers.context import StepContext, StepError, StepResultData
+from workers.signature_check import check_signed_inputs
 
 KIND = "validate"
 
@@ -32,6 +33,7 @@ async def run(ctx: StepContext) -> StepResultData:
     except SubmissionError as exc:
         raise StepError(str(exc), field=exc.field) from None
     output = {"files": len(env.files), "bytes": total}
+    output.update(await check_signed_inputs(ctx))  # signed inputs: verdict per signature
     check = FLOW_CHECKS.get(env.flow)
     if check is not None:
         output.update(await check(ctx))

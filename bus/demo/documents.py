@@ -84,11 +84,18 @@ def _actes(index: int) -> list[DemoDocument]:
     return acte_documents(index)
 
 
+def _signatures(index: int) -> list[DemoDocument]:
+    from bus.demo.signature import signature_documents
+
+    return signature_documents(index)
+
+
 def demo_documents(count: int = 1) -> list[DemoDocument]:
     """``count`` rounds of demo documents of every flow that exists."""
     docs: list[DemoDocument] = []
     for i in range(count):
         docs += generic_documents(i)
+        docs += _signatures(i)
         docs += _actes(i)
         docs += _payslips(i)
     return docs

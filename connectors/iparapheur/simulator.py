@@ -211,6 +211,17 @@ class IparapheurSimulator:
         async def ca() -> Response:
             return Response(demo_ca(sim.key_dir).cert_pem(), media_type="application/x-pem-file")
 
+        @app.post("/_sim/act/{folder_id}")
+        async def act(folder_id: str) -> dict:
+            """The current desk acts now (a signer who does not wait for the pace)."""
+            folder = sim._folder(folder_id)
+            step = next((s for s in folder.steps if s.state == "CURRENT"), None)
+            if step is None or step.otp is not None:
+                raise HTTPException(status_code=409, detail="no step can act now")
+            step.started = time.monotonic() - 10**9
+            await sim.advance(folder)
+            return {"state": folder.state}
+
         @app.get("/_sim/otp/{folder_id}")
         async def read_code(folder_id: str) -> dict:
             """What the external signer receives (by SMS or mail) for the current step."""

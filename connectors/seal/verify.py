@@ -10,6 +10,7 @@ passes ``legacy_sha1=True``.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,10 @@ from signxml import (
     SignatureMethod,
     XMLVerifier,
 )
+
+# pyhanko logs every path it cannot build with a traceback; the verdict says it already
+logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.ERROR)
+logging.getLogger("pyhanko_certvalidator").setLevel(logging.ERROR)
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _NS = {"ds": DS_NS}
@@ -48,6 +53,7 @@ class SignatureCheck:
     algorithm: str | None = None
     reference: str | None = None
     legacy: bool = False
+    timestamp: str | None = None  # time asserted by an RFC 3161 signature timestamp
     error: str | None = None
 
     @property
@@ -102,11 +108,13 @@ async def verify_pdf(data: bytes, *, trust_roots: list[x509.Certificate] | None 
                                       error=f"{type(exc).__name__}: {exc}"))
             continue
         cert = x509.load_der_x509_certificate(status.signing_cert.dump())
-        signed_at = status.signer_reported_dt
+        stamp = status.timestamp_validity.timestamp if status.timestamp_validity else None
+        signed_at = stamp or status.signer_reported_dt
         check = _with_cert(SignatureCheck(
             "pades", bool(status.intact and status.valid), reference=sig.field_name,
             algorithm=status.md_algorithm,
-            trusted=bool(status.trusted) if trust_roots else None), cert, signed_at)
+            trusted=bool(status.trusted) if trust_roots else None,
+            timestamp=stamp.isoformat() if stamp else None), cert, signed_at)
         if not status.intact:
             check.error = "the signed bytes were modified after signing"
         elif not status.valid:

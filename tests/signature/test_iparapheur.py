@@ -139,6 +139,7 @@ def test_signed_folder_is_created_once_polled_and_verified(sim, tmp_path: Path) 
     [check] = asyncio.run(verify_pdf(pdf, trust_roots=[_sim_ca(server)]))
     assert check.intact and check.trusted and "Maire" in check.signer
     assert out["signatures"][0]["signature_sha256"] and out["signatures"][0]["signer"]
+    assert out["signed_file"]["sha256"] == signed.file.sha256
     counts = httpx.get(f"{server.base_url}/_sim/counts").json()
     assert counts["created"][sign.folder_name(ctx.task.envelope.id)] == 1
 
@@ -197,11 +198,25 @@ def test_long_wait_under_partner_failures_polls_and_creates_once(sim, tmp_path: 
     try:
         ctx = _context(runtime, {"pes.xml": (b"<?xml version='1.0'?><r><a>1</a></r>",
                                              "application/xml")},
-                       meta={"parapheur_metadata": {"sim_step_seconds": 1.5}})
-        result, _done, waits = _until_done(runtime, ctx)
+                       meta={"parapheur_metadata": {"sim_step_seconds": 86400}})  # a day
+        progress: dict = {}
+        waits = []
+        while len(waits) < 4:  # every poll is a separate task; none blocks
+            try:
+                result = asyncio.run(sign.run(_context(runtime, {}, env=ctx.task.envelope,
+                                                       progress=progress)))
+            except ConnectorError as exc:
+                assert exc.retryable, exc
+                continue
+            assert isinstance(result, Waiting), result
+            waits.append(result)
+            progress = result.progress
+        assert all("awaiting SIGNATURE" in w.note for w in waits)
+        assert httpx.post(f"{server.base_url}/_sim/act/{progress['folder_id']}").is_success
+        result, _, _ = _until_done(runtime, _context(runtime, {}, env=ctx.task.envelope,
+                                                     progress=progress))
     finally:
         httpx.post(f"{server.base_url}/_sim/failures", json={})
-    assert len(waits) >= 3 and all("awaiting SIGNATURE" in w.note for w in waits)
     assert result.output["signatures"][0]["format"] == "xades"
     counts = httpx.get(f"{server.base_url}/_sim/counts").json()
     assert counts["created"][sign.folder_name(ctx.task.envelope.id)] == 1
