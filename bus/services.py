@@ -45,7 +45,7 @@ from schemas.messages import (
 )
 
 log = logging.getLogger("demat.services")
-GROUPS = ("intake", "router", "steps", "journal", "delays", "sealer")
+GROUPS = ("intake", "router", "steps", "journal", "delays", "sealer", "batcher")
 _router_message = TypeAdapter(RouterMessage)
 T = TypeVar("T")
 
@@ -243,6 +243,7 @@ def _parse_event(raw: bytes) -> JournalEvent | None:
 def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None = None
               ) -> FastStream:
     """A FastStream app running the given service groups in one process."""
+    from bus.archive.batcher import register_batcher
     from bus.audit.service import register_audit
     from workers import STEP_KINDS
     from workers.subscriber import register as register_step
@@ -264,6 +265,7 @@ def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None 
         register_journal(broker, runtime)
     app = FastStream(broker)
     register_audit(app, broker, runtime, groups)  # sealer; router's configuration digest
+    register_batcher(app, runtime, groups)  # archive batches (bus.archive.batcher)
     delays = DelayService(runtime.settings) if "delays" in groups else None
     background: list[asyncio.Task] = []
 

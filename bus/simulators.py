@@ -70,9 +70,17 @@ def _s2low(plan: FailurePlan) -> Any:
     return simulator_for_tenants(plan).app
 
 
+def _sae(plan: FailurePlan) -> Any:
+    from connectors.sae.simulator import simulator_app
+
+    delay = float(os.environ.get("DEMAT_SIM_SAE_ATR_DELAY", "0.5"))
+    return simulator_app(plan, atr_delay=delay)
+
+
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
     "tsa": _tsa,
     "webdav": _webdav,
+    "sae": _sae,
     "s2low": _s2low,
     "ensap": _ensap,
     "securemail": _securemail,

@@ -10,6 +10,7 @@ from typing import Any
 CONNECTOR_TYPES: dict[str, str] = {
     "folder": "connectors.ged.folder:FolderDeposit",
     "webdav": "connectors.webdav.client:WebdavDeposit",
+    "asalae": "connectors.sae.asalae:AsalaeClient",
     "s2low": "connectors.s2low.client:S2lowClient",
     "ensap": "connectors.ensap.client:EnsapClient",
     "securemail": "connectors.securemail.client:SecureMailClient",

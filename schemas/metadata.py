@@ -20,6 +20,8 @@ class DocumentMetadata(BaseModel):
     keywords: list[str] = Field(default_factory=list, max_length=50)
     author: str | None = Field(default=None, max_length=200)
     deposit: bool = True
+    archive: bool = True  # False: not sent to the archive (SAE)
+    archive_batch: str | None = Field(default=None, min_length=1, max_length=100)
     sign: bool = False  # run the sign step (tenant connector `signature`: seal or i-Parapheur)
     signature_subtype: str | None = Field(default=None, max_length=100)  # i-Parapheur sub-type
     parapheur_metadata: dict[str, str | int | float | bool] = Field(  # i-Parapheur folder

@@ -50,7 +50,8 @@ def test_demo_json_completes_every_document(demat, services: Services) -> None:
 def test_document_is_deposited_journaled_and_exported(
         settings: Settings, services: Services, demat, tmp_path: Path) -> None:
     pdf = _write(tmp_path, "arrete.pdf", minimal_pdf("Arrete 42"))
-    receipt, state = asyncio.run(_submit_and_wait(settings, [pdf], meta={"title": "Arrêté"}))
+    receipt, state = asyncio.run(_submit_and_wait(settings, [pdf], meta={"title": "Arrêté",
+                                                                         "archive": False}))
     assert state is not None and state.state == DocState.COMPLETED
     deposit = state.record("deposit").output
     folder = Path(deposit["location"])
@@ -61,7 +62,8 @@ def test_document_is_deposited_journaled_and_exported(
     journal = demat("journal", receipt.doc_id, "--json")
     types = [e["type"] for e in json.loads(journal.stdout)]
     assert types == ["submitted", "step-started", "step-done", "step-skipped", "step-started",
-                     "step-done", "completed"]  # sign skipped (meta.sign unset)
+                     "step-done", "step-skipped", "step-skipped", "completed"]
+    # skipped: sign (meta.sign unset), archive and archive-batch (meta.archive false)
 
     out = tmp_path / "export"
     run = demat("export", receipt.doc_id, "--dir", str(out))

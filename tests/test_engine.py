@@ -62,9 +62,10 @@ def test_condition_skips_deposit_and_journals_it(engine: FlowEngine) -> None:
     out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=out.tasks[0].task_id,
                                                   step="validate"))
     assert out.state.state == DocState.COMPLETED
-    # sign (meta.sign unset) and deposit are skipped
+    # sign (meta.sign unset), deposit, then archive and archive-batch (tenant without an
+    # sae connector) are skipped
     assert [e.type for e in out.events] == ["step-done", "step-skipped", "step-skipped",
-                                            "completed"]
+                                            "step-skipped", "step-skipped", "completed"]
     assert out.state.record("deposit").status == "skipped"
 
 

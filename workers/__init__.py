@@ -8,6 +8,7 @@ from types import ModuleType
 STEP_KINDS: dict[str, str] = {
     "validate": "workers.validate",
     "deposit": "workers.deposit",
+    "archive": "workers.archive",
     "acte-transmit": "workers.acte_transmit",
     "acte-acknowledgement": "workers.acte_acknowledgement",
     "acte-letters": "workers.acte_letters",

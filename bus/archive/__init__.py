@@ -1,0 +1,1 @@
+"""Archival of documents: SEDA mapping per flow, batches of many documents per SIP."""

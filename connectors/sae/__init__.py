@@ -1,0 +1,1 @@
+"""Electronic archiving (SAE): SEDA 2.x messages, SIP packaging, As@lae client and simulator."""

@@ -1,0 +1,137 @@
+"""As@lae REST client (Libriciel's electronic archive, ``.../restservices``).
+
+- ``POST /sedaMessages`` (multipart): ``seda_message`` = the ArchiveTransfer manifest,
+  ``attachments`` = the SIP archive (ZIP or TGZ); the transfer is known by its
+  ``MessageIdentifier``;
+- ``GET /sedaMessages/sequence:ArchiveTransfer/message:Acknowledgement/
+  originOrganizationIdentification:{transferring agency}/originMessageIdentifier:{id}``:
+  the Acknowledgement (XML), and ``message:ArchiveTransferReply`` for the ATR;
+- ``GET /ping``, ``GET /versions``. HTTP basic authentication, the password being sent
+  as its SHA-256 hex digest (As@lae's convention).
+
+Exactly-once: before sending, the client asks the archive for the transfer's ACK and
+ATR; a transfer the archive already holds is never sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors.errors import PermanentError, TransientError
+from connectors.http import call, raise_for_status, resolve_url
+from connectors.sae.sip import SipPackage
+
+PARTNER = "sae"
+SEND_ATTEMPTS = 2  # each one asks the archive first
+
+
+@dataclass
+class TransferLookup:
+    """What the archive holds for one transfer identifier."""
+
+    ack: bytes | None = None
+    atr: bytes | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.ack is not None or self.atr is not None
+
+
+class AsalaeClient:
+    """Send SIPs to As@lae and fetch their Acknowledgement and ArchiveTransferReply."""
+
+    def __init__(self, base_url: str, *, login: str = "", password: str = "",
+                 timeout: float = 60.0, sip_format: str = "zip",
+                 poll_seconds: float = 300.0, max_poll_seconds: float = 3600.0) -> None:
+        auth = httpx.BasicAuth(login, hashlib.sha256(password.encode()).hexdigest()) \
+            if login else None
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.AsyncClient(auth=auth, timeout=timeout)
+        self.sip_format = sip_format
+        self.poll_seconds = poll_seconds
+        self.max_poll_seconds = max_poll_seconds
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], *, var_dir: Path) -> AsalaeClient:
+        """Options: url, login, password, timeout, sip_format (zip, tar, tar.gz),
+        poll_seconds (first wait for ACK/ATR), max_poll_seconds."""
+        return cls(resolve_url(options["url"], var_dir), login=options.get("login", ""),
+                   password=options.get("password", ""),
+                   timeout=float(options.get("timeout", 60)),
+                   sip_format=options.get("sip_format", "zip"),
+                   poll_seconds=float(options.get("poll_seconds", 300)),
+                   max_poll_seconds=float(options.get("max_poll_seconds", 3600)))
+
+    def poll_after(self, polls: int) -> float:
+        """Seconds before the next ACK/ATR poll: grows by half each time, capped."""
+        return min(self.poll_seconds * 1.5 ** max(0, polls), self.max_poll_seconds)
+
+    async def ping(self) -> str:
+        resp = await call(PARTNER, lambda: self.http.get(f"{self.base_url}/ping"))
+        return raise_for_status(resp, PARTNER).json()
+
+    async def versions(self) -> dict[str, Any]:
+        resp = await call(PARTNER, lambda: self.http.get(f"{self.base_url}/versions"))
+        return raise_for_status(resp, PARTNER).json()
+
+    def _message_url(self, message: str, transferring: str, transfer_id: str) -> str:
+        return (f"{self.base_url}/sedaMessages/sequence:ArchiveTransfer/message:{message}/"
+                f"originOrganizationIdentification:{quote(transferring, safe='')}/"
+                f"originMessageIdentifier:{quote(transfer_id, safe='')}")
+
+    async def _message(self, message: str, transferring: str, transfer_id: str
+                       ) -> bytes | None:
+        url = self._message_url(message, transferring, transfer_id)
+        resp = await call(PARTNER, lambda: self.http.get(url,
+                                                         headers={"Accept": "application/xml"}))
+        if resp.status_code == 404:
+            return None
+        return raise_for_status(resp, PARTNER).content
+
+    async def acknowledgement(self, transferring: str, transfer_id: str) -> bytes | None:
+        """The Acknowledgement of a transfer, or ``None`` while the archive has none."""
+        return await self._message("Acknowledgement", transferring, transfer_id)
+
+    async def transfer_reply(self, transferring: str, transfer_id: str) -> bytes | None:
+        """The ArchiveTransferReply of a transfer, or ``None`` while there is none yet."""
+        return await self._message("ArchiveTransferReply", transferring, transfer_id)
+
+    async def lookup(self, transferring: str, transfer_id: str) -> TransferLookup:
+        """Ask the archive what it holds for ``transfer_id`` (before any (re)send)."""
+        ack = await self.acknowledgement(transferring, transfer_id)
+        atr = await self.transfer_reply(transferring, transfer_id)
+        return TransferLookup(ack=ack, atr=atr)
+
+    async def send(self, transferring: str, transfer_id: str, package: SipPackage
+                   ) -> TransferLookup:
+        """Send the SIP unless the archive already has this transfer; return what the
+        archive holds afterwards (ACK and ATR may still be ``None``)."""
+        async def post() -> httpx.Response:
+            with package.path.open("rb") as fh:
+                return await self.http.post(f"{self.base_url}/sedaMessages", files={
+                    "seda_message": ("bordereau.xml", package.manifest, "application/xml"),
+                    "attachments": (package.filename, fh, package.media_type)})
+
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            found = await self.lookup(transferring, transfer_id)
+            if found.known:
+                return found
+            try:
+                raise_for_status(await call(PARTNER, post, attempts=1), PARTNER)
+                return TransferLookup()
+            except TransientError:
+                if attempt == SEND_ATTEMPTS:
+                    raise
+            except PermanentError as exc:
+                raise PermanentError(f"archive refused transfer {transfer_id}: {exc}",
+                                     partner=PARTNER, status=exc.status) from None
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

@@ -1,0 +1,473 @@
+"""SEDA 2.1 / 2.2 messages: ArchiveTransfer (built here), Acknowledgement and
+ArchiveTransferReply (built by the simulator, parsed by the bus), with local
+validation against the official schemas shipped in ``schemas/xsd/seda-2.x/``.
+
+The two versions share their structure for what the bus writes; only the
+namespace differs (2.2 adds optional elements the bus does not use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+
+from lxml import etree
+
+import schemas
+
+SEDA_VERSIONS = ("2.1", "2.2")
+XSD_DIR = Path(schemas.__file__).resolve().parent / "xsd"
+DIGEST_ALGORITHMS = {
+    "sha256": "http://www.w3.org/2001/04/xmlenc#sha256",
+    "sha512": "http://www.w3.org/2001/04/xmlenc#sha512",
+}
+ACCEPTED = "000"
+LEVELS = ("Fonds", "Subfonds", "Class", "Collection", "Series", "Subseries", "RecordGrp",
+          "SubGrp", "File", "Item", "OtherLevel")
+FINAL_ACTIONS = ("Keep", "Destroy")
+
+
+class SedaError(ValueError):
+    """A SEDA message is malformed, of an unknown version or not valid against its schema."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        super().__init__(message if line is None else f"line {line}: {message}")
+        self.line = line
+
+
+def namespace(version: str) -> str:
+    """The XML namespace of SEDA ``version`` (``2.1`` or ``2.2``)."""
+    if version not in SEDA_VERSIONS:
+        raise SedaError(f"unknown SEDA version {version!r} (known: {', '.join(SEDA_VERSIONS)})")
+    return f"fr:gouv:culture:archivesdefrance:seda:v{version}"
+
+
+def version_of(root: etree._Element) -> str:
+    """The SEDA version of a parsed message, from its root namespace."""
+    ns = etree.QName(root).namespace or ""
+    for version in SEDA_VERSIONS:
+        if ns == namespace(version):
+            return version
+    raise SedaError(f"root element {etree.QName(root).localname} is not in a SEDA 2.x "
+                    f"namespace ({ns or 'no namespace'})")
+
+
+class _LocalResolver(etree.Resolver):
+    """Resolve the schemas' W3C imports (xml.xsd, xlink.xsd) to the copies beside them."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def resolve(self, url, pubid, context):  # type: ignore[no-untyped-def]
+        if url.startswith(("http://", "https://")):
+            local = self.folder / url.rsplit("/", 1)[-1]
+            if local.exists():
+                return self.resolve_filename(str(local), context)
+        return None
+
+
+@cache
+def schema(version: str) -> etree.XMLSchema:
+    """The official SEDA ``version`` schema (loaded once, offline)."""
+    namespace(version)
+    folder = XSD_DIR / f"seda-{version}"
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    parser.resolvers.add(_LocalResolver(folder))
+    return etree.XMLSchema(etree.parse(str(folder / f"seda-{version}-main.xsd"), parser))
+
+
+def parse(data: bytes) -> etree._Element:
+    """Parse XML safely (no network, no entities); ``SedaError`` if not well-formed."""
+    try:
+        return etree.fromstring(data, etree.XMLParser(no_network=True, resolve_entities=False,
+                                                      huge_tree=True))
+    except etree.XMLSyntaxError as exc:
+        raise SedaError(f"not well-formed XML: {exc}") from None
+
+
+def validate(data: bytes | etree._Element, expected_root: str | None = None) -> str:
+    """Validate a SEDA message against the schema of its version; return the version."""
+    root = parse(data) if isinstance(data, bytes) else data
+    version = version_of(root)
+    name = etree.QName(root).localname
+    if expected_root is not None and name != expected_root:
+        raise SedaError(f"expected a {expected_root}, got a {name}")
+    xsd = schema(version)
+    if not xsd.validate(root.getroottree()):
+        err = xsd.error_log.filter_from_errors()[0]
+        raise SedaError(f"{name} is not valid SEDA {version}: {err.message}", line=err.line)
+    return version
+
+
+# --- building an ArchiveTransfer ----------------------------------------------------
+
+
+@dataclass
+class Agency:
+    """An organisation named by its identifier (and optionally its name)."""
+
+    identifier: str
+    name: str = ""
+
+
+@dataclass
+class Rule:
+    """An access or appraisal rule: rule identifier (or duration), start, final action."""
+
+    rule: str
+    start_date: date | None = None
+    final_action: str | None = None  # appraisal rules only: Keep or Destroy
+
+
+@dataclass
+class DataObject:
+    """One file of the SIP (a BinaryDataObject)."""
+
+    id: str
+    uri: str
+    filename: str
+    size: int
+    digest: str
+    algorithm: str = "sha256"
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass
+class Keyword:
+    content: str
+    type: str | None = None  # SEDA KeywordType: subject, corpname, geogname, ...
+
+
+@dataclass
+class Unit:
+    """An ArchiveUnit: description, rules, its data objects and sub-units."""
+
+    id: str
+    title: str
+    level: str = "Item"
+    description: str = ""
+    keywords: list[Keyword] = field(default_factory=list)
+    document_type: str | None = None
+    originating_agency: Agency | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    access_rule: Rule | None = None
+    appraisal_rule: Rule | None = None
+    objects: list[str] = field(default_factory=list)
+    children: list[Unit] = field(default_factory=list)
+    system_id: str | None = None  # the bus's identifier of the document
+
+
+@dataclass
+class Transfer:
+    """Everything an ArchiveTransfer says."""
+
+    version: str
+    message_id: str
+    archival_agency: Agency
+    transferring_agency: Agency
+    units: list[Unit]
+    objects: list[DataObject]
+    comment: str = ""
+    archival_agreement: str | None = None
+    archival_profile: str | None = None
+    service_level: str | None = None
+    originating_agency: Agency | None = None
+    access_rule: Rule | None = None
+    appraisal_rule: Rule | None = None
+    date: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class _Writer:
+    """Element factory bound to one SEDA namespace."""
+
+    def __init__(self, version: str) -> None:
+        self.ns = namespace(version)
+
+    def el(self, parent: etree._Element | None, tag: str, text: str | None = None,
+           **attrs: str) -> etree._Element:
+        qname = f"{{{self.ns}}}{tag}"
+        node = (etree.Element(qname, nsmap={None: self.ns}) if parent is None
+                else etree.SubElement(parent, qname))
+        for key, value in attrs.items():
+            node.set(key, value)
+        if text is not None:
+            node.text = text
+        return node
+
+    def agency(self, parent: etree._Element, tag: str, agency: Agency) -> None:
+        node = self.el(parent, tag)
+        self.el(node, "Identifier", agency.identifier)
+
+    def rules(self, parent: etree._Element, appraisal: Rule | None, access: Rule | None) -> None:
+        if appraisal is not None:
+            node = self.el(parent, "AppraisalRule")
+            self.el(node, "Rule", appraisal.rule)
+            if appraisal.start_date:
+                self.el(node, "StartDate", appraisal.start_date.isoformat())
+            self.el(node, "FinalAction", appraisal.final_action or "Keep")
+        if access is not None:
+            node = self.el(parent, "AccessRule")
+            self.el(node, "Rule", access.rule)
+            if access.start_date:
+                self.el(node, "StartDate", access.start_date.isoformat())
+
+
+def build_archive_transfer(transfer: Transfer) -> bytes:
+    """The ArchiveTransfer XML (UTF-8) of ``transfer``; validate it with ``validate``."""
+    w = _Writer(transfer.version)
+    root = w.el(None, "ArchiveTransfer")
+    if transfer.comment:
+        w.el(root, "Comment", transfer.comment)
+    w.el(root, "Date", transfer.date.isoformat(timespec="seconds"))
+    w.el(root, "MessageIdentifier", transfer.message_id)
+    if transfer.archival_agreement:
+        w.el(root, "ArchivalAgreement", transfer.archival_agreement)
+    codes = w.el(root, "CodeListVersions")
+    for tag in ("ReplyCodeListVersion", "MessageDigestAlgorithmCodeListVersion",
+                "MimeTypeCodeListVersion", "FileFormatCodeListVersion"):
+        w.el(codes, tag, "CodeListVersion0")
+    package = w.el(root, "DataObjectPackage")
+    for obj in transfer.objects:
+        _data_object(w, package, obj)
+    descriptive = w.el(package, "DescriptiveMetadata")
+    for unit in transfer.units:
+        _unit(w, descriptive, unit)
+    management = w.el(package, "ManagementMetadata")
+    if transfer.archival_profile:
+        w.el(management, "ArchivalProfile", transfer.archival_profile)
+    if transfer.service_level:
+        w.el(management, "ServiceLevel", transfer.service_level)
+    if transfer.originating_agency:
+        w.el(management, "OriginatingAgencyIdentifier", transfer.originating_agency.identifier)
+    w.rules(management, transfer.appraisal_rule, transfer.access_rule)
+    w.agency(root, "ArchivalAgency", transfer.archival_agency)
+    w.agency(root, "TransferringAgency", transfer.transferring_agency)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _data_object(w: _Writer, parent: etree._Element, obj: DataObject) -> None:
+    if obj.algorithm not in DIGEST_ALGORITHMS:
+        raise SedaError(f"data object {obj.filename!r}: unknown digest algorithm "
+                        f"{obj.algorithm!r} (known: {', '.join(DIGEST_ALGORITHMS)})")
+    node = w.el(parent, "BinaryDataObject", id=obj.id)
+    w.el(node, "Uri", obj.uri)
+    w.el(node, "MessageDigest", obj.digest, algorithm=DIGEST_ALGORITHMS[obj.algorithm])
+    w.el(node, "Size", str(obj.size))
+    fmt = w.el(node, "FormatIdentification")
+    w.el(fmt, "MimeType", obj.mime_type)
+    info = w.el(node, "FileInfo")
+    w.el(info, "Filename", obj.filename)
+
+
+def _unit(w: _Writer, parent: etree._Element, unit: Unit) -> None:
+    if unit.level not in LEVELS:
+        raise SedaError(f"archive unit {unit.title!r}: description level {unit.level!r} is "
+                        f"not a SEDA level ({', '.join(LEVELS)})")
+    node = w.el(parent, "ArchiveUnit", id=unit.id)
+    if unit.access_rule or unit.appraisal_rule:
+        w.rules(w.el(node, "Management"), unit.appraisal_rule, unit.access_rule)
+    content = w.el(node, "Content")
+    w.el(content, "DescriptionLevel", unit.level)
+    w.el(content, "Title", unit.title)
+    if unit.system_id:
+        w.el(content, "OriginatingSystemId", unit.system_id)
+    if unit.description:
+        w.el(content, "Description", unit.description)
+    if unit.document_type:
+        w.el(content, "DocumentType", unit.document_type)
+    w.el(content, "Language", "fr")
+    w.el(content, "DescriptionLanguage", "fr")
+    for kw in unit.keywords:
+        knode = w.el(content, "Keyword")
+        w.el(knode, "KeywordContent", kw.content)
+        if kw.type:
+            w.el(knode, "KeywordType", kw.type)
+    if unit.originating_agency:
+        w.agency(content, "OriginatingAgency", unit.originating_agency)
+    if unit.start_date:
+        w.el(content, "StartDate", unit.start_date.isoformat())
+    if unit.end_date:
+        w.el(content, "EndDate", unit.end_date.isoformat())
+    for child in unit.children:
+        _unit(w, node, child)
+    for ref in unit.objects:
+        w.el(w.el(node, "DataObjectReference"), "DataObjectReferenceId", ref)
+
+
+# --- reading messages ---------------------------------------------------------------
+
+
+def _text(node: etree._Element, path: str, ns: str) -> str | None:
+    found = node.find(path.replace("s:", f"{{{ns}}}"))
+    return found.text.strip() if found is not None and found.text else None
+
+
+@dataclass
+class TransferSummary:
+    """What an archive needs to read back from an ArchiveTransfer."""
+
+    version: str
+    message_id: str
+    archival_agency: str
+    transferring_agency: str
+    objects: list[DataObject]
+    units: list[tuple[str, str]]  # (unit id, title), depth first
+    comment: str = ""
+
+
+def read_transfer(data: bytes) -> TransferSummary:
+    """Validate and summarise an ArchiveTransfer."""
+    root = parse(data)
+    version = validate(root, "ArchiveTransfer")
+    ns = namespace(version)
+    algorithms = {uri: name for name, uri in DIGEST_ALGORITHMS.items()}
+    objects = []
+    for node in root.iter(f"{{{ns}}}BinaryDataObject"):
+        digest = node.find(f"{{{ns}}}MessageDigest")
+        objects.append(DataObject(
+            id=node.get("id", ""), uri=_text(node, "s:Uri", ns) or "",
+            filename=_text(node, "s:FileInfo/s:Filename", ns) or "",
+            size=int(_text(node, "s:Size", ns) or -1),
+            digest=(digest.text or "").strip() if digest is not None else "",
+            algorithm=algorithms.get(digest.get("algorithm", "") if digest is not None else "",
+                                     "unknown"),
+            mime_type=_text(node, "s:FormatIdentification/s:MimeType", ns) or ""))
+    units = [(u.get("id", ""), _text(u, "s:Content/s:Title", ns) or "")
+             for u in root.iter(f"{{{ns}}}ArchiveUnit")]
+    return TransferSummary(
+        version=version, message_id=_text(root, "s:MessageIdentifier", ns) or "",
+        archival_agency=_text(root, "s:ArchivalAgency/s:Identifier", ns) or "",
+        transferring_agency=_text(root, "s:TransferringAgency/s:Identifier", ns) or "",
+        objects=objects, units=units, comment=_text(root, "s:Comment", ns) or "")
+
+
+@dataclass
+class Acknowledgement:
+    """An Acknowledgement: the archive received the transfer."""
+
+    version: str
+    message_id: str
+    received_id: str
+    date: str
+    comment: str = ""
+
+
+def parse_acknowledgement(data: bytes) -> Acknowledgement:
+    """Validate and read an Acknowledgement (``SedaError`` if it is not one)."""
+    root = parse(data)
+    version = validate(root, "Acknowledgement")
+    ns = namespace(version)
+    return Acknowledgement(
+        version=version, message_id=_text(root, "s:MessageIdentifier", ns) or "",
+        received_id=_text(root, "s:MessageReceivedIdentifier", ns) or "",
+        date=_text(root, "s:Date", ns) or "", comment=_text(root, "s:Comment", ns) or "")
+
+
+@dataclass
+class TransferReply:
+    """An ArchiveTransferReply: accepted (ReplyCode 000) with identifiers, or refused."""
+
+    version: str
+    message_id: str
+    request_id: str
+    reply_code: str
+    date: str
+    comment: str = ""
+    archival_id: str | None = None  # identifier the archive gave the root unit
+    unit_ids: dict[str, str] = field(default_factory=dict)  # unit id -> archival identifier
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply_code == ACCEPTED
+
+
+def parse_transfer_reply(data: bytes) -> TransferReply:
+    """Validate and read an ArchiveTransferReply."""
+    root = parse(data)
+    version = validate(root, "ArchiveTransferReply")
+    ns = namespace(version)
+    unit_ids: dict[str, str] = {}
+    roots: list[str] = []
+    descriptive = root.find(f"{{{ns}}}DataObjectPackage/{{{ns}}}DescriptiveMetadata")
+    if descriptive is not None:
+        for unit in descriptive.iter(f"{{{ns}}}ArchiveUnit"):
+            ident = _text(unit, "s:Content/s:ArchivalAgencyArchiveUnitIdentifier", ns)
+            if ident:
+                unit_ids[unit.get("id", "")] = ident
+                if unit.getparent() is descriptive:
+                    roots.append(ident)
+    return TransferReply(
+        version=version, message_id=_text(root, "s:MessageIdentifier", ns) or "",
+        request_id=_text(root, "s:MessageRequestIdentifier", ns) or "",
+        reply_code=_text(root, "s:ReplyCode", ns) or "",
+        date=_text(root, "s:Date", ns) or "", comment=_text(root, "s:Comment", ns) or "",
+        archival_id=roots[0] if roots else None, unit_ids=unit_ids)
+
+
+# --- replies (what an archive writes; used by the simulator) -------------------------
+
+
+def build_acknowledgement(version: str, *, message_id: str, received_id: str,
+                          sender: str, receiver: str, comment: str = "") -> bytes:
+    """An Acknowledgement of transfer ``received_id`` from ``sender`` (the archive)."""
+    w = _Writer(version)
+    root = w.el(None, "Acknowledgement")
+    if comment:
+        w.el(root, "Comment", comment)
+    w.el(root, "Date", datetime.now(UTC).isoformat(timespec="seconds"))
+    w.el(root, "MessageIdentifier", message_id)
+    w.el(root, "MessageReceivedIdentifier", received_id)
+    w.agency(root, "Sender", Agency(sender))
+    w.agency(root, "Receiver", Agency(receiver))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def build_transfer_reply(transfer: bytes, *, message_id: str, reply_code: str,
+                         comment: str = "", unit_ids: dict[str, str] | None = None) -> bytes:
+    """The ArchiveTransferReply to ``transfer``; when accepted it repeats the package with
+    the archival identifier of every unit (``unit_ids``: unit id -> identifier)."""
+    original = parse(transfer)
+    version = version_of(original)
+    ns = namespace(version)
+    w = _Writer(version)
+    root = w.el(None, "ArchiveTransferReply")
+    if comment:
+        w.el(root, "Comment", comment)
+    w.el(root, "Date", datetime.now(UTC).isoformat(timespec="seconds"))
+    w.el(root, "MessageIdentifier", message_id)
+    w.el(root, "CodeListVersions")
+    if reply_code == ACCEPTED:
+        package = original.find(f"{{{ns}}}DataObjectPackage")
+        if package is not None:
+            for unit in package.iter(f"{{{ns}}}ArchiveUnit"):
+                ident = (unit_ids or {}).get(unit.get("id", ""))
+                if ident:
+                    _insert_archival_id(unit.find(f"{{{ns}}}Content"), ns, ident)
+            root.append(package)
+    w.el(root, "ReplyCode", reply_code)
+    w.el(root, "MessageRequestIdentifier", _text(original, "s:MessageIdentifier", ns) or "")
+    w.el(root, "GrantDate", datetime.now(UTC).isoformat(timespec="seconds"))
+    w.agency(root, "ArchivalAgency",
+             Agency(_text(original, "s:ArchivalAgency/s:Identifier", ns) or ""))
+    w.agency(root, "TransferringAgency",
+             Agency(_text(original, "s:TransferringAgency/s:Identifier", ns) or ""))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _insert_archival_id(content: etree._Element | None, ns: str, ident: str) -> None:
+    """Put ArchivalAgencyArchiveUnitIdentifier at its place in a unit's Content."""
+    if content is None:
+        return
+    before = {f"{{{ns}}}{t}" for t in ("DescriptionLevel", "Title", "FilePlanPosition",
+                                        "SystemId", "OriginatingSystemId")}
+    position = 0
+    for i, child in enumerate(content):
+        if child.tag in before:
+            position = i + 1
+    node = etree.Element(f"{{{ns}}}ArchivalAgencyArchiveUnitIdentifier")
+    node.text = ident
+    content.insert(position, node)
