@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bus import bench
 from bus.actes import commands as acte_commands
 from bus.audit import cli as audit_commands
 from bus.payroll import cli as payroll_commands
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     _dlq_parser(sub)
+    bench.add_commands(sub)
     acte_commands.add_commands(sub)
     audit_commands.add_commands(sub)
     payroll_commands.add_commands(sub)

@@ -25,10 +25,11 @@ class FlowRegistry:
         self._flows = {f.name: f for f in flows}
 
     @classmethod
-    def load(cls, directory: Path = FLOWS_DIR) -> FlowRegistry:
-        """Read every ``*.yaml`` flow of ``directory``; errors name the file."""
+    def load(cls, directory: Path = FLOWS_DIR, *extra: Path) -> FlowRegistry:
+        """Read every ``*.yaml`` flow of ``directory`` (then of ``extra``); errors name the file."""
         flows = []
-        for path in sorted(directory.glob("*.yaml")):
+        paths = [p for d in (directory, *extra) for p in sorted(Path(d).glob("*.yaml"))]
+        for path in paths:
             try:
                 flows.append(FlowDefinition.model_validate(yaml.safe_load(path.read_text())))
             except (ValidationError, yaml.YAMLError) as exc:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
@@ -76,6 +77,14 @@ def file_digest(path: Path) -> tuple[str, int, bytes]:
     return digest.hexdigest(), size, head
 
 
+def _http_pool(connections: int) -> urllib3.PoolManager:
+    """A connection pool as large as the threads that use it (MinIO's default has 10)."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=10, read=300), maxsize=connections,
+        retries=urllib3.Retry(total=5, backoff_factor=0.2,
+                              status_forcelist=[500, 502, 503, 504]))
+
+
 class ObjectStore:
     """Files, artefacts and small JSON records of the bus in one S3 bucket.
 
@@ -93,6 +102,7 @@ class ObjectStore:
             secret_key=settings.s3_secret_key,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            http_client=_http_pool(settings.io_threads),
         )
         self.keyring = Keyring(settings.var_dir, getattr(settings, "kek_file", None))
 

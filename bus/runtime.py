@@ -24,7 +24,10 @@ class Runtime:
 
     @cached_property
     def flows(self) -> FlowRegistry:
-        return FlowRegistry.load()
+        from bus.flows import FLOWS_DIR
+
+        extra = [self.settings.extra_flows_dir] if self.settings.extra_flows_dir else []
+        return FlowRegistry.load(FLOWS_DIR, *extra)
 
     @cached_property
     def store(self) -> ObjectStore:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from aiokafka import ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -36,6 +38,7 @@ from schemas.messages import (
     DocumentState,
     ErrorInfo,
     JournalEvent,
+    MessageSource,
     Refused,
     RouterMessage,
     StepDone,
@@ -48,6 +51,8 @@ log = logging.getLogger("demat.services")
 GROUPS = ("intake", "router", "steps", "journal", "delays", "sealer", "batcher")
 _router_message = TypeAdapter(RouterMessage)
 T = TypeVar("T")
+BATCH_RECORDS = 500  # intake and router read their topics in batches of at most this
+BATCH_WAIT_MS = 5  # and wait at most this for a batch when idle
 
 
 def _key(doc_id: str) -> bytes:
@@ -63,14 +68,23 @@ async def publish_dead_letter(broker: KafkaBroker, runtime: Runtime, letter: Dea
 async def decode_or_dead_letter(broker: KafkaBroker, runtime: Runtime, msg: KafkaMessage,
                                 parse: Callable[[bytes], T]) -> T | None:
     """Decode a message; an undecodable one is dead-lettered (raw bytes kept), not retried."""
+    return await decode_raw(broker, runtime, msg.body, source_of(msg), parse)
+
+
+async def decode_raw(broker: KafkaBroker, runtime: Runtime, body: bytes, source: MessageSource,
+                     parse: Callable[[bytes], T]) -> T | None:
+    """Decode one record read at ``source``; dead-letter it (raw bytes kept) if undecodable."""
     try:
-        return parse(msg.body)
+        return parse(body)
     except ValidationError as exc:
-        source = source_of(msg)
         log.error("undecodable message at %s[%d]@%d dead-lettered", source.topic,
                   source.partition, source.offset)
-        await publish_dead_letter(broker, runtime, poison_letter(msg.body, source, exc))
+        await publish_dead_letter(broker, runtime, poison_letter(body, source, exc))
         return None
+
+
+def record_source(record: ConsumerRecord) -> MessageSource:
+    return MessageSource(topic=record.topic, partition=record.partition, offset=record.offset)
 
 
 # --- intake -----------------------------------------------------------------------
@@ -99,13 +113,16 @@ def register_intake(broker: KafkaBroker, runtime: Runtime) -> None:
     topics = runtime.topics
 
     @broker.subscriber(topics.submit, group_id=topics.submit, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest")
+                       auto_offset_reset="earliest", batch=True, max_records=BATCH_RECORDS,
+                       batch_timeout_ms=BATCH_WAIT_MS)
     async def handle(body: Any, msg: KafkaMessage) -> None:
-        sub = await decode_or_dead_letter(broker, runtime, msg, SubmitMessage.model_validate_json)
-        if sub is None:
-            return
-        verdict = await admit(runtime, sub)
-        await broker.publish(encode(verdict), topics.router, key=_key(verdict.doc_id))
+        subs = [sub for rec in msg.raw_message
+                if (sub := await decode_raw(broker, runtime, rec.value, record_source(rec),
+                                            SubmitMessage.model_validate_json)) is not None]
+        verdicts = await asyncio.gather(*(admit(runtime, sub) for sub in subs))
+        sends = [await broker.publish(encode(v), topics.router, key=_key(v.doc_id),
+                                      no_confirm=True) for v in verdicts]
+        await asyncio.gather(*sends)
 
 
 # --- router -----------------------------------------------------------------------
@@ -140,6 +157,33 @@ class Router:
         state = await self.states.load(decoded.doc_id)
         await self.apply(self.transition(state, decoded))
 
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply a batch: each document's messages in order, one state save per document.
+
+        Everything the batch emits is published before any state is saved, so a crash
+        in between replays the batch onto the same states (same task ids).
+        """
+        by_doc: dict[str, list[Any]] = {}
+        for rec in records:
+            decoded = await decode_raw(self.broker, self.runtime, rec.value, record_source(rec),
+                                       _router_message.validate_json)
+            if decoded is not None:
+                by_doc.setdefault(decoded.doc_id, []).append(decoded)
+        states = await asyncio.gather(*(self.states.load(d) for d in by_doc))
+        outs: list[Transition] = []
+        changed: list[DocumentState] = []
+        for msgs, state in zip(by_doc.values(), states, strict=True):
+            dirty = False
+            for decoded in msgs:
+                out = self.transition(state, decoded)
+                outs.append(out)
+                if out.changed:
+                    state, dirty = out.state, True
+            if dirty and state is not None:
+                changed.append(state)
+        await self.publish(outs)
+        await asyncio.gather(*(self.states.save(s) for s in changed))
+
     def transition(self, state: DocumentState | None, msg: RouterMessage) -> Transition:
         engine = self.engine
         match msg:
@@ -164,6 +208,17 @@ class Router:
         A crash in between makes the message come again: the engine then finds the
         same state and issues the same task ids, so nothing is done twice.
         """
+        await self.publish([out])
+        if out.changed:
+            await self.states.save(out.state)
+
+    async def publish(self, outs: list[Transition]) -> None:
+        """Send what the transitions emit (pipelined) and wait until the broker has it all."""
+        sends = [send for out in outs for send in await self._sends(out)]
+        if sends:
+            await asyncio.gather(*sends)
+
+    async def _sends(self, out: Transition) -> list[Any]:
         topics = self.runtime.topics
         sends = []
         for task in out.tasks:
@@ -183,10 +238,7 @@ class Router:
         for event in out.events:
             sends.append(await self.broker.publish(encode(event), topics.journal,
                                                    key=_key(event.doc_id), no_confirm=True))
-        if sends:
-            await asyncio.gather(*sends)
-        if out.changed:
-            await self.states.save(out.state)
+        return sends
 
 
 def register_router(broker: KafkaBroker, runtime: Runtime) -> Router:
@@ -194,10 +246,10 @@ def register_router(broker: KafkaBroker, runtime: Runtime) -> Router:
     topics = runtime.topics
 
     @broker.subscriber(topics.router, group_id=topics.router, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", max_workers=runtime.settings.partitions,
-                       listener=_ForgetOnRebalance(router.states))
+                       auto_offset_reset="earliest", batch=True, max_records=BATCH_RECORDS,
+                       batch_timeout_ms=BATCH_WAIT_MS, listener=_ForgetOnRebalance(router.states))
     async def handle(body: Any, msg: KafkaMessage) -> None:
-        await router.handle(msg)
+        await router.handle_batch(msg.raw_message)
 
     return router
 
@@ -246,7 +298,7 @@ def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None 
     from bus.archive.batcher import register_batcher
     from bus.audit.service import register_audit
     from workers import STEP_KINDS
-    from workers.subscriber import register as register_step
+    from workers.subscriber import StepService
 
     runtime.check()
     unknown = [g for g in groups if g not in GROUPS]
@@ -254,34 +306,37 @@ def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None 
         raise ValueError(f"unknown service group(s) {unknown} (known: {', '.join(GROUPS)})")
     broker = make_broker(runtime.settings, client_id="demat-" + "-".join(groups))
     kinds = step_kinds or sorted(STEP_KINDS)
+    loops: list[StepService | DelayService] = []  # consumers run beside the subscribers
     if "intake" in groups:
         register_intake(broker, runtime)
     if "router" in groups:
         register_router(broker, runtime)
     if "steps" in groups:
-        for kind in kinds:
-            register_step(broker, runtime, kind)
+        loops.append(StepService(broker, runtime, kinds))
     if "journal" in groups:
         register_journal(broker, runtime)
     app = FastStream(broker)
     register_audit(app, broker, runtime, groups)  # sealer; router's configuration digest
     register_batcher(app, runtime, groups)  # archive batches (bus.archive.batcher)
-    delays = DelayService(runtime.settings) if "delays" in groups else None
+    if "delays" in groups:
+        loops.append(DelayService(runtime.settings))
     background: list[asyncio.Task] = []
 
     @app.on_startup
     async def _prepare() -> None:
+        # blocking S3 calls run in threads: as many as the object store has connections
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(runtime.settings.io_threads, thread_name_prefix="demat-io"))
         await ensure_topics(runtime.settings, runtime.topics.all(sorted(STEP_KINDS)))
 
     @app.after_startup
-    async def _start_delays() -> None:
-        if delays is not None:
-            background.append(asyncio.create_task(delays.run()))
+    async def _start_loops() -> None:
+        background.extend(asyncio.create_task(loop.run()) for loop in loops)
 
     @app.on_shutdown
-    async def _stop_delays() -> None:
-        if delays is not None:
-            delays.stop()
-            await asyncio.gather(*background, return_exceptions=True)
+    async def _stop_loops() -> None:
+        for loop in loops:
+            loop.stop()
+        await asyncio.gather(*background, return_exceptions=True)
 
     return app

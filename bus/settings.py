@@ -29,13 +29,16 @@ class Settings(BaseSettings):
     bucket: str = "demat"
     tenants_file: Path | None = None
     kek_file: Path | None = None  # JSON {siren: base64 256-bit key}; else keys under var/keys
+    extra_flows_dir: Path | None = None  # more flow definitions (site flows, benchmark)
     topic_prefix: str = "demat"
     partitions: int = Field(default=4, ge=1)
     index_path: Path | None = None
     state_cache_size: int = Field(default=20_000, ge=0)
+    io_threads: int = Field(default=16, ge=1)  # threads (and S3 connections) per process
+    step_concurrency: int = Field(default=64, ge=1)  # step tasks in flight per process
     log_level: str = "INFO"
     # audit journal (bus/audit): sealing, signing key, timestamping, search-key secret
-    seal_interval_seconds: float | None = Field(default=None, gt=0)  # None: 3 s embedded, 300
+    seal_interval_seconds: float | None = Field(default=None, gt=0)  # None: 5 s embedded, 300
     audit_key_file: Path | None = None  # Ed25519 PEM; default <var>/audit/bus-ed25519.pem
     tsa_url: str = "sim:tsa"  # RFC 3161 TSA (sim:tsa = the embedded simulator)
     tsa_ca_file: Path | None = None  # TSA trust anchor; default <var>/tsa/ca.pem (simulator)

@@ -20,6 +20,7 @@ STEP_KINDS: dict[str, str] = {
     "secure-mail": "workers.secure_mail",
     "mail-receipt": "workers.mail_receipt",
     "sign": "workers.sign",
+    "noop": "workers.noop",
 }
 
 

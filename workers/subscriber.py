@@ -1,7 +1,8 @@
-"""The thin FastStream subscriber shared by every step kind.
+"""The thin subscriber shared by every step kind.
 
 It decodes a ``StepTask``, calls the kind's plain ``run`` function with a
-``StepContext``, and reports ``StepDone`` or ``StepFailed`` to the router.
+``StepContext``, and reports ``StepDone``, ``StepFailed`` or ``StepWaiting`` to the
+router (through the FastStream broker).
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from typing import Any
 
-from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.middlewares import AckPolicy
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
 
 from bus.broker import encode
-from bus.deadletter import source_of
+from bus.consumer import KeyOrderedConsumer
 from bus.privacy import scrub_for
 from bus.runtime import Runtime
-from bus.services import decode_or_dead_letter
+from bus.services import decode_raw, record_source
 from connectors.errors import ConnectorError
 from schemas.messages import (
     ErrorInfo,
@@ -75,16 +75,36 @@ async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None
                     output=result.output, artefacts=ctx.artefacts)
 
 
-def register(broker: KafkaBroker, runtime: Runtime, kind: str) -> None:
-    """Subscribe the worker of step ``kind`` to its topic."""
-    topics = runtime.topics
+class StepService:
+    """Serves step kinds from one consumer (per-document order, many documents at once).
 
-    @broker.subscriber(topics.step(kind), group_id=topics.step(kind),
-                       ack_policy=AckPolicy.NACK_ON_ERROR, auto_offset_reset="earliest",
-                       max_workers=runtime.settings.partitions)
-    async def handle(body: Any, msg: KafkaMessage) -> None:
-        task = await decode_or_dead_letter(broker, runtime, msg, StepTask.model_validate_json)
+    One group member whatever the number of kinds: one FastStream subscriber per kind
+    and partition made dozens of members per process, whose heartbeats expired under
+    load and rebalanced the groups over and over.
+    """
+
+    def __init__(self, broker: KafkaBroker, runtime: Runtime, kinds: list[str]) -> None:
+        self.broker = broker
+        self.runtime = runtime
+        topics = runtime.topics
+        self.consumer = KeyOrderedConsumer(
+            runtime.settings.bootstrap, [topics.step(k) for k in kinds],
+            group_id=f"{topics.prefix}.steps", handle=self.handle,
+            max_in_flight=runtime.settings.step_concurrency, client_id="demat-steps")
+
+    async def handle(self, record: ConsumerRecord) -> None:
+        """Run one task and report its result to the router."""
+        source = record_source(record)
+        task = await decode_raw(self.broker, self.runtime, record.value, source,
+                                StepTask.model_validate_json)
         if task is None:
             return
-        result = await execute(runtime, task, source_of(msg))
-        await broker.publish(encode(result), topics.router, key=task.doc_id.encode())
+        result = await execute(self.runtime, task, source)
+        await self.broker.publish(encode(result), self.runtime.topics.router,
+                                  key=task.doc_id.encode())
+
+    async def run(self) -> None:
+        await self.consumer.run()
+
+    def stop(self) -> None:
+        self.consumer.stop()
