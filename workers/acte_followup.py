@@ -1,8 +1,9 @@
 """Steps of flow ``acte-followup``: cancel an acknowledged acte, or answer a prefecture
 letter about it, then wait for the prefecture's acknowledgement.
 
-Both kinds live here (``acte-followup-send``, ``acte-followup-acknowledgement``). Sending
-asks S²LOW first whether the cancellation or answer is already there.
+One step kind (``acte-followup``) for both steps: its ``options.phase`` is ``send`` or
+``acknowledgement``. Sending asks S²LOW first whether the cancellation or answer is
+already there.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from schemas.envelope import utcnow
 from workers.acte_acknowledgement import PENDING, poll_seconds, transaction_of
 from workers.context import StepContext, StepError, StepResultData, Waiting
 
-SEND, ACK = "acte-followup-send", "acte-followup-acknowledgement"
+KIND = "acte-followup"
 ANSWER_STATUSES = (1, 2, 3, ActesStatus.LETTER_ANSWER_ACK, -1)
 
 
 async def run(ctx: StepContext) -> StepResultData | Waiting:
-    return await (_send(ctx) if ctx.task.kind == SEND else _acknowledgement(ctx))
+    phase = ctx.step.options.get("phase", "send")
+    return await (_send(ctx) if phase == "send" else _acknowledgement(ctx))
 
 
 async def _send(ctx: StepContext) -> StepResultData:

@@ -129,7 +129,7 @@ async def _letter_and_answer(runtime: Runtime, sim: S2lowSimulator) -> None:
     assert any(a.file.name.startswith("ARPieceComplementaire") for a in answer.artefacts)
     # the send step delivered again (crash before its result reached the router): no resend
     again = await execute(runtime, StepTask(
-        doc_id=answer.doc_id, step="send", kind="acte-followup-send", envelope=answer_env))
+        doc_id=answer.doc_id, step="send", kind="acte-followup", envelope=answer_env))
     assert isinstance(again, StepDone) and again.output["already_sent"]
     answers = [t for t in sim.transactions.values()
                if t.type == letter["type"] and t.related_id == letter["id"]]
