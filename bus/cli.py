@@ -17,6 +17,7 @@ from rich.table import Table
 
 from bus import bench
 from bus.actes import commands as acte_commands
+from bus.archive import cli as archive_commands
 from bus.audit import cli as audit_commands
 from bus.payroll import cli as payroll_commands
 from bus.settings import Settings, get_settings
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _dlq_parser(sub)
     bench.add_commands(sub)
+    archive_commands.add_commands(sub)
     acte_commands.add_commands(sub)
     audit_commands.add_commands(sub)
     payroll_commands.add_commands(sub)

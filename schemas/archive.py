@@ -94,6 +94,7 @@ class ArchiveOptions(BaseModel):
     keywords: list[str] = Field(default_factory=list)  # metadata fields (lists expand)
     date: str | None = None  # field with the document date (default: submission date)
     include_journal: bool = True
+    include_artefacts: bool = False  # earlier steps' artefacts (ARActe, stamped acte...)
     batch: BatchOptions | None = None
 
 
@@ -110,6 +111,7 @@ class BatchMembership(BaseModel):
     step: str
     envelope: Envelope
     journal: FileRef
+    artefacts: list[FileRef] = Field(default_factory=list)
     bytes: int = Field(ge=0)
     registered_at: datetime = Field(default_factory=utcnow)
 

@@ -23,6 +23,7 @@ from bus.archive.exchange import (
 )
 from bus.index import Index
 from bus.objectstore import IntegrityError, ObjectMissing
+from bus.state import StateStore
 from connectors.errors import BusinessRefusal
 from connectors.sae import seda
 from connectors.sae.asalae import AsalaeClient, TransferLookup
@@ -117,7 +118,8 @@ async def _send_document(ctx: StepContext, options: ArchiveOptions,
                          ) -> tuple[FileRef, TransferLookup]:
     env, store, tenant = ctx.task.envelope, ctx.runtime.store, ctx.tenant
     journal = await _journal_file(ctx) if options.include_journal else None
-    files = mapping.document_files(env, journal, store)
+    files = mapping.document_files(env, journal, store,
+                                   artefacts=await _earlier_artefacts(ctx, options))
     unit = mapping.document_unit(env, tenant, options, settings, [f.object_id for f in files])
 
     def make_manifest(objects: list[seda.DataObject]) -> bytes:
@@ -137,6 +139,20 @@ async def _journal_file(ctx: StepContext) -> FileRef:
     return await asyncio.to_thread(ctx.runtime.store.put_bytes, env.tenant, data,
                                    name=mapping.JOURNAL_NAME, role=FileRole.ANNEX,
                                    media_type="application/json")
+
+
+async def _earlier_artefacts(ctx: StepContext, options: ArchiveOptions) -> list[FileRef]:
+    """Artefacts of the document's earlier steps (read from its state, never written)."""
+    if not options.include_artefacts:
+        return []
+    state = await asyncio.to_thread(StateStore(ctx.runtime.store, 0).load_sync, ctx.task.doc_id)
+    seen: set[str] = set()
+    refs = []
+    for art in state.artefacts if state else []:
+        if art.step != ctx.step.name and art.file.sha256 not in seen:
+            seen.add(art.file.sha256)
+            refs.append(art.file)
+    return refs
 
 
 def _events(ctx: StepContext) -> list[dict[str, Any]]:
@@ -207,9 +223,10 @@ async def _register(ctx: StepContext, options: ArchiveOptions,
     mapping.document_unit(env, ctx.tenant, options, settings, [])
     journal = await _journal_file(ctx)
     group = batch.group_of(env.tenant, env.flow, ctx.step.name, str(value))
+    artefacts = await _earlier_artefacts(ctx, options)
     member = BatchMembership(doc_id=env.id, group=group, key=str(value), step=ctx.step.name,
-                             envelope=env, journal=journal,
-                             bytes=sum(f.size for f in env.files) + journal.size)
+                             envelope=env, journal=journal, artefacts=artefacts,
+                             bytes=sum(f.size for f in [*env.files, journal, *artefacts]))
     await batch.publish_membership(ctx.runtime, member)
     return {"group": group, "registered_at": time.time()}
 

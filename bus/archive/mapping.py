@@ -120,9 +120,9 @@ def unit_id(doc_id: str) -> str:
 
 
 def document_files(env: Envelope, journal: FileRef | None, store: ObjectStore, *,
-                   folder: str = "") -> list[SipFile]:
-    """The SIP files of one document: its files, then its journal."""
-    refs = [*env.files, *([journal] if journal else [])]
+                   folder: str = "", artefacts: list[FileRef] | None = None) -> list[SipFile]:
+    """The SIP files of one document: its files, its journal, then earlier artefacts."""
+    refs = [*env.files, *([journal] if journal else []), *(artefacts or [])]
     used: set[str] = set()
     files = []
     for i, ref in enumerate(refs):
@@ -130,7 +130,8 @@ def document_files(env: Envelope, journal: FileRef | None, store: ObjectStore, *
         if name in used:
             name = f"{i}-{name}"
         used.add(name)
-        object_id = f"o-{env.id}-journal" if journal and i == len(env.files) else f"o-{env.id}-{i}"
+        object_id = f"o-{env.id}-journal" if journal and i == len(env.files) else \
+            f"o-{env.id}-{i}"
         files.append(SipFile(
             object_id=object_id, path=f"{folder}/{name}" if folder else name,
             size=ref.size, sha256=ref.sha256, media_type=ref.media_type,

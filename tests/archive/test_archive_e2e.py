@@ -31,9 +31,14 @@ def _sae(settings: Settings) -> str:
 
 async def _submit_all(settings: Settings, docs: list[tuple[str, list[Path], dict]],
                       timeout: float) -> list[DocumentState]:
+    gate = asyncio.Semaphore(8)
     async with DematClient(settings, producer_name="archive-test") as client:
-        ids = [(await client.submit("document", paths, tenant=tenant, metadata=meta)).doc_id
-               for tenant, paths, meta in docs]
+        async def one(tenant: str, paths: list[Path], meta: dict) -> str:
+            async with gate:
+                return (await client.submit("document", paths, tenant=tenant,
+                                            metadata=meta)).doc_id
+
+        ids = await asyncio.gather(*(one(*doc) for doc in docs))
         states = await asyncio.gather(*(client.wait(i, timeout, interval=0.5) for i in ids))
     assert all(s is not None for s in states)
     return list(states)  # type: ignore[arg-type]
