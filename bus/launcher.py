@@ -44,11 +44,18 @@ class Services:
             return False
         return all(pid_alive(pids.get(g)) for g in self.groups)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60.0) -> None:
+        """Spawn every group; return once the simulators have published their addresses."""
         (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
+        since = time.time()
         for group in self.groups:
             self.pids[group] = self._spawn(group)
         self._save()
+        if "simulators" in self.groups:
+            sims = self.var_dir / "simulators.json"
+            if not wait_until(lambda: sims.exists() and sims.stat().st_mtime >= since, timeout):
+                raise RuntimeError(f"the partner simulators did not start within {timeout:g} s: "
+                                   f"see {self.var_dir / 'log' / 'simulators.log'}")
 
     def _spawn(self, group: str) -> int:
         log = (self.var_dir / "log" / f"{group}.log").open("ab")
