@@ -19,6 +19,7 @@ from bus import bench
 from bus.actes import commands as acte_commands
 from bus.archive import cli as archive_commands
 from bus.audit import cli as audit_commands
+from bus.finance import importer as invoice_commands
 from bus.payroll import cli as payroll_commands
 from bus.settings import Settings, get_settings
 
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_commands(sub)
     archive_commands.add_commands(sub)
     acte_commands.add_commands(sub)
+    invoice_commands.add_commands(sub)
     audit_commands.add_commands(sub)
     payroll_commands.add_commands(sub)
 

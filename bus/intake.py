@@ -50,6 +50,9 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
 FLOW_CHECKS: dict[str, str] = {
     "acte": "bus.actes.checks:check_acte",
     "acte-followup": "bus.actes.checks:check_followup",
+    "invoice": "bus.finance.checks:check_invoice",
+    "invoice-in": "bus.finance.checks:check_invoice",
+    "helios": "bus.finance.checks:check_helios",
     "payslip": "bus.payroll.checks:check_payslip",
 }
 

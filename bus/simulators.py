@@ -77,11 +77,19 @@ def _sae(plan: FailurePlan) -> Any:
     return simulator_app(plan, atr_delay=delay)
 
 
+def _chorus(plan: FailurePlan) -> Any:
+    from connectors.chorus.simulator import ChorusSimulator
+
+    delay = float(os.environ.get("DEMAT_SIM_CHORUS_STEP_DELAY", "0.3"))
+    return ChorusSimulator(step_delay=delay, failures=plan).app
+
+
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {
     "tsa": _tsa,
     "webdav": _webdav,
     "sae": _sae,
     "s2low": _s2low,
+    "chorus": _chorus,
     "ensap": _ensap,
     "securemail": _securemail,
     "iparapheur": _iparapheur,

@@ -12,6 +12,7 @@ CONNECTOR_TYPES: dict[str, str] = {
     "webdav": "connectors.webdav.client:WebdavDeposit",
     "asalae": "connectors.sae.asalae:AsalaeClient",
     "s2low": "connectors.s2low.client:S2lowClient",
+    "chorus": "connectors.chorus.client:ChorusClient",
     "ensap": "connectors.ensap.client:EnsapClient",
     "securemail": "connectors.securemail.client:SecureMailClient",
     "seal": "connectors.seal:LocalSeal",

@@ -33,6 +33,9 @@ METADATA_MODELS: dict[str, str] = {
     "acte": "schemas.acte:ActeDocumentMetadata",
     "acte-followup": "schemas.acte:ActeFollowupMetadata",
     "payslip": "schemas.payslip:PayslipMetadata",
+    "invoice": "schemas.invoice:InvoiceMetadata",
+    "invoice-in": "schemas.invoice:InvoiceInMetadata",
+    "helios": "schemas.pes:HeliosMetadata",
 }
 
 

@@ -20,6 +20,11 @@ STEP_KINDS: dict[str, str] = {
     "mail-receipt": "workers.mail_receipt",
     "sign": "workers.sign",
     "noop": "workers.noop",
+    "chorus-deposit": "workers.chorus_deposit",
+    "chorus-status": "workers.chorus_status",
+    "chorus-received-status": "workers.chorus_received",
+    "helios-transmit": "workers.helios_transmit",
+    "helios-acquit": "workers.helios_acquit",
 }
 
 

@@ -90,6 +90,12 @@ def _signatures(index: int) -> list[DemoDocument]:
     return signature_documents(index)
 
 
+def _invoices(index: int) -> list[DemoDocument]:
+    from bus.demo.invoices import invoice_documents, pes_documents
+
+    return invoice_documents(index) + pes_documents(index)
+
+
 def demo_documents(count: int = 1) -> list[DemoDocument]:
     """``count`` rounds of demo documents of every flow that exists."""
     docs: list[DemoDocument] = []
@@ -97,5 +103,6 @@ def demo_documents(count: int = 1) -> list[DemoDocument]:
         docs += generic_documents(i)
         docs += _signatures(i)
         docs += _actes(i)
+        docs += _invoices(i)
         docs += _payslips(i)
     return docs

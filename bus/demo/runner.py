@@ -22,6 +22,9 @@ async def submit_demo(client: DematClient, count: int, workdir: Path) -> list[di
         receipt = await client.submit(doc.flow, paths, tenant=doc.tenant,
                                       metadata=doc.metadata, key=f"demo-{i}-{_stamp()}")
         rows.append(_row(doc, receipt.doc_id))
+    from bus.demo.invoices import received_invoice_rows
+
+    rows += await received_invoice_rows(client, count)  # invoice-in, through the import
     return rows
 
 

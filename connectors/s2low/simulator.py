@@ -213,6 +213,9 @@ class S2lowSimulator:
         for path, (method, handler) in routes.items():
             app.add_api_route(f"/modules/actes/{path}", _endpoint(sim, handler),
                               methods=[method])
+        from connectors.s2low.helios_simulator import mount_helios  # PES Aller (HELIOS)
+
+        sim.helios = mount_helios(app, sim)
         return app
 
     def _who(self, request: Request) -> TenantActesSettings:

@@ -1,0 +1,1 @@
+"""Finance flows: invoices with Chorus Pro and PES accounting files to the treasury."""

@@ -1,0 +1,71 @@
+"""Content checks of the finance flows (registered in ``bus.intake.FLOW_CHECKS``).
+
+An invoice is one file of a known syntax that validates against its schema; the
+metadata, when it says the format or number, must agree with the content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bus.intake import SubmissionError
+from schemas.envelope import Envelope
+from schemas.invoice import InvoiceError, InvoiceFormat, InvoiceInfo, read_invoice
+
+MAX_INVOICE_BYTES = 20 * 1024 * 1024  # larger files are checked by the validate step only
+
+
+def load_invoice(runtime: Any, env: Envelope) -> tuple[bytes, InvoiceInfo]:
+    """Read and validate the envelope's invoice file (``SubmissionError`` naming the fault)."""
+    if len(env.files) != 1:
+        raise SubmissionError("files", f"an invoice is exactly one file (Factur-X PDF, UBL, "
+                              f"CII or PIVOT XML), {len(env.files)} given")
+    ref = env.files[0]
+    data = b"".join(runtime.store.iter_file(env.tenant, ref))
+    declared = env.metadata.get("format")
+    try:
+        info = read_invoice(data, expected=InvoiceFormat(declared) if declared else None)
+    except InvoiceError as exc:
+        where = f" (element {exc.where})" if exc.where else ""
+        raise SubmissionError("files[0]", f"{ref.name}: {exc}{where}") from None
+    number = env.metadata.get("invoice_number")
+    if number and number != info.number:
+        raise SubmissionError("metadata.invoice_number", f"{number!r} but the invoice "
+                              f"{ref.name} is number {info.number!r}")
+    if not info.number:
+        raise SubmissionError("files[0]", f"{ref.name}: the invoice has no number")
+    return data, info
+
+
+async def check_invoice(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
+    """Intake and validate step: the invoice file is valid and matches its metadata."""
+    if at_intake and env.files and env.files[0].size > MAX_INVOICE_BYTES:
+        return
+    await asyncio.to_thread(load_invoice, runtime, env)
+
+
+MAX_PES_AT_INTAKE = 5 * 1024 * 1024  # larger PES files are validated by the validate step
+
+
+def check_pes(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
+    """Sync part of ``check_helios``: one PES Aller file, valid against the DGFiP schema."""
+    from schemas.pes import PesError, validate_aller
+
+    if len(env.files) != 1:
+        raise SubmissionError("files", f"a PES Aller is exactly one XML file, "
+                              f"{len(env.files)} given")
+    ref = env.files[0]
+    if at_intake and ref.size > MAX_PES_AT_INTAKE:
+        return
+    try:
+        validate_aller(runtime.store.iter_file(env.tenant, ref))
+    except PesError as exc:
+        where = f" (element {exc.element})" if exc.element else ""
+        raise SubmissionError("files[0]", f"{ref.name}: {exc}{where}") from None
+
+
+async def check_helios(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
+    """Intake (files up to 5 MB) and validate step: the PES Aller is schema-valid,
+    streamed from the object store."""
+    await asyncio.to_thread(check_pes, runtime, env, at_intake=at_intake)

@@ -1,0 +1,1 @@
+"""Chorus Pro (State e-invoicing portal, through PISTE): API client and simulator."""

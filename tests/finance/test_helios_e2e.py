@@ -1,0 +1,65 @@
+"""Flow ``helios`` end to end: validate (streamed), seal per bordereau, S²LOW, PES_ACQUIT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bus.client import DematClient
+from bus.demo.pes import demo_pes
+from bus.launcher import Services, wait_until
+from bus.settings import Settings
+from connectors.seal.verify import verify_xml
+from schemas.messages import DocState
+from schemas.pes import validate_aller
+from tests.conftest import SHARED
+
+pytestmark = pytest.mark.stack
+TENANT = "216900910"
+XSDCHECK = SHARED / "tools" / "xsdcheck.py"
+
+
+def test_pes_sealed_sent_once_acknowledged_and_bad_one_refused(
+        settings: Settings, services: Services, demat, tmp_path: Path) -> None:
+    assert wait_until(lambda: (settings.var_dir / "simulators.json").exists(), 180)
+    s2low = json.loads((settings.var_dir / "simulators.json").read_text())["s2low"]
+    name = f"PESE2E{time.time_ns() % 10**9}"
+    good = tmp_path / f"{name}.xml"
+    good.write_bytes(demo_pes(f"{TENANT}00017", name))
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes((SHARED / "fixtures/pes/samples/negative-BlocPiece-without-InfoPce.xml"
+                     ).read_bytes())
+
+    async def go() -> list:
+        async with DematClient(settings) as client:
+            ids = [(await client.submit("helios", [p], tenant=TENANT, metadata={})).doc_id
+                   for p in (good, bad)]
+            return list(await asyncio.gather(*(client.wait(i, 200) for i in ids)))
+
+    done, refused = asyncio.run(go())
+    assert refused.state == DocState.REJECTED and refused.error.field == "files[0]"
+    assert "Expected is ( InfoPce )" in refused.error.message
+    assert done is not None and done.state == DocState.COMPLETED, done
+    assert done.record("acquit").output["acquit"] is True
+    assert done.record("transmit").output["signed"] is True
+    counts = httpx.get(f"{s2low}/_sim/helios/counts").json()["submissions"]
+    assert counts[f"{TENANT}/{good.name}"] == 1
+
+    out = tmp_path / "export"
+    run = demat("export", done.doc_id, "--dir", str(out))
+    assert run.returncode == 0, run.stderr
+    signed = (out / "artefacts" / "sign" / f"{name}-signed.xml").read_bytes()
+    assert validate_aller([signed]).signatures == 2
+    assert all(c.intact for c in verify_xml(signed))
+    acquit = next((out / "artefacts" / "acquit").glob("PES_ACQUIT_*.xml"))
+    check = subprocess.run([sys.executable, str(XSDCHECK), "pes-acquit", str(acquit)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    assert (out / "artefacts" / "acquit" / f"PES_RETOUR_{name}.xml").exists()
