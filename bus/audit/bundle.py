@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from bus.audit.store import (
     number,
     segment_key,
 )
+from bus.audit.verify import IO_THREADS
 from bus.runtime import Runtime
 from connectors.tsa.token import verify_response
 
@@ -75,8 +77,10 @@ def _leaves(journal: JournalStore, last_segment: int,
             doc_id: str) -> tuple[list[bytes], list[tuple[int, bytes]]]:
     leaves: list[bytes] = []
     mine: list[tuple[int, bytes]] = []
-    for n in range(1, last_segment + 1):
-        for line in segment_lines(journal.get(segment_key(n)) or b""):
+    with ThreadPoolExecutor(IO_THREADS) as pool:  # the store is remote: parallel requests
+        segments = pool.map(journal.get, [segment_key(n) for n in range(1, last_segment + 1)])
+    for data in segments:
+        for line in segment_lines(data or b""):
             if _doc_of(line) == doc_id:
                 mine.append((len(leaves), line))
             leaves.append(leaf_hash(line))

@@ -8,9 +8,13 @@ SHA-256, and the previous checkpoint's SHA-256; the checkpoint's canonical
 JSON is signed with the bus's Ed25519 key and time-stamped by an RFC 3161 TSA
 (``.json`` is written last: a crash before leaves no half checkpoint).
 
-One sealer runs per bus (segment numbers are global). A batch re-read after a
-crash becomes a second segment with the same lines: duplicates are harmless
-(same event hashes) and ``demat audit verify`` accepts them.
+One sealer writes at a time (segment numbers are global): it holds a lease
+(``audit/sealer-lease.json`` in the main bucket, renewed every ``LEASE_S / 3``);
+another sealer started meanwhile (a second ``demat run``) leaves its batches
+unacknowledged, so they come again, and takes over, re-reading the journal
+tail, when the lease runs out. A batch re-read after a crash becomes a second
+segment with the same lines: duplicates are harmless (same event hashes) and
+``demat audit verify`` accepts them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,13 +55,18 @@ from schemas.envelope import utcnow
 from schemas.messages import JournalEvent
 
 log = logging.getLogger("demat.sealer")
+LEASE_KEY, LEASE_S = "audit/sealer-lease.json", 60.0
+
+
+class NotLeader(RuntimeError):
+    """Another sealer holds the journal lease."""
 
 
 def seal_interval(settings: Settings) -> float:
-    """Configured, else 3 s on the embedded stack (demo) and 300 s in production."""
+    """Configured, else 5 s on the embedded stack (demo) and 300 s in production."""
     if settings.seal_interval_seconds is not None:
         return settings.seal_interval_seconds
-    return 3.0 if settings.kafka_bootstrap is None else 300.0
+    return 5.0 if settings.kafka_bootstrap is None else 300.0
 
 
 def tsa_ca_path(settings: Settings) -> Path:
@@ -87,16 +100,44 @@ class Sealer:
         self._lock = threading.Lock()
         self._stop = asyncio.Event()
         self._tsa = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_until = 0.0
 
-    # --- start-up -------------------------------------------------------------
+    # --- start-up and lease ---------------------------------------------------
 
-    def load(self) -> None:
-        """Resume from the last checkpoint and the segments written after it."""
+    def prepare(self) -> None:
+        """The journal bucket (object lock if the store has it) and the public key."""
         locked = self.journal.ensure()
         log.info("journal bucket %s (object lock %s)", self.journal.bucket,
                  "on" if locked else "not supported by the store: off")
         self.journal.put(f"{KEYS}{self.key.key_id}.pem", self.key.public_pem,
                          "application/x-pem-file")
+
+    def lead(self) -> bool:
+        """Hold (take, renew) the writer lease; re-read the journal tail when taking it."""
+        now = time.time()
+        if self.lease_until - now > LEASE_S * 2 / 3:
+            return True
+        store = self.runtime.store
+        lease = store.get_json(LEASE_KEY) or {}
+        if lease.get("owner") not in (None, self.owner) and lease.get("until", 0) > now:
+            if self.lease_until:
+                log.warning("journal lease lost to %s", lease.get("owner"))
+            self.lease_until = 0.0
+            return False
+        store.put_json(LEASE_KEY, {"owner": self.owner, "until": now + LEASE_S})
+        if (store.get_json(LEASE_KEY) or {}).get("owner") != self.owner:
+            return False  # another sealer wrote at the same moment: it won
+        if not self.lease_until:
+            with self._lock:
+                self.load()
+            log.info("journal lease taken by %s: %d segments, checkpoint %d", self.owner,
+                     self.tail.last_segment, self.tail.checkpoint)
+        self.lease_until = now + LEASE_S
+        return True
+
+    def load(self) -> None:
+        """Resume from the last checkpoint and the segments written after it."""
         tail = _Tail()
         checkpoints = self.journal.numbered(CHECKPOINTS, "json")
         if checkpoints:
@@ -125,6 +166,9 @@ class Sealer:
 
     def write_segment(self, bodies: list[bytes]) -> int | None:
         """Store one batch of journal messages as the next segment; return its number."""
+        if not self.lead():
+            time.sleep(5)  # the batch is not acknowledged: it comes again
+            raise NotLeader("another sealer holds the journal lease")
         lines = [b for b in bodies if _is_event(b)]
         if not lines:
             return None
@@ -138,15 +182,21 @@ class Sealer:
     # --- checkpoints ----------------------------------------------------------
 
     async def run(self) -> None:
-        """Checkpoint every interval until stopped."""
-        interval = seal_interval(self.settings)
+        """Renew the lease and checkpoint every interval, until stopped."""
+        interval, last = seal_interval(self.settings), time.monotonic()
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+                await asyncio.wait_for(self._stop.wait(), timeout=min(interval, LEASE_S / 3))
             try:
-                await self.seal()
-            except (ConnectorError, RuntimeError, OSError) as exc:
+                if not await asyncio.to_thread(self.lead):
+                    continue
+                if time.monotonic() - last >= interval:
+                    last = time.monotonic()
+                    await self.seal()
+            except (ConnectorError, RuntimeError, OSError, ValueError) as exc:
                 log.error("checkpoint postponed: %s", exc)
+            except Exception:  # the store answered an error: try again next time
+                log.exception("checkpoint postponed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -47,7 +47,8 @@ def _register_sealer(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> 
 
     @app.on_startup
     async def _load() -> None:
-        await asyncio.to_thread(sealer.load)
+        await asyncio.to_thread(sealer.prepare)
+        await asyncio.to_thread(sealer.lead)
 
     @app.after_startup
     async def _start() -> None:

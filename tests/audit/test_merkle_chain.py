@@ -123,3 +123,31 @@ def test_configuration_change_is_journaled_once_per_digest(tmp_path) -> None:
     again = engine.on_configuration(out.state, changed)
     assert again.events[0].detail["previous"] == msg.digest
     assert again.events[0].prev_hash == out.events[0].hash
+
+
+def test_index_search_by_keys_dates_and_hashed_personal_query(tmp_path) -> None:
+    from bus.audit.cli import query_keys
+    from bus.audit.config import key_hasher
+    from bus.index import Index
+
+    settings = Settings(var_dir=tmp_path)
+    hasher = key_hasher(settings)
+    engine = FlowEngine(FlowRegistry.load(), TenantRegistry(
+        [Tenant(siren="216900910", name="A", connectors=GED)]), key_hasher=hasher)
+    env = _env()
+    events = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env)).events
+    index = Index(tmp_path / "index.sqlite")
+    index.add(events)
+    flows = FlowRegistry.load()
+    by_author = query_keys([("author", "  jeanne   DUPONT ")], flows, hasher)
+    assert by_author["author"] != "jeanne dupont"  # the query is hashed, like the journal
+    assert [r["id"] for r in index.search(keys=by_author)] == [env.id]
+    assert [r["id"] for r in index.search(
+        keys=query_keys([("keyword", "Voirie")], flows, hasher), tenant="216900910",
+        flow="document", since="2000-01-01")] == [env.id]
+    assert index.search(keys=by_author, until="2000-01-01") == []
+    assert index.search(keys=query_keys([("category", "other")], flows, hasher)) == []
+    with pytest.raises(ValueError, match="no flow declares the search key 'x'"):
+        query_keys([("x", "1")], flows, hasher)
+    index.close()
+    assert not [f for f in tmp_path.glob("index.sqlite*") if b"Dupont" in f.read_bytes()]
