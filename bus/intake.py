@@ -54,6 +54,8 @@ FLOW_CHECKS: dict[str, str] = {
     "invoice-in": "bus.finance.checks:check_invoice",
     "helios": "bus.finance.checks:check_helios",
     "payslip": "bus.payroll.checks:check_payslip",
+    "hr-decree": "bus.hr:check_hr",
+    "hr-contract": "bus.hr:check_hr",
 }
 
 

@@ -33,6 +33,8 @@ METADATA_MODELS: dict[str, str] = {
     "acte": "schemas.acte:ActeDocumentMetadata",
     "acte-followup": "schemas.acte:ActeFollowupMetadata",
     "payslip": "schemas.payslip:PayslipMetadata",
+    "hr-decree": "schemas.hr:HrDecreeMetadata",
+    "hr-contract": "schemas.hr:HrContractMetadata",
     "invoice": "schemas.invoice:InvoiceMetadata",
     "invoice-in": "schemas.invoice:InvoiceInMetadata",
     "helios": "schemas.pes:HeliosMetadata",

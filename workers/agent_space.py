@@ -20,7 +20,7 @@ KIND = "agent-space"
 async def run(ctx: StepContext) -> StepResultData:
     env = ctx.task.envelope
     meta = payslip_metadata(ctx)
-    pdf = payslip_pdf(ctx)
+    pdf = await payslip_pdf(ctx)
     space: WebdavDeposit = ctx.connector()
     folder = [meta.matricule, f"{meta.period}_{env.id}"]
     receipt = await space.lookup_folder(folder)

@@ -81,8 +81,8 @@ async def _done(ctx: StepContext, lot: str, receipt: dict[str, Any]) -> StepResu
                                   "received_at": receipt.get("received_at")})
 
 
-def _entry(ctx: StepContext, meta: PayslipMetadata) -> tuple[EnsapEntry, FileRef]:
-    pdf = payslip_pdf(ctx)
+async def _entry(ctx: StepContext, meta: PayslipMetadata) -> tuple[EnsapEntry, FileRef]:
+    pdf = await payslip_pdf(ctx)
     if len(meta.matricule) > 10:
         raise StepError("ENSAP numero_dossier takes at most 10 characters: matricule is "
                         f"{len(meta.matricule)} long", field="metadata.matricule")
@@ -106,7 +106,7 @@ async def _enqueue(ctx: StepContext, lot: str, batch: EnsapBatch, meta: PayslipM
     store = ctx.runtime.store
     if await asyncio.to_thread(store.get_json, key) is not None:
         return
-    entry, pdf = _entry(ctx, meta)
+    entry, pdf = await _entry(ctx, meta)
     body = json.dumps({"entry": _entry_json(entry), "pdf": pdf.model_dump(mode="json")}).encode()
     ref = await asyncio.to_thread(store.put_bytes, ctx.tenant.siren, body,
                                   name="ensap-entry.json", media_type="application/json",
@@ -163,7 +163,7 @@ async def _send_alone(ctx: StepContext, client: EnsapClient, lot: str,
                       meta: PayslipMetadata) -> StepResultData | Waiting:
     receipt = await client.lookup(lot)
     if receipt is None:
-        receipt = await _deposit(ctx, client, lot, [_entry(ctx, meta)])
+        receipt = await _deposit(ctx, client, lot, [await _entry(ctx, meta)])
     if not _lists(receipt, ctx.task.envelope.id):
         raise StepError(f"ENSAP receipt of lot {lot} does not list this pay slip",
                         field="ensap")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from schemas.envelope import FileRef, FileRole
+from schemas.envelope import FileRef
 from schemas.payslip import PayslipMetadata
 from workers.context import StepContext, StepError
-
-SIGNED_KEYS = ("signed_file", "sealed_file", "signed", "file")
+from workers.signed import signed_or_main
 
 
 def payslip_metadata(ctx: StepContext) -> PayslipMetadata:
@@ -21,18 +20,9 @@ def payslip_metadata(ctx: StepContext) -> PayslipMetadata:
         raise StepError(f"metadata.{where}: {err['msg']}", field=f"metadata.{where}") from None
 
 
-def payslip_pdf(ctx: StepContext) -> FileRef:
-    """The PDF to deliver: the sealed one if an earlier step produced it, else the original."""
-    for output in reversed(list(ctx.task.outputs.values())):
-        for key in SIGNED_KEYS:
-            value = output.get(key)
-            if isinstance(value, dict) and {"sha256", "size", "name"} <= set(value):
-                return FileRef.model_validate(value | {"media_type": value.get(
-                    "media_type", "application/pdf")})
-    mains = [f for f in ctx.task.envelope.files if f.role == FileRole.MAIN]
-    if not mains:
-        raise StepError("a pay slip needs a main PDF file", field="files")
-    return mains[0]
+async def payslip_pdf(ctx: StepContext) -> FileRef:
+    """The PDF to deliver: the sealed one if the seal step kept it, else the original."""
+    return await signed_or_main(ctx)
 
 
 def agent_file_name(meta: PayslipMetadata) -> str:

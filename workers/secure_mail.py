@@ -33,7 +33,7 @@ async def run(ctx: StepContext) -> StepResultData:
     key = env.id
     package = await mail.lookup(key)
     if package is None:
-        pdf = payslip_pdf(ctx)
+        pdf = await payslip_pdf(ctx)
         package = await mail.publish(key, agent_file_name(meta),
                                      ctx.runtime.store.iter_file(env.tenant, pdf), pdf.sha256)
     if package.get("notified_at") is None:

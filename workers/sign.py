@@ -87,7 +87,7 @@ async def _workflow(ctx: StepContext, client: IparapheurClient) -> StepResultDat
     if not progress.get("folder_id"):
         uploads = [UploadFile(ref.name, await _read(ctx, ref), ref.media_type)
                    for _, ref in files_to_sign(ctx)]
-        subtype = env.metadata.get("signature_subtype")
+        subtype = env.metadata.get("signature_subtype") or ctx.step.options.get("subtype")
         folder, created = await client.create(
             folder_name(env.id), uploads, subtype=subtype,
             metadata={"demat_document_id": env.id, "demat_tenant": env.tenant,

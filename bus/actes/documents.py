@@ -31,7 +31,10 @@ def actes_settings(tenant: Tenant) -> TenantActesSettings:
 
 
 def acte_metadata(env: Envelope) -> ActeDocumentMetadata:
-    return ActeDocumentMetadata.model_validate(env.metadata)
+    """The acte part of the metadata (flows built on acte, e.g. HR decrees, add fields)."""
+    fields = ActeDocumentMetadata.model_fields
+    return ActeDocumentMetadata.model_validate(
+        {k: v for k, v in env.metadata.items() if k in fields})
 
 
 def followup_metadata(env: Envelope) -> ActeFollowupMetadata:

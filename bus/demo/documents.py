@@ -72,6 +72,12 @@ def generic_documents(index: int) -> list[DemoDocument]:
     ]
 
 
+def _hr(index: int) -> list[DemoDocument]:
+    from bus.demo.hr import hr_documents
+
+    return hr_documents(index)
+
+
 def _payslips(index: int) -> list[DemoDocument]:
     from bus.demo.payslips import payslip_documents
 
@@ -105,4 +111,5 @@ def demo_documents(count: int = 1) -> list[DemoDocument]:
         docs += _actes(i)
         docs += _invoices(i)
         docs += _payslips(i)
+        docs += _hr(i)
     return docs

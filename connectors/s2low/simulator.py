@@ -80,7 +80,9 @@ def default_classification() -> Classification:
                for n in ActeNature]
     return Classification(version_date=date(2025, 1, 1), natures=natures, subjects={
         "1": "Commande publique", "1.1": "Marchés publics", "3": "Domaine et patrimoine",
-        "3.2": "Alienations", "5": "Institutions et vie politique", "5.2": "Fonctionnement",
+        "3.2": "Alienations", "4": "Fonction publique",
+        "4.1": "Personnels titulaires et stagiaires de la FPT", "4.2": "Personnels contractuels",
+        "5": "Institutions et vie politique", "5.2": "Fonctionnement",
         "7": "Finances locales", "7.1": "Décisions budgétaires", "9": "Autres domaines",
         "9.1": "Autres domaines de compétences"})
 
