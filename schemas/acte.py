@@ -182,6 +182,8 @@ class ActeDocumentMetadata(ActeMetadata):
 
     publish: bool = Field(default=False, description="publish the stamped acte once acknowledged")
     deposit: bool = Field(default=True, description="deposit into the tenant's GED, if any")
+    sign: bool = Field(default=False, description="sign before transmission (connector "
+                       "signature: i-Parapheur or seal); the signed PDF is transmitted")
 
 
 class ActeFollowupMetadata(BaseModel):

@@ -17,6 +17,7 @@ from connectors.s2low import actes as A
 from connectors.s2low.client import S2lowClient
 from schemas.envelope import FileRef, utcnow
 from workers.context import StepContext, StepError, StepResultData
+from workers.sign import signed_file
 
 KIND = "acte-transmit"
 
@@ -27,6 +28,7 @@ async def run(ctx: StepContext) -> StepResultData:
     try:
         settings, meta = actes_settings(ctx.tenant), acte_metadata(env)
         main, annexes = acte_files(env, meta)
+        main = signed_file(ctx, main)  # the signed PDF when the sign step ran
     except SubmissionError as exc:
         raise StepError(str(exc), field=exc.field) from None
     pdf, *annex_data = await asyncio.gather(*(_read(ctx, ref) for ref in [main, *annexes]))

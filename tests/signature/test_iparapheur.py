@@ -140,6 +140,11 @@ def test_signed_folder_is_created_once_polled_and_verified(sim, tmp_path: Path) 
     assert check.intact and check.trusted and "Maire" in check.signer
     assert out["signatures"][0]["signature_sha256"] and out["signatures"][0]["signer"]
     assert out["signed_file"]["sha256"] == signed.file.sha256
+    later = _context(runtime, {}, env=ctx.task.envelope)
+    later.task.outputs["sign"] = out  # what a transmit / deposit step receives
+    original = ctx.task.envelope.files[0]
+    assert sign.signed_file(later, original).sha256 == signed.file.sha256
+    assert sign.signed_file(_context(runtime, {}, env=ctx.task.envelope), original) == original
     counts = httpx.get(f"{server.base_url}/_sim/counts").json()
     assert counts["created"][sign.folder_name(ctx.task.envelope.id)] == 1
 

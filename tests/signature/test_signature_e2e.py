@@ -34,7 +34,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 async def _run(settings: Settings, docs: list[tuple[str, Path, dict]], timeout: float = 300):
     async with DematClient(settings) as client:
         receipts = [await client.submit("document", [path], tenant=tenant,
-                                        metadata={"title": path.stem} | meta)
+                                        metadata={"title": path.stem, "category": "test"} | meta)
                     for tenant, path, meta in docs]
         return [await client.wait(r.doc_id, timeout) for r in receipts]
 
