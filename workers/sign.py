@@ -34,6 +34,15 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     return await _workflow(ctx, connector)
 
 
+def signed_file(ctx: StepContext, original: FileRef, step: str = "sign") -> FileRef:
+    """The signed version of the main file when step ``step`` signed it, else ``original``
+    (what transmitting or depositing steps send on)."""
+    value = (ctx.task.outputs.get(step) or {}).get("signed_file")
+    if not value:
+        return original
+    return FileRef.model_validate(value | {"role": original.role})
+
+
 def files_to_sign(ctx: StepContext) -> list[tuple[int, FileRef]]:
     """The main files (every non-signature file when none is marked main)."""
     files = list(enumerate(ctx.task.envelope.files))
