@@ -37,15 +37,15 @@ async def run(ctx: StepContext) -> StepResultData:
                                        sent_on=env.created_at.date())
     except A.ActesError as exc:
         raise StepError(f"ACTES archive: {exc}", field="metadata") from None
-    files = A.unpack(archive.data)
+    client: S2lowClient = ctx.connector()
+    result = await client.submit_acte_archive(archive, meta.number, meta.decision_date)
+    files = A.unpack(archive.data)  # kept once transmitted (a failed attempt keeps nothing)
     await ctx.keep(files[archive.envelope_name], name=archive.envelope_name, kind="generated",
                    media_type="application/xml")
     await ctx.keep(files[archive.form_name], name=archive.form_name, kind="generated",
                    media_type="application/xml")
     await ctx.keep(archive.data, name=archive.name, kind="generated",
                    media_type="application/gzip")
-    client: S2lowClient = ctx.connector()
-    result = await client.submit_acte_archive(archive, meta.number, meta.decision_date)
     return StepResultData(output={
         "transaction_id": result.transaction_id, "already_transmitted": not result.created,
         "archive": archive.name, "expected_id": archive.official_id,

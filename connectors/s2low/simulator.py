@@ -20,7 +20,8 @@ acknowledgement (except the answer to a simple letter, which has none).
 
 Control endpoints: ``GET /_sim/counts``, ``POST /_sim/failures`` (a FailurePlan as JSON),
 ``POST /_sim/scenarios`` ({number: scenario}). Failures are drawn per API call: ``error``
-answers 503 before any effect, ``timeout`` applies the effect and then hangs.
+answers 503 before any effect, ``timeout`` applies the effect and then hangs. A plan posted
+with ``"method": "POST"`` applies to that method only (until a plan without method resets).
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class S2lowSimulator:
         self.scenarios = dict(scenarios or {})
         self.default_scenario = default_scenario
         self.failures = failures or FailurePlan()
+        self.method_failures: dict[str, FailurePlan] = {}  # HTTP method -> its own plan
         self.users = users
         self.classification = classification or default_classification()
         self.trigramme = trigramme
@@ -173,7 +175,7 @@ class S2lowSimulator:
         async def failures(request: Request, call_next: Any) -> Response:
             if not request.url.path.startswith("/modules/"):
                 return await call_next(request)
-            outcome = sim.failures.draw()
+            outcome = sim.method_failures.get(request.method, sim.failures).draw()
             if outcome == "error":
                 return Response("injected failure", status_code=503)
             if not sim._authenticated(request):
@@ -190,7 +192,11 @@ class S2lowSimulator:
 
         @app.post("/_sim/failures")
         async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
+            method = plan.pop("method", None)
+            if method:  # e.g. {"method": "POST", "timeout_rate": 1}: lose every answer to a post
+                sim.method_failures[method.upper()] = FailurePlan(**plan)
+            else:
+                sim.failures, sim.method_failures = FailurePlan(**plan), {}
             return plan
 
         @app.post("/_sim/scenarios")

@@ -5,22 +5,26 @@ replaced by a loop feeding each task's result back to the engine)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from bus import intake
+from bus.actes.classification import cache_key
 from bus.engine import FlowEngine
 from bus.runtime import Runtime
 from bus.settings import Settings
 from bus.state import StateStore
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
+from connectors.errors import TransientError
 from connectors.s2low.client import ActesStatus
-from connectors.s2low.simulator import S2lowSimulator
+from connectors.s2low.simulator import S2lowSimulator, default_classification
 from connectors.simulator import FailurePlan
 from schemas.acte import TenantActesSettings
-from schemas.envelope import Envelope, FileRole
+from schemas.envelope import Envelope, FileRole, utcnow
 from schemas.messages import (
     Accepted,
     DocState,
@@ -106,11 +110,15 @@ def _fresh_connectors(runtime: Runtime) -> None:
         del _CONNECTORS[key]
 
 
-def test_letter_is_recorded_then_answered_once(runtime: Runtime, sim: S2lowSimulator) -> None:
-    asyncio.run(_letter_and_answer(runtime, sim))
+def test_letter_is_recorded_then_answered_once(runtime: Runtime, sim: S2lowSimulator,
+                                               demat) -> None:
+    acte_id, letter = asyncio.run(_letter_and_answer(runtime, sim))
+    listed = demat("acte", "letters", acte_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [x["id"] for x in json.loads(listed.stdout)] == [letter["id"]]
 
 
-async def _letter_and_answer(runtime: Runtime, sim: S2lowSimulator) -> None:
+async def _letter_and_answer(runtime: Runtime, sim: S2lowSimulator) -> tuple[str, dict]:
     acte = await _drive(runtime, _acte(runtime, "LETTRE1", "pieces"))
     assert acte.state == DocState.COMPLETED, acte.error
     (letter,) = acte.record("letters").output["letters"]
@@ -134,6 +142,7 @@ async def _letter_and_answer(runtime: Runtime, sim: S2lowSimulator) -> None:
     answers = [t for t in sim.transactions.values()
                if t.type == letter["type"] and t.related_id == letter["id"]]
     assert len(answers) == 1
+    return acte.doc_id, letter
 
 
 def test_cancellation_gets_its_ararannulation_once(runtime: Runtime,
@@ -176,3 +185,34 @@ async def _refusals(runtime: Runtime) -> None:
         with pytest.raises(intake.SubmissionError) as err:
             await intake.check_flow(runtime, _env(runtime, "acte-followup", meta))
         assert err.value.field == field
+
+
+def test_classification_is_cached_and_a_platform_outage_defers_or_uses_the_last_copy(
+        runtime: Runtime, settings: Settings) -> None:
+    asyncio.run(_classification(runtime, settings))
+
+
+async def _classification(runtime: Runtime, settings: Settings) -> None:
+    await intake.check_flow(runtime, _acte(runtime, "CLASSIF1"))  # fetched from S²LOW...
+    cached = runtime.store.get_json(cache_key(SIREN))  # ... and cached in the object store
+    assert cached and "9.1" in cached["classification"]["subjects"]
+
+    other = "213000011"  # a tenant whose S²LOW cannot be reached
+    down = ConnectorConfig(type="s2low", options={"url": "http://127.0.0.1:9", "timeout": 1})
+    rt = Runtime(settings)
+    rt.__dict__["tenants"] = TenantRegistry([Tenant(
+        siren=other, name="Hors ligne", settings={"actes": ACTES}, connectors={"s2low": down})])
+    with contextlib.suppress(Exception):
+        rt.store.client.remove_object(rt.store.bucket, cache_key(other))
+    env = _acte(runtime, "CLASSIF2").model_copy(update={"tenant": other})
+    await intake.check_flow(rt, env)  # nothing known: intake defers to the validate step
+    with pytest.raises(TransientError, match="classification"):
+        await intake.check_flow(rt, env, at_intake=False)  # which retries until S²LOW answers
+    stale = default_classification()
+    del stale.subjects["9.1"]
+    rt.store.put_json(cache_key(other), {
+        "fetched_at": (utcnow() - timedelta(days=3)).isoformat(),
+        "classification": stale.model_dump(mode="json")})
+    with pytest.raises(intake.SubmissionError) as err:  # the last copy is used
+        await intake.check_flow(rt, env)
+    assert err.value.field == "metadata.classification" and "9.1" in err.value.message
