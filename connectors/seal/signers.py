@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from lxml import etree
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
+from pyhanko.sign.timestamps import TimestampRequestError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from signxml import DigestAlgorithm, SignatureMethod
 from signxml.xades import XAdESSigner
 
+from connectors.errors import TransientError
 from connectors.seal.keys import SealIdentity
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -117,6 +120,8 @@ class Sealer:
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
             out = await pdf_signer.async_sign_pdf(writer, bytes_reserved=reserved)
+        except TimestampRequestError as exc:
+            raise TransientError(f"tsa: {exc}", partner="tsa") from None
         except (PdfError, ValueError, KeyError) as exc:
             raise SealInputError(f"cannot seal PDF: {exc}") from None
         data = out.getvalue()
@@ -170,8 +175,11 @@ class Sealer:
     async def cms_detached(self, data: bytes) -> SealResult:
         """A detached CMS (PKCS#7) signature of ``data``, DER-encoded."""
         signed_at = datetime.now(UTC)
-        info = await self.cms_signer.async_sign_general_data(
-            data, "sha256", detached=True, timestamper=self.timestamper)
+        try:
+            info = await self.cms_signer.async_sign_general_data(
+                data, "sha256", detached=True, timestamper=self.timestamper)
+        except TimestampRequestError as exc:
+            raise TransientError(f"tsa: {exc}", partner="tsa") from None
         der = info.dump()
         return SealResult(der, "cms", True, self.identity.subject, signed_at,
                           hashlib.sha256(der).hexdigest(), self.timestamper is not None)
@@ -199,8 +207,23 @@ def signature_digest(data: bytes, fmt: str) -> str:
 
 
 def _pdf_signature_digest(pdf: bytes) -> str:
-    """SHA-256 of the last signature's CMS container in ``pdf``."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
+    """SHA-256 of the last signature's CMS container in ``pdf`` (read from the
+    ``/ByteRange`` gap: no PDF parsing)."""
+    at = pdf.rfind(b"/ByteRange")
+    found = _BYTE_RANGE.match(pdf, at) if at >= 0 else None
+    if found is None:
+        raise SealInputError("no /ByteRange in the signed PDF")
+    _, end_first, start_second, _ = (int(x) for x in found.groups())
+    raw = bytes.fromhex(pdf[end_first + 1:start_second - 1].decode("ascii"))
+    return hashlib.sha256(_der_prefix(raw)).hexdigest()
 
-    sig = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures[-1]
-    return hashlib.sha256(sig.signed_data.dump()).hexdigest()
+
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def _der_prefix(raw: bytes) -> bytes:
+    """The DER value at the start of ``raw`` (the container is padded with zeros)."""
+    if raw[1] < 0x80:
+        return raw[:2 + raw[1]]
+    size = raw[1] & 0x7F
+    return raw[:2 + size + int.from_bytes(raw[2:2 + size], "big")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 from pathlib import Path
 
@@ -60,6 +61,11 @@ def test_pades_seal_is_intact_and_valid_against_the_demo_ca(seal: LocalSeal, var
     status = validate_pdf_signature(sig, ValidationContext(
         trust_roots=[asn1_x509.Certificate.load(ca)], allow_fetching=False))
     assert status.intact and status.valid and status.trusted and status.bottom_line
+    from asn1crypto import cms
+
+    container = cms.ContentInfo({"content_type": "signed_data",
+                                 "content": sig.signed_data}).dump()
+    assert result.signature_sha256 == hashlib.sha256(container).hexdigest()
     assert "ENTIRE" in str(status.coverage)
     checks = asyncio.run(verify_pdf(result.data, trust_roots=[demo_ca(var).cert]))
     assert [(c.intact, c.trusted, c.ok) for c in checks] == [(True, True, True)]
@@ -175,3 +181,27 @@ def test_legacy_rsa_sha1_xml_is_refused_unless_the_legacy_setting_is_on(tmp_path
     assert refused.legacy and not refused.ok and "legacy SHA-1" in refused.error
     [accepted] = verify_xml(signed, legacy_sha1=True)
     assert accepted.legacy and accepted.intact and accepted.ok
+
+
+def test_tsa_option_embeds_rfc3161_timestamps(tmp_path: Path) -> None:
+    from connectors.simulator import SimulatorServer
+    from connectors.tsa.simulator import TsaSimulator
+
+    with SimulatorServer(TsaSimulator(tmp_path / "tsa").app) as tsa:
+        seal = LocalSeal.from_options({"tsa": tsa.base_url + "/"}, var_dir=tmp_path)
+        pdf = asyncio.run(seal.seal(TENANT, minimal_pdf("horodate"), "application/pdf"))
+        cms_sig = asyncio.run(seal.seal(TENANT, b"note\n", "text/plain"))
+    assert pdf.timestamped and cms_sig.timestamped
+    [check] = asyncio.run(verify_pdf(pdf.data))
+    assert check.intact and check.timestamp and check.signed_at == check.timestamp
+    from asn1crypto import cms
+
+    signer_info = cms.ContentInfo.load(cms_sig.data)["content"]["signer_infos"][0]
+    kinds = [a["type"].native for a in signer_info["unsigned_attrs"]]
+    assert kinds == ["signature_time_stamp_token"]
+    assert asyncio.run(verify_cms_detached(b"note\n", cms_sig.data)).intact
+    from connectors.errors import TransientError
+
+    down = LocalSeal.from_options({"tsa": "http://127.0.0.1:9/"}, var_dir=tmp_path)
+    with pytest.raises(TransientError, match="tsa"):  # retried by the router, not an error
+        asyncio.run(down.seal(TENANT, minimal_pdf("x"), "application/pdf"))
