@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
@@ -24,6 +27,8 @@ from bus.settings import Settings
 from bus.state import StateStore
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.messages import DocumentState, SubmitMessage
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,14 @@ class DematClient:
         self.producer_name = producer_name
         self.states = StateStore(self.runtime.store, cache_size=0)
         self._producer: AIOKafkaProducer | None = None
+        # uploads and look-ups are blocking S3 calls: run them on as many threads as the
+        # store has connections (asyncio's default pool has cores + 4)
+        self._pool = ThreadPoolExecutor(self.runtime.settings.io_threads,
+                                        thread_name_prefix="demat-client")
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     async def __aenter__(self) -> DematClient:
         await self.start()
@@ -70,6 +83,7 @@ class DematClient:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        self._pool.shutdown(wait=False)
 
     def prepare(self, flow: str, files: list[FileInput | Path | str], *, tenant: str,
                 metadata: dict[str, Any], key: str | None = None,
@@ -93,13 +107,13 @@ class DematClient:
                      metadata: dict[str, Any], key: str | None = None,
                      correlation_id: str | None = None) -> Receipt:
         """Upload and submit; the same key with the same content returns the first id."""
-        env = await asyncio.to_thread(self.prepare, flow, files, tenant=tenant,
+        env = await self._in_thread(self.prepare, flow, files, tenant=tenant,
                                       metadata=metadata, key=key, correlation_id=correlation_id)
         return await self.submit_envelope(env)
 
     async def submit_envelope(self, env: Envelope) -> Receipt:
         """Publish an envelope whose files are already stored."""
-        first = await asyncio.to_thread(intake.find_duplicate, env, self.runtime.store)
+        first = await self._in_thread(intake.find_duplicate, env, self.runtime.store)
         if first is not None:
             return Receipt(first, duplicate=True)
         assert self._producer is not None, "call start() first"
@@ -115,7 +129,7 @@ class DematClient:
 
         async def first_of(env: Envelope) -> str | None:
             async with gate:
-                return await asyncio.to_thread(intake.find_duplicate, env, self.runtime.store)
+                return await self._in_thread(intake.find_duplicate, env, self.runtime.store)
 
         firsts = await asyncio.gather(*(first_of(e) for e in envs))
         assert self._producer is not None, "call start() first"
