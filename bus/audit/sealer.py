@@ -201,6 +201,12 @@ class Sealer:
     def stop(self) -> None:
         self._stop.set()
 
+    def release(self) -> None:
+        """Give the lease up (clean shutdown: a restarted sealer takes over at once)."""
+        if self.lease_until:
+            self.runtime.store.put_json(LEASE_KEY, {"owner": self.owner, "until": 0})
+            self.lease_until = 0.0
+
     async def seal(self) -> int | None:
         """Write a checkpoint over everything written so far (nothing new: none)."""
         with self._lock:

@@ -58,3 +58,4 @@ def _register_sealer(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> 
     async def _stop() -> None:
         sealer.stop()
         await asyncio.gather(*background, return_exceptions=True)
+        await asyncio.to_thread(sealer.release)

@@ -151,3 +151,31 @@ def test_index_search_by_keys_dates_and_hashed_personal_query(tmp_path) -> None:
         query_keys([("x", "1")], flows, hasher)
     index.close()
     assert not [f for f in tmp_path.glob("index.sqlite*") if b"Dupont" in f.read_bytes()]
+
+
+def test_verifier_names_altered_and_removed_events(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from bus.audit.verify import Verifier
+
+    engine, env = _engine(), _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out2 = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=out.tasks[0].task_id,
+                                                   step="validate"))
+    lines = [e.model_dump_json().encode() for e in [*out.events, *out2.events]]
+    runtime = SimpleNamespace(settings=Settings(var_dir=tmp_path),
+                              store=SimpleNamespace(client=None))
+
+    def check(candidate: list[bytes]) -> list[tuple[str, str]]:
+        verifier = Verifier(runtime)  # type: ignore[arg-type]
+        for no, line in enumerate(candidate, 1):
+            verifier._event(line, f"seg line {no}")
+        verifier._links()
+        return [(p.where, p.what) for p in verifier.report.problems]
+
+    assert check(lines) == [] and check([*lines, lines[1]]) == []  # redelivered duplicate ok
+    altered = lines[1].replace(b'"step-started"', b'"step-skipped"')
+    (where, what), *_ = check([lines[0], altered, *lines[2:]])
+    assert f"event {env.id}:2" in where and "altered" in what
+    problems = check([lines[0], *lines[2:]])  # event 2 removed
+    assert problems and f"event {env.id}:3" in problems[0][0] and "removed" in problems[0][1]
