@@ -23,6 +23,7 @@ from bus.archive.exchange import (
 )
 from bus.index import Index
 from bus.objectstore import IntegrityError, ObjectMissing
+from bus.privacy import scrub_for
 from bus.state import StateStore
 from connectors.errors import BusinessRefusal
 from connectors.sae import seda
@@ -134,11 +135,13 @@ async def _send_document(ctx: StepContext, options: ArchiveOptions,
 async def _journal_file(ctx: StepContext) -> FileRef:
     """The document's journal (indexed events and step outputs) as a stored file."""
     env = ctx.task.envelope
-    data = mapping.journal_document(env, await asyncio.to_thread(_events, ctx),
-                                    ctx.task.outputs)
+    flows = ctx.runtime.flows  # personal metadata never in a journal in clear
+    clean = env.model_copy(update={"metadata": scrub_for(env, flows, env.metadata)})
+    data = mapping.journal_document(clean, await asyncio.to_thread(_events, ctx),
+                                    scrub_for(env, flows, ctx.task.outputs))
     return await asyncio.to_thread(ctx.runtime.store.put_bytes, env.tenant, data,
                                    name=mapping.JOURNAL_NAME, role=FileRole.ANNEX,
-                                   media_type="application/json")
+                                   media_type="application/json", encrypt=ctx.encrypt_files)
 
 
 async def _earlier_artefacts(ctx: StepContext, options: ArchiveOptions) -> list[FileRef]:

@@ -1,0 +1,95 @@
+"""Pay slips through the real bus: a payroll run ingested, sealed, delivered (ENSAP lots,
+agent WebDAV space, secure mail with read receipt), encrypted at rest, and no NIR or name
+in the logs, the journal or the index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bus.client import DematClient
+from bus.launcher import Services, wait_until
+from bus.settings import Settings
+from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
+
+pytestmark = pytest.mark.stack
+CHANNELS = ["ensap", "ensap", "ensap|agent-space", "agent-space", "secure-mail"]
+MARKER = b"BULLETIN CONFIDENTIEL"
+
+
+def _wait_all(settings: Settings, ids: list[str], timeout: float = 600) -> list:
+    async def go() -> list:
+        async with DematClient(settings) as client:
+            return list(await asyncio.gather(*(client.wait(i, timeout, 0.5) for i in ids)))
+
+    return asyncio.run(go())
+
+
+@pytest.mark.timeout(900)
+def test_payroll_run_end_to_end_with_personal_data_protected(
+        settings: Settings, services: Services, demat, tmp_path: Path) -> None:
+    rows = write_run(tmp_path / "run", CHANNELS, period="2026-10")
+    secrets = [sample_nir(i)[:13] for i in range(len(rows))] + \
+              [r["agent_name"] for r in rows] + [r["email"] for r in rows if r["email"]]
+
+    bad = tmp_path / "bad"
+    bad_rows = write_run(bad, CHANNELS, period="2026-10")
+    bad_rows[1]["employer_siret"] = "21690091000012"
+    write_index(bad / "index.csv", bad_rows)
+    refused = demat("submit-batch", "payslip", str(bad), "--json")
+    assert refused.returncode == 2, refused.stderr
+    problems = json.loads(refused.stdout)["problems"]
+    assert [(p["row"], p["field"]) for p in problems] == [(2, "employer_siret")]
+
+    done = demat("submit-batch", "payslip", str(tmp_path / "run"), "--lot-size", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["published"] == 5 and len(summary["ids"]) == 5
+    states = _wait_all(settings, summary["ids"])
+    assert [s.state.value for s in states] == ["completed"] * 5, \
+        [(s.current_step, s.error) for s in states]
+    lots = {s.record("ensap").output.get("lot") for s in states[:3]}
+    assert len(lots) == 2  # lot size 2: members 0-1, then a lot of one
+    assert states[4].record("mail-receipt").output["read"] is True
+    assert states[2].record("agent-space").output["location"].endswith(
+        f"/espaces-agents/M0002/2026-10_{summary['ids'][2]}")
+
+    again = demat("submit-batch", "payslip", str(tmp_path / "run"), "--lot-size", "2", "--json")
+    assert json.loads(again.stdout)["already_submitted"] == 5
+
+    sims = json.loads((settings.var_dir / "simulators.json").read_text())
+    ensap = httpx.get(f"{sims['ensap']}/_sim/counts").json()
+    assert all(ensap["lots"][lot] == 1 for lot in lots) and ensap["pay_slip_duplicates"] == {}
+    mail = httpx.get(f"{sims['securemail']}/_sim/counts").json()
+    assert mail["mails"][summary["ids"][4]] == 1
+
+    from bus.runtime import Runtime
+
+    store = Runtime(settings).store
+    for name in store.list_keys("files/216900910/"):
+        raw = store.client.get_object(store.bucket, name).read()
+        assert MARKER not in raw, name
+        assert not any(s.encode() in raw for s in secrets[:5]), name
+    assert store.is_encrypted("216900910", states[0].envelope.files[0].sha256)
+    assert store.read_file("216900910", states[0].envelope.files[0]).count(MARKER) == 1
+
+    index_file = settings.index_file
+    assert wait_until(lambda: _completed(index_file, summary["ids"]), 60)
+    text = "\n".join(sqlite3.connect(index_file).iterdump())
+    logs = "\n".join(p.read_text(errors="replace") for p in (settings.var_dir / "log").glob("*"))
+    for secret in secrets:
+        assert secret not in text, "personal value in the index"
+        assert secret not in logs, "personal value in the logs"
+
+
+def _completed(index_file: Path, ids: list[str]) -> bool:
+    db = sqlite3.connect(index_file)
+    marks = ",".join("?" * len(ids))
+    found = db.execute(f"SELECT count(*) FROM events WHERE type='completed' AND doc_id IN "
+                       f"({marks})", ids).fetchone()[0]
+    return found == len(ids)
