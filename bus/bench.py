@@ -200,6 +200,7 @@ class RssSampler:
     def __enter__(self) -> RssSampler:
         self._sample()
         self.first = dict(self.peak)
+        self._cpu_start = {n: cpu_seconds(p) for n, p in self.pids.items()}
         self._thread.start()
         return self
 
@@ -207,6 +208,8 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self.cpu = {n: round(cpu_seconds(p) - self._cpu_start[n], 1)
+                    for n, p in self.pids.items()}
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -220,6 +223,16 @@ class RssSampler:
 
     def growth(self) -> dict[str, float]:
         return {n: round(self.peak[n] - self.first.get(n, self.peak[n]), 1) for n in self.peak}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float | None:
@@ -479,7 +492,8 @@ async def measure_burst(ctx: BenchContext, pids: dict[str, int]) -> dict[str, An
     steps = [s["name"] for s in bench_flows(1, seal_available())["bench-payslip"]["steps"]]
     return {"documents": count, "steps": steps, "seconds": round(seconds, 1),
             "submit_seconds": round(submitted, 1), "docs_per_s": round(count / seconds, 1),
-            "errors": ctx.errors.get("burst", 0), "peak_rss_mb": rss.peak}
+            "errors": ctx.errors.get("burst", 0), "peak_rss_mb": rss.peak,
+            "cpu_seconds_by_process": dict(sorted(rss.cpu.items(), key=lambda kv: -kv[1]))}
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -593,6 +607,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("burst: documents", f"{b['documents']} ({' -> '.join(b['steps'])})", ""),
         ("burst: seconds", f"{b['seconds']} (submitted in {b['submit_seconds']})", ""),
         ("burst: docs/s", f"{b['docs_per_s']}", ">= 100"),
+        ("burst: CPU s by process", ", ".join(
+            f"{n} {v}" for n, v in list(b["cpu_seconds_by_process"].items())[:5]), ""),
         ("memory: peak RSS per process MB", f"{m['peak_rss_mb']}", "<= 300"),
         ("memory: large file RSS growth MB",
          f"{m['large_file_rss_growth_mb']} ({m['large_file_mb']} MB file)", "< 64"),

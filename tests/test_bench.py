@@ -1,0 +1,45 @@
+"""The benchmark's own configuration stays valid as flows and tenants evolve (no timing here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bus.bench import BenchPlan, append_results, bench_flows, rows, seal_available, write_config
+from bus.runtime import Runtime
+from bus.settings import Settings
+from schemas.flow import FlowDefinition
+
+
+def test_bench_flows_and_tenant_pass_the_start_up_check(tmp_path: Path) -> None:
+    env = write_config(tmp_path, BenchPlan.quick())
+    runtime = Runtime(Settings(var_dir=tmp_path, tenants_file=Path(env["DEMAT_TENANTS_FILE"]),
+                               extra_flows_dir=Path(env["DEMAT_EXTRA_FLOWS_DIR"])))
+    runtime.check()
+    assert {"bench-noop", "bench-payslip", "bench-large"} <= set(runtime.flows.names())
+    burst = [s.name for s in runtime.flows.get("bench-payslip").steps]
+    assert burst == (["validate", "seal", "deposit"] if seal_available()
+                     else ["validate", "deposit"])
+    for flow in bench_flows(3, seal=True).values():
+        FlowDefinition.model_validate(flow)
+
+
+def test_results_file_gets_a_header_once_and_a_line_per_run(tmp_path: Path) -> None:
+    report = {
+        "date": "2026-12-01T10:00:00+00:00", "commit": "abc1234", "mode": "quick",
+        "machine": {"cores": 2, "ram_gb": 23.5, "python": "3.11.7"},
+        "transport": {"bus_docs_per_s": 50.0, "raw_docs_per_s": 100.0, "ratio": 0.5,
+                      "hops": 8},
+        "burst": {"documents": 1000, "steps": ["validate", "deposit"], "seconds": 10.0,
+                  "submit_seconds": 4.0, "docs_per_s": 100.0,
+                  "cpu_seconds_by_process": {"steps": 3.0}},
+        "memory": {"peak_rss_mb": 120.0, "large_file_rss_growth_mb": 8.0,
+                   "large_file_mb": 128},
+        "latency": {"p50_ms": 40.0, "p95_ms": 80.0, "p99_ms": 90.0},
+    }
+    path = tmp_path / "results.md"
+    append_results(report, path)
+    append_results(report | {"commit": "def5678"}, path)
+    text = path.read_text()
+    assert text.count("| date |") == 1
+    assert "| abc1234 |" in text and "| def5678 |" in text
+    assert ("transport: ratio", "0.5", ">= 0.5 (goal 0.8)") in rows(report)
