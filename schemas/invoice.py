@@ -300,6 +300,7 @@ class InvoiceMetadata(BaseModel):
     invoice_number: str | None = Field(default=None, max_length=100)
     final_status: str = Field(default="MISE_EN_PAIEMENT", pattern=r"^[A-Z_0-9]+$")
     comment: str = Field(default="", max_length=1000)
+    archive: bool = True  # False: not sent to the archive (SAE)
 
 
 class InvoiceInMetadata(BaseModel):

@@ -264,4 +264,5 @@ class HeliosMetadata(BaseModel):
     title: str = Field(default="", max_length=500)
     budget: str = Field(default="", max_length=100)
     sign: bool = True  # seal every bordereau (XAdES) before sending
+    archive: bool = True  # False: not sent to the archive (SAE)
     description: str = Field(default="", max_length=2000)

@@ -110,3 +110,31 @@ def test_helios_client_sends_once_and_fetches_acquit_and_retour(tmp_path: Path) 
     assert status.status == 4 and acquit.accepted and acquit.file_name == "PESTEST3"
     assert check_retour(retour) is None and left == []
     assert counts == {"city/PESTEST3.xml": 1, "city/bad.xml": 1}
+
+
+def test_pes_sent_once_when_the_answer_of_the_post_is_lost(tmp_path: Path) -> None:
+    from connectors.errors import TransientError
+    from connectors.simulator import FailurePlan
+
+    sim = S2lowSimulator(step_delay=0.0)
+    url = sim.start()
+    pes = demo_pes("21690091000017", "PESLOST1")
+    path = tmp_path / "PESLOST1.xml"
+    path.write_bytes(pes)
+
+    async def go() -> object:
+        helios = HeliosClient(S2lowClient(url, login="city", password="pw", timeout=0.5))
+        sim.failures = FailurePlan(timeout_rate=1.0, timeout_seconds=1.5)
+        with pytest.raises(TransientError):  # posted, but the answer never came back
+            await helios.post_pes(path.name, pes)
+        sim.failures = FailurePlan()
+        again = await helios.submit_pes(path.name, path, hashlib.sha1(pes).hexdigest())
+        await helios.aclose()
+        return again
+
+    try:
+        again = asyncio.run(go())
+        counts = httpx.get(f"{url}/_sim/helios/counts").json()["submissions"]
+    finally:
+        sim.stop()
+    assert again.created is False and counts == {"city/PESLOST1.xml": 1}
