@@ -17,7 +17,9 @@ from bus.broker import encode
 from bus.client import DematClient
 from bus.demo.actes import acte_documents
 from bus.demo.documents import minimal_pdf
+from bus.export import export_document
 from bus.launcher import Services, wait_until
+from bus.runtime import Runtime
 from bus.settings import Settings
 from schemas.envelope import Envelope
 from schemas.messages import DocState, SubmitMessage
@@ -91,8 +93,7 @@ def test_deliberation_acknowledged_published_exported_and_schema_valid(
                    "--json", "--timeout", "180")
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     cancel_out = tmp_path / "export-cancel"
-    assert demat("export", json.loads(cancel.stdout)["id"], "--dir",
-                 str(cancel_out)).returncode == 0
+    export_document(Runtime(settings), json.loads(cancel.stdout)["id"], cancel_out)
     (annulation,) = (cancel_out / "artefacts").rglob(f"{ack['official_id']}-6-1_0.xml")
     (ar_annulation,) = (cancel_out / "artefacts").rglob(f"{ack['official_id']}-6-2_0.xml")
 
