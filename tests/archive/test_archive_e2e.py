@@ -87,6 +87,9 @@ def test_demo_documents_archived_in_seda_21_and_22_and_refusal_is_an_error(
     assert refusal.state == DocState.ERROR
     assert refusal.error is not None and "ReplyCode 300" in refusal.error.message
     assert refusal.error.error_class == "BusinessRefusal"
+    kept = _export(demat, refusal.doc_id, tmp_path / "export-refused")
+    assert "<ReplyCode>300</ReplyCode>" in kept["atr"].read_text()
+    _xsdcheck("2.1", list(kept.values()))
     counts = httpx.get(f"{_sae(settings)}/_sim/counts").json()
     assert counts["duplicates"] == {}
 
