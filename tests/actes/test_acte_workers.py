@@ -177,6 +177,9 @@ def test_followups_are_refused_at_intake_with_the_field_named(runtime: Runtime) 
 async def _refusals(runtime: Runtime) -> None:
     stuck = await _drive(runtime, _acte(runtime, "ERREUR1", "error"))
     assert stuck.state == DocState.ERROR and stuck.error.error_class == "BusinessRefusal"
+    refused = await _drive(runtime, _acte(runtime, "REFUS1", "refused"))
+    assert refused.state == DocState.ERROR and "refused" in refused.error.message
+    assert refused.record("acknowledgement").attempts == 1  # a refusal is not retried
     acked = await _drive(runtime, _acte(runtime, "SANSLETTRE1"))
     cases = [({"acte_document": "nope", "action": "cancel"}, "metadata.acte_document"),
              ({"acte_document": stuck.doc_id, "action": "cancel"}, "metadata.acte_document"),
