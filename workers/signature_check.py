@@ -6,7 +6,9 @@ known). A signature that does not verify refuses the document (``StepError`` nam
 file) unless the tenant setting ``signature_check`` is ``record``; legacy SHA-1 XML
 signatures verify only with the tenant setting ``accept_legacy_sha1_signatures: true``.
 Tenant settings ``signature_trust`` (PEM files) add trust roots; a tenant's ``seal``
-connector adds its own chain and, with demo material, the demo CA.
+connector adds its own chain and, with demo material, the demo CA. The tenant setting or
+the validate step's option ``signature_check: false`` skips the check (e.g. pay slips that
+arrive unsigned: no second read of the file).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ MAX_BYTES = 64 * 1024 * 1024
 async def check_signed_inputs(ctx: StepContext) -> dict[str, Any]:
     """``{"signatures": [...]}`` for the signed files of the document (``{}`` if none)."""
     settings = ctx.tenant.settings
-    if settings.get("signature_check") is False:
+    if settings.get("signature_check") is False or ctx.step.options.get(
+            "signature_check") is False:  # e.g. unsigned pay slips: no second read
         return {}
     found: list[dict[str, Any]] = []
     roots: list[x509.Certificate] | None = None
