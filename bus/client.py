@@ -122,16 +122,19 @@ class DematClient:
                                            key=env.id.encode())
         return Receipt(env.id)
 
-    async def submit_many(self, envs: list[Envelope], concurrency: int = 16) -> list[Receipt]:
+    async def submit_many(self, envs: list[Envelope], concurrency: int = 16, *,
+                          checked: bool = False) -> list[Receipt]:
         """Publish envelopes whose files are stored, pipelined (duplicate lookups in
-        threads, sends not awaited one by one); receipts in the order given."""
+        threads, sends not awaited one by one); receipts in the order given.
+        ``checked``: the caller already looked their keys up (no second lookup)."""
         gate = asyncio.Semaphore(concurrency)
 
         async def first_of(env: Envelope) -> str | None:
             async with gate:
                 return await self._in_thread(intake.find_duplicate, env, self.runtime.store)
 
-        firsts = await asyncio.gather(*(first_of(e) for e in envs))
+        firsts = [None] * len(envs) if checked else \
+            await asyncio.gather(*(first_of(e) for e in envs))
         assert self._producer is not None, "call start() first"
         sends = [await self._producer.send(self.runtime.topics.submit,
                                            encode(SubmitMessage(envelope=env)),

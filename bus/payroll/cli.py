@@ -56,6 +56,8 @@ def cmd_submit_batch(args: argparse.Namespace) -> int:
     return _report({"run": run.run_id, "tenant": run.tenant, "pay_slips": len(run.rows),
                     "published": len(run.rows) - published.already,
                     "already_submitted": published.already, "seconds": round(seconds, 2),
+                    "lookup_seconds": published.lookup_seconds,
+                    "publish_seconds": published.publish_seconds,
                     "ids": [r.doc_id for r in published.receipts]}, args.json)
 
 
