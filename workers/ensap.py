@@ -3,7 +3,8 @@
 Each pay slip knows its lot from ingestion (``ensap_batch``: id, index, size; a
 lone pay slip is a lot of one). Every member writes its entry (encrypted) under
 the lot's prefix in the object store; member 0 is the lot's leader: when every
-member is there, or ``batch_wait_seconds`` after it first looked, it builds the
+member is there, or no member joined for ``batch_wait_seconds`` (or
+``batch_max_wait_seconds`` after it first looked), it builds the
 envelope, packages, encrypts and sends the lot. Every member completes once
 ENSAP's receipt of the lot lists it. ENSAP is always asked before sending, so a
 redelivered or retried task never sends a lot twice. A member the leader left
@@ -25,7 +26,9 @@ from workers.context import StepContext, StepError, StepResultData, Waiting
 from workers.payslip_common import payslip_metadata, payslip_pdf
 
 KIND = "payslip-ensap"
-DEFAULT_WAIT = 30.0  # seconds the leader waits for missing members before sending
+DEFAULT_WAIT = 30.0  # seconds without a new member after which the leader sends
+DEFAULT_MAX_WAIT = 3600.0  # the leader sends at the latest this long after it first looked
+MAX_POLL = 30.0  # members poll ever less often while their lot fills (waited / 3)
 DEFAULT_ORPHAN = 600.0  # seconds a member waits for a leader that never came
 
 
@@ -49,8 +52,10 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     options = ctx.step.options
     if batch.index == 0:
         members = await asyncio.to_thread(_members, ctx, lot)
-        if len(members) >= batch.size or waited >= float(options.get("batch_wait_seconds",
-                                                                      DEFAULT_WAIT)):
+        idle = time.time() - max((float(m.get("at", since)) for m in members), default=since)
+        if len(members) >= batch.size or idle >= float(options.get(
+                "batch_wait_seconds", DEFAULT_WAIT)) or waited >= float(options.get(
+                "batch_max_wait_seconds", DEFAULT_MAX_WAIT)):
             receipt = await _send(ctx, client, lot, members)
             if _lists(receipt, env.id):
                 return await _done(ctx, lot, receipt)
@@ -58,7 +63,8 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
             and not await asyncio.to_thread(_leader_present, ctx, lot):
         await asyncio.to_thread(_mark_solo, ctx, lot, batch)
         return await _send_alone(ctx, client, f"{lot}-r{batch.index}", meta)
-    return Waiting(poll_after=float(options.get("poll_seconds", 1.0)),
+    poll = max(float(options.get("poll_seconds", 1.0)), min(waited / 3, MAX_POLL))
+    return Waiting(poll_after=poll,
                    progress={"lot": lot, "since": since},
                    note=f"pay slip {batch.index + 1}/{batch.size} of ENSAP lot {lot}")
 
@@ -112,7 +118,7 @@ async def _enqueue(ctx: StepContext, lot: str, batch: EnsapBatch, meta: PayslipM
                                   name="ensap-entry.json", media_type="application/json",
                                   encrypt=True)
     await asyncio.to_thread(store.put_json, key, {"doc_id": ctx.task.envelope.id,
-                                                  "index": batch.index,
+                                                  "index": batch.index, "at": time.time(),
                                                   "entry": ref.model_dump(mode="json")})
 
 
