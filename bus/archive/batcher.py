@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ from schemas.envelope import utcnow
 
 log = logging.getLogger("demat.batcher")
 POLL_FIRST_S = 1.0
+PLACED_MEMORY = 100_000
 
 
 @dataclass
@@ -96,6 +98,7 @@ class ArchiveBatcher:
         self.active: dict[str, ActiveBatch] = {}
         self.consumed: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
+        self.placed: OrderedDict[str, None] = OrderedDict()  # recently sealed members
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="batcher")
         self._connectors: dict[tuple[str, str], AsalaeClient] = {}
         self._stop = asyncio.Event()
@@ -150,8 +153,9 @@ class ArchiveBatcher:
             log.error("undecodable batch membership at %s@%d skipped: %s", tp, offset, exc)
             return
         open_batch = self.open.get(member.group)
-        if open_batch is not None and member.doc_id in open_batch.members:
-            return
+        if member.doc_id in self.placed or (open_batch is not None
+                                            and member.doc_id in open_batch.members):
+            return  # a re-sent membership (placed ones read again are dropped at sealing)
         if open_batch is None:
             try:
                 limits = self._limits(member)
@@ -240,6 +244,10 @@ class ArchiveBatcher:
         if record.status in ("sealed", "sent"):
             self.active[batch_id] = ActiveBatch(record)
         placed_now = set(record.members)
+        for doc_id in record.members:
+            self.placed[doc_id] = None
+        while len(self.placed) > PLACED_MEMORY:
+            self.placed.popitem(last=False)
         self._drop(open_batch, {d: m for d, m in open_batch.members.items()
                                 if d not in placed_now and d in {x.doc_id for x, _ in members}})
 
