@@ -3,7 +3,7 @@
 First run: ask Chorus Pro whether it already holds this supplier's invoice number,
 deposit it (``deposer/flux``) only if not. Then poll the flow's report
 (``consulterCR``) until it is integrated (the invoice has its Chorus Pro id) or
-rejected (the platform's reasons end the document in error).
+rejected (the document ends ``rejected`` with the platform's reasons).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import json
 from bus.finance.checks import load_invoice
 from bus.intake import SubmissionError
 from connectors.chorus.client import ChorusClient
-from connectors.errors import BusinessRefusal
-from workers.context import StepContext, StepError, StepResultData, Waiting
+from workers.context import StepContext, StepError, StepRejected, StepResultData, Waiting
 
 KIND = "chorus-deposit"
 
@@ -45,9 +44,9 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     if report.rejected:
         await ctx.keep(_json(report.raw), name="chorus-flux-report.json", kind="partner-reply",
                        media_type="application/json")
-        raise BusinessRefusal(f"Chorus Pro rejected flow {report.numero_flux} "
-                              f"({report.state}): {'; '.join(report.errors) or 'no reason'}",
-                              partner="chorus")
+        raise StepRejected(f"Chorus Pro rejected flow {report.numero_flux} "
+                           f"({report.state}): {'; '.join(report.errors) or 'no reason'}",
+                           partner="chorus")
     if not report.integrated or not report.invoice_ids:
         return Waiting(poll_after=poll, progress=progress,
                        note=f"flow {report.numero_flux}: {report.state}")

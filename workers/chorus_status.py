@@ -3,7 +3,7 @@
 Polls ``consulter/historique`` (waiting between polls) until the invoice reaches the
 final status (``meta.final_status``, else the step option ``final_status``,
 ``MISE_EN_PAIEMENT`` by default); a rejection (``REJETEE``, ``SUSPENDUE``...) ends
-the document in error with the recipient's reason. The history is kept either way.
+the document ``rejected`` with the recipient's reason. The history is kept either way.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 
 from connectors.chorus.client import PAID_STATUS, REFUSED_STATUSES, ChorusClient
-from connectors.errors import BusinessRefusal
-from workers.context import StepContext, StepError, StepResultData, Waiting
+from workers.context import StepContext, StepError, StepRejected, StepResultData, Waiting
 
 KIND = "chorus-status"
 
@@ -38,9 +37,8 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     if history.status in refused:
         await _keep(ctx, history.raw)
         reason = next((e.comment for e in reversed(history.events) if e.comment), "")
-        raise BusinessRefusal(f"Chorus Pro invoice {history.number or invoice_id} is "
-                              f"{history.status}: {reason or 'no reason given'}",
-                              partner="chorus")
+        raise StepRejected(f"Chorus Pro invoice {history.number or invoice_id} is "
+                           f"{history.status}: {reason or 'no reason given'}", partner="chorus")
     if final not in seen:
         poll = float(ctx.step.options.get("poll_seconds", chorus.poll_seconds))
         return Waiting(poll_after=poll, progress={"status": history.status, "seen": seen},

@@ -4,8 +4,8 @@ Polls the S²LOW transaction (waiting between polls, ``poll_seconds`` of the ten
 ``s2low`` connector, ``helios_poll_seconds`` if set) until the acquit arrives
 (status 4): it is downloaded, checked against the PES_ACQUIT schema and kept; the
 ``PES_Retour`` files S²LOW holds for this file are kept too, then marked read. A
-refused (6) or failed (-1) transmission ends the document with S²LOW's message and
-the negative acquit, if any, kept.
+refused PES (6, negative acquit kept) ends the document ``rejected``; a failed
+transmission (-1) ends it in error with S²LOW's message.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from connectors.errors import BusinessRefusal, PermanentError
 from connectors.s2low.helios import HeliosClient, HeliosStatus
 from schemas.pes import PesError, read_acquit
-from workers.context import StepContext, StepError, StepResultData, Waiting
+from workers.context import StepContext, StepError, StepRejected, StepResultData, Waiting
 
 KIND = "helios-acquit"
 PENDING = {HeliosStatus.POSTED, HeliosStatus.WAITING_TRANSMISSION, HeliosStatus.TRANSMITTED,
@@ -40,6 +40,8 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
         return await _acknowledged(ctx, helios, int(tid))
     if status.status == HeliosStatus.REFUSED:
         await _keep_negative_acquit(ctx, helios, int(tid))
+        raise StepRejected(f"the treasury refused PES transaction {tid}: "
+                           f"{status.message or 'no message'}", partner="s2low")
     raise BusinessRefusal(f"S²LOW PES transaction {tid} ended with status {status.status}: "
                           f"{status.message or 'no message'}", partner="s2low")
 
@@ -53,8 +55,8 @@ async def _acknowledged(ctx: StepContext, helios: HeliosClient, tid: int) -> Ste
     await ctx.keep(data, name=f"PES_ACQUIT_{tid}.xml", kind="partner-reply",
                    media_type="application/xml")
     if not acquit.accepted:
-        raise BusinessRefusal(f"PES_ACQUIT of transaction {tid}: not accepted "
-                              f"({acquit.elements})", partner="s2low")
+        raise StepRejected(f"PES_ACQUIT of transaction {tid}: not accepted "
+                           f"({acquit.elements})", partner="s2low")
     retours = []
     for ref in await helios.list_retours():
         if acquit.file_name and acquit.file_name in ref.name:

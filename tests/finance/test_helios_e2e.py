@@ -33,6 +33,8 @@ def test_pes_sealed_sent_once_acknowledged_and_bad_one_refused(
     name = f"PESE2E{time.time_ns() % 10**9}"
     good = tmp_path / f"{name}.xml"
     good.write_bytes(demo_pes(f"{TENANT}00017", name))
+    refusal = tmp_path / f"REFUS{name}.xml"  # simulator: the treasury refuses it
+    refusal.write_bytes(demo_pes(f"{TENANT}00017", f"REFUS{name}"))
     bad = tmp_path / "bad.xml"
     bad.write_bytes((SHARED / "fixtures/pes/samples/negative-BlocPiece-without-InfoPce.xml"
                      ).read_bytes())
@@ -40,10 +42,13 @@ def test_pes_sealed_sent_once_acknowledged_and_bad_one_refused(
     async def go() -> list:
         async with DematClient(settings) as client:
             ids = [(await client.submit("helios", [p], tenant=TENANT, metadata={})).doc_id
-                   for p in (good, bad)]
+                   for p in (good, bad, refusal)]
             return list(await asyncio.gather(*(client.wait(i, 200) for i in ids)))
 
-    done, refused = asyncio.run(go())
+    done, refused, turned_down = asyncio.run(go())
+    assert turned_down.state == DocState.REJECTED, turned_down
+    assert "refused" in turned_down.error.message
+    assert any(a.file.name.startswith("PES_ACQUIT_") for a in turned_down.artefacts)
     assert refused.state == DocState.REJECTED and refused.error.field == "files[0]"
     assert "Expected is ( InfoPce )" in refused.error.message
     assert done is not None and done.state == DocState.COMPLETED, done

@@ -53,10 +53,13 @@ def test_invoices_reach_paid_once_and_export_every_reply(
     ubl = DemoInvoice(f"UBLE{stamp}", SUPPLIER, DEMO_BUYER)
     bad = ubl_xml(DemoInvoice(f"BAD{stamp}", SUPPLIER, DEMO_BUYER))
     bad = bad[:bad.index(b"<cbc:IssueDate>")] + bad[bad.index(b"</cbc:IssueDate>") + 16:]
+    turned_down = DemoInvoice(f"REJET{stamp}", SUPPLIER, DEMO_BUYER)  # simulator: REJETEE
     files = {f"{fx.number}.pdf": facturx_pdf(fx), f"{ubl.number}.xml": ubl_xml(ubl),
-             f"BAD{stamp}.xml": bad}
-    paid_pdf, paid_ubl, refused = asyncio.run(_submit(settings, "invoice", files,
-                                                      {"title": "Facture"}, tmp_path))
+             f"BAD{stamp}.xml": bad, f"{turned_down.number}.xml": ubl_xml(turned_down)}
+    paid_pdf, paid_ubl, refused, rejected = asyncio.run(_submit(
+        settings, "invoice", files, {"title": "Facture"}, tmp_path))
+    assert rejected.state == DocState.REJECTED and "REJETEE" in rejected.error.message
+    assert any(a.file.name == "chorus-status-history.json" for a in rejected.artefacts)
     for state in (paid_pdf, paid_ubl):
         assert state is not None and state.state == DocState.COMPLETED, state
         assert state.record("status").output["status"] == "MISE_EN_PAIEMENT"
