@@ -14,7 +14,8 @@ COLUMNS = ("file", "matricule", "period", "employer_siret", "nir", "agent_name",
 
 
 def sample_nir(i: int) -> str:
-    body = f"{1 + i % 2}{70 + i % 30:02d}{1 + i % 12:02d}75{(100 + i) % 1000:03d}{i // 1000 % 1000:03d}"
+    body = (f"{1 + i % 2}{70 + i % 30:02d}{1 + i % 12:02d}75{(100 + i) % 1000:03d}"
+            f"{i // 1000 % 1000:03d}")
     return body + f"{nir_key(body):02d}"
 
 
