@@ -227,7 +227,7 @@ class FlowEngine:
             doc_id=state.doc_id, tenant=env.tenant if env else None,
             flow=env.flow if env else None, step=step.name, source=source,
             attempts=rec.attempts, first_failure_at=rec.first_failure_at or utcnow(),
-            error=error)
+            error=ErrorInfo.model_validate(scrub_for(env, self.flows, error.model_dump())))
         out.dead_letters.append(letter)
         self._event(out, "error", step=step.name,
                     detail={"error": error.model_dump(mode="json"), "dlq_id": letter.dlq_id})
