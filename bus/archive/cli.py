@@ -30,7 +30,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "(own stack; prints figures)")
     s.add_argument("--documents", type=int, default=1000)
     s.add_argument("--max-documents", type=int, default=500, help="SIP bound (documents)")
-    s.add_argument("--max-wait", type=float, default=20.0, help="seconds a batch stays open")
+    s.add_argument("--max-wait", type=float, default=240.0, help="seconds a batch stays open")
     s.add_argument("--timeout", type=float, default=1800.0)
     s.add_argument("--keep", action="store_true", help="keep the bench var directory")
     s.set_defaults(func=cmd_archive_bench)
