@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 from bus.client import DematClient
 from bus.launcher import Services, wait_until
 from bus.settings import Settings
+from tests.conftest import SHARED
 from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
 
 pytestmark = pytest.mark.stack
@@ -58,6 +61,15 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
     assert states[4].record("mail-receipt").output["read"] is True
     assert states[2].record("agent-space").output["location"].endswith(
         f"/espaces-agents/M0002/2026-10_{summary['ids'][2]}")
+
+    export = tmp_path / "export"  # the lot leader kept the envelope it sent
+    assert demat("export", summary["ids"][0], "--dir", str(export)).returncode == 0
+    assert MARKER in (export / "files" / "bp-0000.pdf").read_bytes()
+    envelopes = list((export / "artefacts" / "ensap").glob("ensap-envelope-*.xml"))
+    assert len(envelopes) == 1 and envelopes[0].read_bytes().count(b"<assure>") == 2
+    check = subprocess.run([sys.executable, str(SHARED / "tools" / "xsdcheck.py"), "ensap",
+                            str(envelopes[0])], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
 
     again = demat("submit-batch", "payslip", str(tmp_path / "run"), "--lot-size", "2", "--json")
     assert json.loads(again.stdout)["already_submitted"] == 5
