@@ -8,7 +8,8 @@ member is there, or no member joined for ``batch_wait_seconds`` (or
 envelope, packages, encrypts and sends the lot. Every member completes once
 ENSAP's receipt of the lot lists it. ENSAP is always asked before sending, so a
 redelivered or retried task never sends a lot twice. A member the leader left
-out (it came late) sends a lot of its own, ``<lot>-r<index>``.
+out (it came late) sends a lot of its own, ``<lot>-r<index>``. A lot ENSAP refuses
+ends every member with ENSAP's reason (the leader leaves it under the lot's prefix).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from connectors.ensap.client import EnsapClient
 from connectors.ensap.envelope import EnsapEntry, build_envelope
+from connectors.errors import BusinessRefusal
 from schemas.envelope import FileRef
 from schemas.payslip import EnsapBatch, PayslipMetadata
 from workers.context import StepContext, StepError, StepResultData, Waiting
@@ -47,6 +49,9 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
         solo = f"{lot}-r{batch.index}"
         return await _send_alone(ctx, client, solo, meta)
     await _enqueue(ctx, lot, batch, meta)
+    refused = await asyncio.to_thread(ctx.runtime.store.get_json, f"{_prefix(ctx, lot)}refused")
+    if refused is not None and batch.index != 0:  # ENSAP refused the lot the leader sent
+        raise BusinessRefusal(refused["reason"], partner="ensap")
     since = float(progress.get("since", time.time()))
     waited = time.time() - since
     options = ctx.step.options
@@ -133,7 +138,8 @@ def _entry_json(entry: EnsapEntry) -> dict[str, Any]:
 
 def _members(ctx: StepContext, lot: str) -> list[dict[str, Any]]:
     store = ctx.runtime.store
-    pointers = [store.get_json(k) for k in store.list_keys(_prefix(ctx, lot))]
+    pointers = [store.get_json(k) for k in store.list_keys(_prefix(ctx, lot))
+                if k.endswith(".json")]
     return sorted((p for p in pointers if p and not p.get("solo")), key=lambda p: p["index"])
 
 
@@ -162,7 +168,12 @@ def _load(ctx: StepContext, pointer: dict[str, Any]) -> tuple[EnsapEntry, FileRe
 async def _send(ctx: StepContext, client: EnsapClient, lot: str,
                 members: list[dict[str, Any]]) -> dict[str, Any]:
     loaded = await asyncio.gather(*(asyncio.to_thread(_load, ctx, p) for p in members))
-    return await _deposit(ctx, client, lot, list(loaded))
+    try:
+        return await _deposit(ctx, client, lot, list(loaded))
+    except BusinessRefusal as exc:
+        await asyncio.to_thread(ctx.runtime.store.put_json, f"{_prefix(ctx, lot)}refused",
+                                {"reason": str(exc)})
+        raise
 
 
 async def _send_alone(ctx: StepContext, client: EnsapClient, lot: str,
