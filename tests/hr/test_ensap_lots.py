@@ -1,0 +1,130 @@
+"""The ENSAP step's lots, with an in-memory store and the real ENSAP simulator: the
+leader sends once when the lot is complete, members complete from ENSAP's receipt,
+a redelivered task never sends again, a refused lot ends every member."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+
+from bus.demo.documents import minimal_pdf
+from bus.flows import FlowRegistry
+from bus.settings import Settings
+from bus.tenants import TenantRegistry
+from connectors.ensap.client import EnsapClient
+from connectors.ensap.envelope import Emitter
+from connectors.ensap.simulator import EnsapSimulator
+from connectors.errors import BusinessRefusal
+from schemas.envelope import Envelope, FileRef
+from schemas.messages import StepTask
+from tests.hr.payroll_fixtures import SIRET, sample_nir
+from workers import ensap
+from workers.context import StepContext, StepResultData, Waiting
+
+TENANT = "216900910"
+
+
+class MemoryStore:
+    """The few object-store calls the step makes, in memory."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.records: dict[str, Any] = {}
+
+    def put_bytes(self, tenant: str, data: bytes, *, name: str, media_type: str | None = None,
+                  encrypt: bool = False, role: Any = "annex") -> FileRef:
+        sha = hashlib.sha256(data).hexdigest()
+        self.files[sha] = data
+        return FileRef(sha256=sha, size=len(data), media_type=media_type or "application/pdf",
+                       name=name)
+
+    def read_file(self, tenant: str, ref: FileRef) -> bytes:
+        return self.files[ref.sha256]
+
+    def iter_file(self, tenant: str, ref: FileRef):
+        yield self.files[ref.sha256]
+
+    def stat_file(self, tenant: str, sha: str) -> int | None:
+        return len(self.files[sha]) if sha in self.files else None
+
+    def get_json(self, key: str) -> Any:
+        return self.records.get(key)
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.records[key] = value
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.records if k.startswith(prefix))
+
+
+@pytest.fixture()
+def bus():
+    sim = EnsapSimulator()
+    server = sim.serve()
+    client = EnsapClient(server.base_url, Emitter(TENANT))
+    runtime = SimpleNamespace(store=MemoryStore(), flows=FlowRegistry.load())
+    yield sim, server.base_url, client, runtime
+    server.stop()
+
+
+def _ctx(runtime, client, index: int, size: int, lot: str = "run-1", progress=None,
+         pdf: bytes | None = None) -> StepContext:
+    pdf = pdf or minimal_pdf(f"bulletin {index}")
+    ref = runtime.store.put_bytes(TENANT, pdf, name=f"bp-{index}.pdf")
+    nir = sample_nir(index)
+    env = Envelope(tenant=TENANT, flow="payslip", files=[ref], metadata={
+        "matricule": f"M{index:04d}", "period": "2026-11", "employer_siret": SIRET,
+        "nir": nir, "agent_name": f"Agent {index}", "birth_date": "1980-02-03",
+        "net_amount": "1999.99", "channels": ["ensap"],
+        "ensap_batch": {"id": lot, "index": index, "size": size}})
+    flow = runtime.flows.get("payslip")
+    task = StepTask(doc_id=env.id, step="ensap", kind="payslip-ensap", envelope=env,
+                    progress=progress or {})
+    tenant = TenantRegistry.load(Settings().tenants_path).get(TENANT)
+    ctx = StepContext(runtime, task, tenant, flow.step("ensap"))
+    ctx.connector = lambda: client  # type: ignore[method-assign]
+    return ctx
+
+
+def test_lot_sent_once_when_complete_and_members_complete(bus) -> None:
+    _sim, url, client, runtime = bus
+
+    async def go() -> None:
+        leader, member = _ctx(runtime, client, 0, 2), _ctx(runtime, client, 1, 2)
+        first = await ensap.run(leader)  # alone in its lot so far: waits
+        assert isinstance(first, Waiting) and first.progress["lot"] == f"{TENANT}-run-1"
+        assert isinstance(await ensap.run(member), Waiting)  # members never send
+        again = _ctx(runtime, client, 0, 2, progress=first.progress)
+        again.task = leader.task.model_copy(update={"progress": first.progress})
+        done = await ensap.run(again)
+        assert isinstance(done, StepResultData) and done.output["lot_size"] == 2
+        redelivered = await ensap.run(again)  # a redelivered task asks ENSAP first
+        assert isinstance(redelivered, StepResultData)
+        member.task = member.task.model_copy(update={"progress": first.progress})
+        mine = await ensap.run(member)
+        assert isinstance(mine, StepResultData) and mine.output["numero_ordre"] == "2"
+
+    asyncio.run(go())
+    counts = httpx.get(f"{url}/_sim/counts").json()
+    assert counts["lots"] == {f"{TENANT}-run-1": 1} and counts["pay_slips"] == 2
+
+
+def test_refused_lot_ends_every_member(bus) -> None:
+    _sim, url, client, runtime = bus
+
+    async def go() -> None:
+        leader = _ctx(runtime, client, 0, 2, lot="run-2", pdf=b"not a PDF at all")
+        member = _ctx(runtime, client, 1, 2, lot="run-2")
+        assert isinstance(await ensap.run(member), Waiting)
+        with pytest.raises(BusinessRefusal, match="not a PDF"):
+            await ensap.run(leader)
+        with pytest.raises(BusinessRefusal, match="not a PDF"):
+            await ensap.run(member)
+
+    asyncio.run(go())
+    assert httpx.get(f"{url}/_sim/counts").json()["lots"] == {f"{TENANT}-run-2": 1}
