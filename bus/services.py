@@ -114,7 +114,8 @@ def register_intake(broker: KafkaBroker, runtime: Runtime) -> None:
 
     @broker.subscriber(topics.submit, group_id=topics.submit, ack_policy=AckPolicy.NACK_ON_ERROR,
                        auto_offset_reset="earliest", batch=True, max_records=BATCH_RECORDS,
-                       batch_timeout_ms=BATCH_WAIT_MS)
+                       batch_timeout_ms=BATCH_WAIT_MS,
+                       fetch_max_wait_ms=runtime.settings.fetch_wait_ms)
     async def handle(body: Any, msg: KafkaMessage) -> None:
         subs = [sub for rec in msg.raw_message
                 if (sub := await decode_raw(broker, runtime, rec.value, record_source(rec),
@@ -247,7 +248,8 @@ def register_router(broker: KafkaBroker, runtime: Runtime) -> Router:
 
     @broker.subscriber(topics.router, group_id=topics.router, ack_policy=AckPolicy.NACK_ON_ERROR,
                        auto_offset_reset="earliest", batch=True, max_records=BATCH_RECORDS,
-                       batch_timeout_ms=BATCH_WAIT_MS, listener=_ForgetOnRebalance(router.states))
+                       batch_timeout_ms=BATCH_WAIT_MS, listener=_ForgetOnRebalance(router.states),
+                       fetch_max_wait_ms=runtime.settings.fetch_wait_ms)
     async def handle(body: Any, msg: KafkaMessage) -> None:
         await router.handle_batch(msg.raw_message)
 

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     state_cache_size: int = Field(default=20_000, ge=0)
     io_threads: int = Field(default=16, ge=1)  # threads (and S3 connections) per process
     step_concurrency: int = Field(default=64, ge=1)  # step tasks in flight per process
+    # how long a fetch may wait on the broker for new records: the latency of every hop
+    # (Tansu holds an idle fetch for all of it; Kafka answers as soon as records come)
+    fetch_wait_ms: int = Field(default=20, ge=1)
+    # how long a producer waits to group records into one request (each request is one
+    # object write on a broker that keeps its log in S3, such as the embedded Tansu)
+    linger_ms: int = Field(default=2, ge=0)
     log_level: str = "INFO"
     # audit journal (bus/audit): sealing, signing key, timestamping, search-key secret
     seal_interval_seconds: float | None = Field(default=None, gt=0)  # None: 5 s embedded, 300

@@ -90,7 +90,8 @@ class StepService:
         self.consumer = KeyOrderedConsumer(
             runtime.settings.bootstrap, [topics.step(k) for k in kinds],
             group_id=f"{topics.prefix}.steps", handle=self.handle,
-            max_in_flight=runtime.settings.step_concurrency, client_id="demat-steps")
+            max_in_flight=runtime.settings.step_concurrency, client_id="demat-steps",
+            fetch_wait_ms=runtime.settings.fetch_wait_ms)
 
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one task and report its result to the router."""
