@@ -216,11 +216,16 @@ class _Embedded:
             console.print("[dim]starting embedded stack (SeaweedFS S3 + Tansu Kafka)…[/]")
             self.stack.start()
             self.started_stack = True
-        if not self.services.running():
-            console.print("[dim]starting workers (intake, router, steps, journal, delays) "
-                          "and partner simulators…[/]")
-            self.services.start()
-            self.started_services = True
+        if self.services.running():
+            return
+        if self.services.adopt():  # another command's workers, some dead: restart those
+            for group in self.services.supervise():
+                console.print(f"[yellow]worker {group} was not running: restarted[/]")
+            return
+        console.print("[dim]starting workers (intake, router, steps, journal, delays) "
+                      "and partner simulators…[/]")
+        self.services.start()
+        self.started_services = True
 
     def down(self) -> None:
         if self.started_services:

@@ -44,6 +44,17 @@ class Services:
             return False
         return all(pid_alive(pids.get(g)) for g in self.groups)
 
+    def adopt(self) -> bool:
+        """Take over the processes ``services.json`` records; True if any is alive."""
+        try:
+            recorded = json.loads(self.run_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if not any(pid_alive(recorded.get(g)) for g in self.groups):
+            return False
+        self.pids = {g: recorded.get(g, 0) for g in self.groups}
+        return True
+
     def start(self, timeout: float = 60.0) -> None:
         """Spawn every group; return once the simulators have published their addresses."""
         (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
@@ -84,7 +95,8 @@ class Services:
         """Restart any group whose process died; return the restarted groups."""
         restarted = [g for g, pid in self.pids.items() if not pid_alive(pid)]
         for group in restarted:
-            _reap(self.pids[group])
+            if self.pids[group]:
+                _reap(self.pids[group])
             self.pids[group] = self._spawn(group)
             self.restarts += 1
         if restarted:

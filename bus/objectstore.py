@@ -31,6 +31,7 @@ from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef, FileRole
 
 CHUNK = 1024 * 1024
+BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 PART_SIZE = 16 * 1024 * 1024
 ENC_META = "demat-enc"  # user metadata of an encrypted object: its format
 PLAIN_META = "demat-plain-size"  # ... and its plaintext size
@@ -107,8 +108,14 @@ class ObjectStore:
         self.keyring = Keyring(settings.var_dir, getattr(settings, "kek_file", None))
 
     def ensure_bucket(self) -> None:
-        if not self.client.bucket_exists(self.bucket):
+        """Create the bucket if needed (bus processes starting together race for it)."""
+        if self.client.bucket_exists(self.bucket):
+            return
+        try:
             self.client.make_bucket(self.bucket)
+        except S3Error as exc:
+            if exc.code not in BUCKET_EXISTS:
+                raise
 
     # --- files ----------------------------------------------------------------
 

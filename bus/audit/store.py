@@ -13,6 +13,7 @@ mode for ``RETENTION_DAYS``); a store without object lock (SeaweedFS answers
 
 from __future__ import annotations
 
+import contextlib
 import io
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from minio.commonconfig import GOVERNANCE
 from minio.error import S3Error
 from minio.retention import Retention
 
-from bus.objectstore import ObjectStore
+from bus.objectstore import BUCKET_EXISTS, ObjectStore
 from bus.settings import Settings
 
 SEGMENTS, CHECKPOINTS = "journal/segments/", "journal/checkpoints/"
@@ -56,10 +57,9 @@ class JournalStore:
             try:
                 self.client.make_bucket(self.bucket, object_lock=True)
             except S3Error as exc:
-                if exc.code == "BucketAlreadyOwnedByYou":
-                    pass
-                else:
-                    self.client.make_bucket(self.bucket)
+                if exc.code not in BUCKET_EXISTS:
+                    with contextlib.suppress(S3Error):  # a racing process may have made it
+                        self.client.make_bucket(self.bucket)
         self.locked = self._lock_enabled()
         return self.locked
 
