@@ -14,9 +14,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
-from fastapi import HTTPException
+from fastapi import FastAPI, HTTPException
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,6 +56,15 @@ class FailurePlan:
             raise HTTPException(status_code=503, detail="injected failure")
         if outcome == "timeout":
             await asyncio.sleep(self.timeout_seconds)
+
+
+def add_failure_control(app: FastAPI, sim: Any) -> None:
+    """``POST /_sim/failures``: the posted JSON becomes ``sim.failures`` (a FailurePlan)."""
+
+    @app.post("/_sim/failures")
+    async def set_failures(plan: dict) -> dict:
+        sim.failures = FailurePlan(**plan)
+        return plan
 
 
 class SubmissionCounter:

@@ -33,7 +33,12 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from connectors.simulator import (
+    FailurePlan,
+    SimulatorServer,
+    SubmissionCounter,
+    add_failure_control,
+)
 from schemas.invoice import CHORUS_SYNTAX, InvoiceError, InvoiceFormat, read_invoice
 
 OUTBOUND_PLAN = ("EN_COURS_ACHEMINEMENT", "MISE_A_DISPOSITION", "MANDATEE",
@@ -170,10 +175,7 @@ class ChorusSimulator:
                          "status": i.status, "account": i.account, "recipient": i.recipient,
                          "history": [h[0] for h in i.history]} for i in sim.invoices.values()]
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.post("/_sim/scenarios")
         async def set_scenarios(mapping: dict[str, str]) -> dict:

@@ -27,7 +27,12 @@ from fastapi.responses import JSONResponse
 
 from connectors.ensap.envelope import entries_of, schema_errors
 from connectors.ensap.package import PackageError, open_package
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from connectors.simulator import (
+    FailurePlan,
+    SimulatorServer,
+    SubmissionCounter,
+    add_failure_control,
+)
 
 
 def _self_signed() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
@@ -68,10 +73,7 @@ class EnsapSimulator:
                     "pay_slips": len(sim.pay_slips.snapshot()),
                     "pay_slip_duplicates": sim.pay_slips.duplicates()}
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.get("/ensap/certificate")
         async def certificate() -> Response:

@@ -30,7 +30,12 @@ from fastapi import FastAPI, Form, HTTPException, Request, Response
 
 from connectors.seal import LocalSeal
 from connectors.seal.keys import demo_ca
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from connectors.simulator import (
+    FailurePlan,
+    SimulatorServer,
+    SubmissionCounter,
+    add_failure_control,
+)
 
 STD = "/api/standard/v1"
 INTERNAL = "/api/v1"
@@ -197,10 +202,7 @@ class IparapheurSimulator:
         async def counts() -> dict:
             return {"created": sim.created.snapshot(), "duplicates": sim.created.duplicates()}
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.post("/_sim/config")
         async def set_config(cfg: dict) -> dict:

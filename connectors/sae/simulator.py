@@ -35,7 +35,12 @@ from fastapi import FastAPI, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from connectors.sae import seda
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from connectors.simulator import (
+    FailurePlan,
+    SimulatorServer,
+    SubmissionCounter,
+    add_failure_control,
+)
 
 MARKER = "[sim:refuse]"
 REASONS = {
@@ -91,10 +96,7 @@ class SaeSimulator:
                      "units": len(t.summary.units) if t.summary else 0}
                     for t in sim.transfers.values()]
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.post("/_sim/config")
         async def set_config(config: dict) -> dict:

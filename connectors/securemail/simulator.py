@@ -31,7 +31,13 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter, free_port
+from connectors.simulator import (
+    FailurePlan,
+    SimulatorServer,
+    SubmissionCounter,
+    add_failure_control,
+    free_port,
+)
 
 LINK_RE = re.compile(r"https?://[^\s<>\"]+/d/[A-Za-z0-9_-]+")
 MSGID_RE = re.compile(r"<([^@>]+)@")
@@ -124,10 +130,7 @@ class SecureMailSimulator:
                     "duplicates": sim.uploads.duplicates() | sim.mails.duplicates(),
                     "downloads": {k: p.downloads for k, p in sim.packages.items()}}
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.get("/portal/api/packages/{key}")
         async def status(key: str, request: Request) -> Response:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import FastAPI, Request, Response
 
-from connectors.simulator import FailurePlan, SubmissionCounter
+from connectors.simulator import FailurePlan, SubmissionCounter, add_failure_control
 from connectors.tsa.token import HASHES
 
 QUERY, REPLY = "application/timestamp-query", "application/timestamp-reply"
@@ -100,10 +100,7 @@ class TsaSimulator:
         async def counts() -> dict:
             return {"stamps": sim.stamps.snapshot(), "duplicates": sim.stamps.duplicates()}
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.get("/_sim/ca.pem")
         async def ca() -> Response:

@@ -16,7 +16,12 @@ from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
 
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from connectors.simulator import (
+    FailurePlan,
+    SimulatorServer,
+    SubmissionCounter,
+    add_failure_control,
+)
 
 
 @dataclass
@@ -46,10 +51,7 @@ class WebdavSimulator:
         async def counts() -> dict:
             return {"puts": sim.puts.snapshot(), "duplicates": sim.puts.duplicates()}
 
-        @app.post("/_sim/failures")
-        async def set_failures(plan: dict) -> dict:
-            sim.failures = FailurePlan(**plan)
-            return plan
+        add_failure_control(app, sim)
 
         @app.post("/_sim/forbid")
         async def forbid(rule: dict) -> dict:
