@@ -13,13 +13,14 @@ import io
 import threading
 from datetime import date
 from enum import StrEnum
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.xmlschemas import schema_loader
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd" / "chorus"
 PIVOT_XSD = XSD_DIR / "CPPFacturePivot_V2_02.xsd"
@@ -90,7 +91,7 @@ class InvoiceInfo(BaseModel):
 _lock = threading.Lock()
 
 
-@cache
+@schema_loader
 def _schema(path: str) -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.parse(path, parser))

@@ -12,12 +12,13 @@ import io
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import date
-from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 from pydantic import BaseModel, Field
+
+from schemas.xmlschemas import schema_loader
 
 XSD = Path(__file__).resolve().parent / "xsd" / "pes" / "PES_V2"
 ALLER_XSD = XSD / "Rev0" / "PES_Aller.xsd"
@@ -60,7 +61,7 @@ class PesInfo(BaseModel):
 _lock = threading.Lock()
 
 
-@cache
+@schema_loader
 def _schema(path: str) -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.parse(path, parser))

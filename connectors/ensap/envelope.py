@@ -6,10 +6,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
 from pathlib import Path
 
 from lxml import etree
+
+from schemas.xmlschemas import schema_loader
 
 XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "ensap" / \
     "enveloppe_ENSAP_BPG_V1.3.2.xsd"
@@ -120,7 +121,7 @@ def _add(parent: etree._Element, tag: str, text: str) -> None:
     etree.SubElement(parent, tag).text = text
 
 
-@cache
+@schema_loader
 def schema() -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     return etree.XMLSchema(etree.parse(str(XSD), parser))

@@ -23,7 +23,6 @@ import re
 import tarfile
 from collections.abc import Iterable
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +39,7 @@ from schemas.acte import (
     ClassificationNature,
     TenantActesSettings,
 )
+from schemas.xmlschemas import schema_loader
 
 NS = ACTES_NS
 INSEE_NS = "http://xml.insee.fr/schema"
@@ -63,7 +63,7 @@ class ActesError(ValueError):
 # ---------------------------------------------------------------- schema
 
 
-@lru_cache(maxsize=1)
+@schema_loader
 def actes_schema() -> etree.XMLSchema:
     """The official ACTES v1.1 schema, from the package's own copy."""
     return etree.XMLSchema(etree.parse(str(SCHEMA_PATH), etree.XMLParser(no_network=True)))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
 from pathlib import Path
 
 from lxml import etree
 
 import schemas
+from schemas.xmlschemas import schema_loader
 
 SEDA_VERSIONS = ("2.1", "2.2")
 XSD_DIR = Path(schemas.__file__).resolve().parent / "xsd"
@@ -69,7 +69,7 @@ class _LocalResolver(etree.Resolver):
         return None
 
 
-@cache
+@schema_loader
 def schema(version: str) -> etree.XMLSchema:
     """The official SEDA ``version`` schema (loaded once, offline)."""
     namespace(version)
