@@ -4,6 +4,7 @@ batcher (many documents per SIP), so both describe a document the same way."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import date, datetime
@@ -18,6 +19,7 @@ from connectors.sae import seda
 from connectors.sae.sip import SipFile
 from schemas.archive import ArchiveOptions, TenantArchiveSettings
 from schemas.envelope import Envelope, FileRef
+from schemas.metadata import metadata_model
 
 TEMPLATE = re.compile(r"\{((?:meta|doc|tenant|batch)\.[A-Za-z0-9_.]+)\}")
 JOURNAL_NAME = "journal.json"
@@ -58,13 +60,34 @@ def step_options(options: dict[str, Any], step: str) -> ArchiveOptions:
                                  field=f"options.{where}") from None
 
 
+@functools.cache
+def _metadata_models() -> dict[str, str]:
+    from bus.flows import FlowRegistry
+
+    flows = FlowRegistry.load()
+    return {name: flows.get(name).metadata_model for name in flows.names()}
+
+
+def metadata_with_defaults(env: Envelope) -> dict[str, Any]:
+    """The document's metadata, with the defaults of its flow's metadata model filled in
+    (a producer may leave out ``category``: the model says ``courrier``)."""
+    name = _metadata_models().get(env.flow)
+    if name is None:
+        return env.metadata
+    try:
+        defaults = metadata_model(name).model_validate(env.metadata).model_dump(mode="json")
+    except ValidationError:
+        return env.metadata
+    return defaults | env.metadata
+
+
 def field_value(ref: str, env: Envelope, tenant: Tenant, extra: dict[str, Any] | None = None
                 ) -> tuple[bool, Any]:
     """Look up ``meta.x``, ``doc.id|flow|tenant``, ``tenant.name`` or ``batch.key``."""
     scope, _, path = ref.partition(".")
     data: Any
     if scope == "meta":
-        data = env.metadata
+        data = metadata_with_defaults(env)
     elif scope == "doc":
         data = {"id": env.id, "flow": env.flow, "tenant": env.tenant,
                 "created": env.created_at.date().isoformat()}

@@ -40,7 +40,7 @@ from bus.objectstore import IntegrityError, ObjectMissing
 from bus.runtime import Runtime
 from connectors.tsa.token import TokenError, verify_response
 from schemas.envelope import FileRef, utcnow
-from schemas.messages import DocumentState
+from schemas.messages import DocState, DocumentState
 
 IO_THREADS = 8
 SETTLE = timedelta(seconds=120)  # a state this recent may be ahead of the sealed journal
@@ -286,7 +286,10 @@ class Verifier:
         if state.envelope is None:
             return
         tenant = state.envelope.tenant
-        refs = [(f.name, f.sha256) for f in state.envelope.files]
+        # a refused submission may name files that never reached the store (that is why
+        # it was refused): only admitted documents' files must be there
+        admitted = state.state not in (DocState.REJECTED, DocState.DUPLICATE) or state.steps
+        refs = [(f.name, f.sha256) for f in state.envelope.files] if admitted else []
         refs += [(a.file.name, a.file.sha256) for a in state.artefacts]
         for name, sha in refs:
             self._referenced.add((state.doc_id, name, self.runtime.store.file_key(tenant, sha)))

@@ -54,12 +54,14 @@ def test_missing_settings_and_fields_name_the_field() -> None:
     broken = tenant.model_copy(update={"settings": {"archive": {"seda_version": "3.0"}}})
     with pytest.raises(mapping.ArchiveConfigError, match="seda_version"):
         mapping.tenant_settings(broken)
-    opts = mapping.step_options({"document_type": "meta.category"}, "archive")
+    opts = mapping.step_options({"document_type": "meta.author"}, "archive")
     env = Envelope(tenant=tenant.siren, flow="document", metadata={"title": "t"},
                    files=[FileRef(sha256="a" * 64, size=1, media_type="text/plain", name="a")])
     with pytest.raises(mapping.ArchiveConfigError) as exc:
         mapping.document_unit(env, tenant, opts, mapping.tenant_settings(tenant), [])
-    assert exc.value.field == "metadata.category"
+    assert exc.value.field == "metadata.author"
+    # a field the producer left out but the metadata model defaults is found
+    assert mapping.field_value("meta.category", env, tenant) == (True, "courrier")
 
 
 def test_batch_limits_take_the_tighter_of_flow_and_tenant() -> None:
