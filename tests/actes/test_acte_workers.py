@@ -53,9 +53,13 @@ def sim() -> Iterator[S2lowSimulator]:
     simulator.stop()
 
 
+WORKER_BUCKET = "demat-acte-worker-tests"
+
 @pytest.fixture(scope="module")
 def runtime(settings: Settings, sim: S2lowSimulator) -> Runtime:
-    rt = Runtime(settings)
+    # its own bucket: these documents are driven without the router, so their states have
+    # no journal, and the audit of the session's bus must not meet them
+    rt = Runtime(settings.model_copy(update={"bucket": WORKER_BUCKET}))
     s2low = ConnectorConfig(type="s2low", options={
         "url": sim.base_url, "login": "ville", "password": "pw", "timeout": 3,
         "poll_seconds": 0, "letter_poll_seconds": 0})
@@ -111,8 +115,9 @@ def _fresh_connectors(runtime: Runtime) -> None:
 
 
 def test_letter_is_recorded_then_answered_once(runtime: Runtime, sim: S2lowSimulator,
-                                               demat) -> None:
+                                               demat, monkeypatch: pytest.MonkeyPatch) -> None:
     acte_id, letter = asyncio.run(_letter_and_answer(runtime, sim))
+    monkeypatch.setenv("DEMAT_BUCKET", WORKER_BUCKET)  # the CLI reads this test's bucket
     listed = demat("acte", "letters", acte_id, "--json")
     assert listed.returncode == 0, listed.stderr
     assert [x["id"] for x in json.loads(listed.stdout)] == [letter["id"]]
