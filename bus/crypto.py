@@ -163,7 +163,7 @@ class Keyring:
         path = self.dir / f"{tenant}.kek"
         if not path.exists():
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.dir / f".{tenant}.{os.getpid()}.tmp"
+            tmp = self.dir / f".{tenant}.{os.getpid()}.{os.urandom(6).hex()}.tmp"  # per call
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(base64.b64encode(os.urandom(32)))
