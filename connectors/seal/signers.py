@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asn1crypto import cms
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,6 +30,7 @@ from signxml import DigestAlgorithm, SignatureMethod
 from signxml.xades import XAdESSigner
 
 from connectors.errors import TransientError
+from connectors.seal.cms_template import CmsTemplate
 from connectors.seal.keys import SealIdentity
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -74,6 +76,26 @@ class CachedKeySigner(signers.SimpleSigner):
                          cert_registry=SimpleCertificateStore.from_certs([cert, *chain]),
                          embed_roots=False)
         self._key = identity.key
+        self._templates: dict[tuple, CmsTemplate | None] = {}
+
+    async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
+                         use_pades: bool = False, timestamper: Any = None,
+                         signed_attr_settings: Any = None, is_pdf_sig: bool = True,
+                         encap_content_info: Any = None) -> cms.ContentInfo:
+        """pyhanko's container, built once per kind and then reused as a template."""
+        plain = not dry_run and timestamper is None and encap_content_info is None
+        kind = (digest_algorithm, use_pades, is_pdf_sig)
+        template = self._templates.get(kind) if plain else None
+        if template is not None:
+            signature = self.sign_raw(template.to_sign(data_digest), digest_algorithm)
+            return cms.ContentInfo.load(template.build(data_digest, signature))
+        info = await super().async_sign(
+            data_digest, digest_algorithm, dry_run=dry_run, use_pades=use_pades,
+            timestamper=timestamper, signed_attr_settings=signed_attr_settings,
+            is_pdf_sig=is_pdf_sig, encap_content_info=encap_content_info)
+        if plain and kind not in self._templates:
+            self._templates[kind] = CmsTemplate.learn(info, data_digest)
+        return info
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm).signature_algo

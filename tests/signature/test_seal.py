@@ -205,3 +205,59 @@ def test_tsa_option_embeds_rfc3161_timestamps(tmp_path: Path) -> None:
     down = LocalSeal.from_options({"tsa": "http://127.0.0.1:9/"}, var_dir=tmp_path)
     with pytest.raises(TransientError, match="tsa"):  # retried by the router, not an error
         asyncio.run(down.seal(TENANT, minimal_pdf("x"), "application/pdf"))
+
+
+def test_later_seals_reuse_the_first_container_as_template_and_stay_valid(
+        tmp_path: Path) -> None:
+    """The template path gives pyhanko's bytes (RSA is deterministic) and valid seals."""
+    key, cert = _rsa_pair(tmp_path)
+    pem = {"key_pem": key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()).decode(),
+           "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode()}
+    seal = LocalSeal.from_options(pem, var_dir=tmp_path)
+    signer = seal.sealer(TENANT).cms_signer
+    digest = hashlib.sha256(b"one document").digest()
+    built = asyncio.run(signer.async_sign(digest, "sha256", use_pades=True)).dump()
+    [template] = signer._templates.values()
+    assert template is not None
+    assert asyncio.run(signer.async_sign(digest, "sha256", use_pades=True)).dump() == built
+    other = asyncio.run(signer.async_sign(hashlib.sha256(b"two").digest(), "sha256",
+                                          use_pades=True)).dump()
+    assert other != built and len(other) == len(built)
+    for text in ("Bulletin M000001", "Bulletin M000002", "Bulletin M000003"):
+        result = asyncio.run(seal.seal(TENANT, minimal_pdf(text), "application/pdf"))
+        [check] = asyncio.run(verify_pdf(result.data, trust_roots=[cert]))
+        assert check.ok and check.intact and check.trusted
+        tampered = result.data.replace(text.encode(), b"Bulletin M999999")
+        [bad] = asyncio.run(verify_pdf(tampered, trust_roots=[cert]))
+        assert not bad.intact
+
+
+def test_template_is_not_learnt_from_a_container_with_a_signing_time() -> None:
+    import datetime as dt
+
+    from asn1crypto import cms
+
+    from connectors.seal.cms_template import CmsTemplate
+
+    digest = hashlib.sha256(b"x").digest()
+    attrs = cms.CMSAttributes([
+        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+        cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
+        cms.CMSAttribute({"type": "signing_time", "values": [
+            cms.Time({"utc_time": dt.datetime(2026, 12, 1, tzinfo=dt.UTC)})]}),
+    ])
+    info = cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData({
+        "version": "v1", "digest_algorithms": [{"algorithm": "sha256"}],
+        "encap_content_info": {"content_type": "data"},
+        "signer_infos": [cms.SignerInfo({
+            "version": "v1",
+            "sid": cms.SignerIdentifier({"subject_key_identifier": b"k" * 20}),
+            "digest_algorithm": {"algorithm": "sha256"}, "signed_attrs": attrs,
+            "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+            "signature": b"s" * 70})]})})
+    assert CmsTemplate.learn(info, digest) is None
+    fixed = cms.ContentInfo.load(info.dump())
+    fixed["content"]["signer_infos"][0]["signed_attrs"] = cms.CMSAttributes(list(attrs)[:2])
+    assert CmsTemplate.learn(fixed, digest) is not None
