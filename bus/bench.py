@@ -546,7 +546,7 @@ def run_bench(var_dir: Path, plan: BenchPlan, log: Log = print) -> dict[str, Any
     started = time.monotonic()
     var_dir.mkdir(parents=True, exist_ok=True)
     env = write_config(var_dir, plan)
-    stack = EmbeddedStack(var_dir)
+    stack = EmbeddedStack(var_dir, broker_storage=os.environ.get("DEMAT_BENCH_BROKER", "s3"))
     services = Services(var_dir, env=env)
     settings = Settings(var_dir=var_dir, tenants_file=Path(env["DEMAT_TENANTS_FILE"]),
                         extra_flows_dir=Path(env["DEMAT_EXTRA_FLOWS_DIR"]))

@@ -22,6 +22,7 @@ from pathlib import Path
 from minio import Minio
 
 BROKER_BUCKET = "tansu"
+BROKER_STORAGES = {"s3": f"s3://{BROKER_BUCKET}/", "memory": "memory://tansu/"}
 WEED_PORTS = ("s3", "master", "volume", "filer")
 
 
@@ -116,10 +117,14 @@ class EmbeddedStack:
     var_dir: Path
     access_key: str = "demat"
     secret_key: str = "demat-secret"
+    broker_storage: str = "s3"
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.var_dir = Path(self.var_dir).resolve()  # the servers run with var_dir as cwd
+        if self.broker_storage not in BROKER_STORAGES:
+            raise StackError(f"broker storage {self.broker_storage!r}: expected one of "
+                             f"{', '.join(BROKER_STORAGES)}")
 
     @property
     def stack_file(self) -> Path:
@@ -154,7 +159,7 @@ class EmbeddedStack:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         ports = self._choose_ports()
-        self.info = {"ports": ports, "pids": {},
+        self.info = {"ports": ports, "pids": {}, "broker_storage": self.broker_storage,
                      "kafka": f"127.0.0.1:{ports['kafka']}",
                      "s3": f"127.0.0.1:{ports['s3']}"}
         try:
@@ -238,7 +243,7 @@ class EmbeddedStack:
         }
         url = f"tcp://127.0.0.1:{port}"
         argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url",
-                url, "--storage-engine", f"s3://{BROKER_BUCKET}/"]
+                url, "--storage-engine", BROKER_STORAGES[self.broker_storage]]
         return self._spawn("tansu", argv, env)
 
     def _wait_s3(self, timeout: float) -> None:

@@ -169,13 +169,18 @@ class ObjectStore:
 
     def put_bytes(
         self, tenant: str, data: bytes, *, name: str, role: FileRole = FileRole.MAIN,
-        media_type: str | None = None, encrypt: bool = False,
+        media_type: str | None = None, encrypt: bool = False, unique: bool = False,
     ) -> FileRef:
-        """Store a small in-memory file (artefacts, generated messages)."""
+        """Store a small in-memory file (artefacts, generated messages).
+
+        ``unique``: the content is specific to one document (it names it, or carries a
+        fresh signature), so no other document can have stored it, encrypted or not: it
+        is written without asking the store first.
+        """
         sha = hashlib.sha256(data).hexdigest()
         ref = FileRef(sha256=sha, size=len(data), media_type=media_type or sniff(data[:HEAD_SIZE]),
                       role=role, name=name)
-        if self._needs_upload(tenant, sha, len(data), encrypt):
+        if unique or self._needs_upload(tenant, sha, len(data), encrypt):
             self._upload(tenant, ref, io.BytesIO(data), encrypt)
         return ref
 
@@ -243,7 +248,10 @@ class ObjectStore:
     # --- small JSON records ---------------------------------------------------
 
     def put_json(self, key: str, value: Any) -> None:
-        data = json.dumps(value, default=str, separators=(",", ":")).encode()
+        self.put_record(key, json.dumps(value, default=str, separators=(",", ":")).encode())
+
+    def put_record(self, key: str, data: bytes) -> None:
+        """Store an already serialised JSON record."""
         self.client.put_object(self.bucket, key, io.BytesIO(data), len(data),
                                content_type="application/json")
 
@@ -253,6 +261,11 @@ class ObjectStore:
             self.bucket, prefix=prefix, recursive=True))
 
     def get_json(self, key: str) -> Any | None:
+        raw = self.get_record(key)
+        return None if raw is None else json.loads(raw)
+
+    def get_record(self, key: str) -> bytes | None:
+        """The raw bytes of a JSON record, or ``None`` if there is none."""
         try:
             resp = self.client.get_object(self.bucket, key)
         except S3Error as exc:
@@ -260,7 +273,7 @@ class ObjectStore:
                 return None
             raise
         try:
-            return json.loads(resp.read())
+            return resp.read()
         finally:
             resp.close()
             resp.release_conn()

@@ -72,11 +72,13 @@ class StepContext:
         return _connector_cache(self.runtime, self.tenant.siren, role)
 
     async def keep(self, data: bytes, *, name: str, kind: str,
-                   media_type: str | None = None) -> Artefact:
-        """Store ``data`` as an artefact of this step (generated message, reply, receipt)."""
+                   media_type: str | None = None, unique: bool = False) -> Artefact:
+        """Store ``data`` as an artefact of this step (generated message, reply, receipt);
+        ``unique``: its content names this document (see ``ObjectStore.put_bytes``)."""
         ref = await asyncio.to_thread(
             self.runtime.store.put_bytes, self.tenant.siren, data, name=name,
-            role=FileRole.ANNEX, media_type=media_type, encrypt=self.encrypt_files)
+            role=FileRole.ANNEX, media_type=media_type, encrypt=self.encrypt_files,
+            unique=unique)
         artefact = Artefact(file=ref, step=self.step.name, kind=kind)
         self.artefacts.append(artefact)
         return artefact

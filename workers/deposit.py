@@ -21,10 +21,12 @@ async def run(ctx: StepContext) -> StepResultData:
         files = [DepositFile(ref.name, ctx.runtime.store.iter_file(env.tenant, ref), ref.sha256)
                  for ref in env.files]
         receipt = await ged.deposit(env.tenant, env.id, files, metadata)
+    # the metadata names the document: no other document can have stored these bytes
     await ctx.keep(_json(metadata), name="deposit-metadata.json", kind="generated",
-                   media_type="application/json")
-    await ctx.keep(_json(receipt), name="deposit-receipt.json", kind="partner-reply",
-                   media_type="application/json")
+                   media_type="application/json", unique=True)
+    reply = _json(receipt)
+    await ctx.keep(reply, name="deposit-receipt.json", kind="partner-reply",
+                   media_type="application/json", unique=env.id.encode() in reply)
     return StepResultData(output={"location": receipt["location"],
                                   "deposited_at": receipt["deposited_at"],
                                   "already_deposited": reused})

@@ -67,7 +67,7 @@ async def _seal(ctx: StepContext, seal: LocalSeal) -> StepResultData:
             raise StepError(f"file {ref.name!r}: {exc}", field=f"files[{index}]") from None
         media = "application/pkcs7-signature" if result.detached else ref.media_type
         art = await ctx.keep(result.data, name=signed_name(ref.name, result), kind="signed",
-                             media_type=media)
+                             media_type=media, unique=result.format == "pades")
         signatures.append({"file": ref.name, "artefact": art.file.model_dump(mode="json")}
                           | _facts(result.facts()))
     identity = seal.identity(ctx.tenant.siren)

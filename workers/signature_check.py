@@ -28,18 +28,32 @@ CHECKED_TYPES = ("application/pdf", "application/xml", "text/xml")
 MAX_BYTES = 64 * 1024 * 1024
 
 
-async def check_signed_inputs(ctx: StepContext) -> dict[str, Any]:
-    """``{"signatures": [...]}`` for the signed files of the document (``{}`` if none)."""
+def check_enabled(ctx: StepContext) -> bool:
+    """False when the tenant or the step turned the check off (e.g. unsigned pay slips)."""
+    return ctx.tenant.settings.get("signature_check") is not False and ctx.step.options.get(
+        "signature_check") is not False
+
+
+def wants_content(ctx: StepContext, ref: FileRef) -> bool:
+    """Whether the check reads this file (so a caller reading it anyway can pass it on)."""
+    return check_enabled(ctx) and ref.media_type in CHECKED_TYPES and ref.size <= MAX_BYTES
+
+
+async def check_signed_inputs(ctx: StepContext, contents: dict[int, bytes] | None = None
+                              ) -> dict[str, Any]:
+    """``{"signatures": [...]}`` for the signed files of the document (``{}`` if none);
+    ``contents`` holds files already read and verified, by index (no second read)."""
     settings = ctx.tenant.settings
-    if settings.get("signature_check") is False or ctx.step.options.get(
-            "signature_check") is False:  # e.g. unsigned pay slips: no second read
+    if not check_enabled(ctx):
         return {}
     found: list[dict[str, Any]] = []
     roots: list[x509.Certificate] | None = None
     for index, ref in enumerate(ctx.task.envelope.files):
-        if ref.media_type not in CHECKED_TYPES or ref.size > MAX_BYTES:
+        if not wants_content(ctx, ref):
             continue
-        data = await asyncio.to_thread(ctx.runtime.store.read_file, ctx.tenant.siren, ref)
+        data = (contents or {}).get(index)
+        if data is None:
+            data = await asyncio.to_thread(ctx.runtime.store.read_file, ctx.tenant.siren, ref)
         if not looks_signed(data, ref.media_type):
             continue
         roots = roots if roots is not None else _trust_roots(ctx)

@@ -10,7 +10,7 @@ from bus.objectstore import IntegrityError, ObjectMissing
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef
 from workers.context import StepContext, StepError, StepResultData
-from workers.signature_check import check_signed_inputs
+from workers.signature_check import check_signed_inputs, wants_content
 
 KIND = "validate"
 
@@ -25,33 +25,41 @@ async def run(ctx: StepContext) -> StepResultData:
         validate_metadata(ctx.runtime.flows.get(env.flow).metadata_model, env.metadata)
     except SubmissionError as exc:
         raise StepError(str(exc), field=exc.field) from None
-    total = 0
+    total, contents = 0, {}
     for i, ref in enumerate(env.files):
-        total += await asyncio.to_thread(_verify_file, ctx, i, ref)
+        size, data = await asyncio.to_thread(_verify_file, ctx, i, ref)
+        total += size
+        if data is not None:
+            contents[i] = data
     try:
         await check_flow(ctx.runtime, env, at_intake=False)
     except SubmissionError as exc:
         raise StepError(str(exc), field=exc.field) from None
     output = {"files": len(env.files), "bytes": total}
-    output.update(await check_signed_inputs(ctx))  # signed inputs: verdict per signature
+    output.update(await check_signed_inputs(ctx, contents))  # verdict per signature
     check = FLOW_CHECKS.get(env.flow)
     if check is not None:
         output.update(await check(ctx))
     return StepResultData(output=output)
 
 
-def _verify_file(ctx: StepContext, index: int, ref: FileRef) -> int:
+def _verify_file(ctx: StepContext, index: int, ref: FileRef) -> tuple[int, bytes | None]:
+    """Size of a verified file, and its bytes when the signature check will read them."""
     head = b""
     size = 0
+    keep = wants_content(ctx, ref)
+    chunks: list[bytes] = []
     try:
         for chunk in ctx.runtime.store.iter_file(ctx.tenant.siren, ref):
             if not head:
                 head = chunk[:HEAD_SIZE]
             size += len(chunk)
+            if keep:
+                chunks.append(chunk)
     except (IntegrityError, ObjectMissing) as exc:
         raise StepError(str(exc), field=f"files[{index}]") from None
     sniffed = sniff(head)
     if sniffed != ref.media_type:
         raise StepError(f"file {ref.name!r}: content is {sniffed}, declared {ref.media_type}",
                         field=f"files[{index}].media_type")
-    return size
+    return size, b"".join(chunks) if keep else None
