@@ -173,11 +173,11 @@ class EmbeddedStack:
         self._save()
         return self.info
 
-    def stop(self) -> None:
-        """Stop the broker, then the store (grace period, then SIGKILL)."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the broker, then the store (``grace`` seconds each, then SIGKILL)."""
         pids = self.info.get("pids") or self.load().get("pids", {})
-        stop_process(pids.get("tansu"), grace=5)
-        stop_process(pids.get("weed"), grace=10)
+        stop_process(pids.get("tansu"), grace=min(grace, 5))
+        stop_process(pids.get("weed"), grace=grace)
         if self.stack_file.exists():
             self.stack_file.unlink()
 

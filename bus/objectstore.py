@@ -32,7 +32,7 @@ from schemas.envelope import FileRef, FileRole
 
 CHUNK = 1024 * 1024
 BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
-PART_SIZE = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024  # multipart uploads hold one part in memory at a time
 ENC_META = "demat-enc"  # user metadata of an encrypted object: its format
 PLAIN_META = "demat-plain-size"  # ... and its plaintext size
 ENC_FORMAT = "aes-256-gcm-frames-v1"
@@ -197,7 +197,7 @@ class ObjectStore:
             metadata = {ENC_META: ENC_FORMAT, PLAIN_META: str(ref.size)}
         self.client.put_object(
             self.bucket, key, body, length=length, part_size=PART_SIZE,
-            content_type=media_type, metadata=metadata,
+            num_parallel_uploads=1, content_type=media_type, metadata=metadata,
         )
         if reader.digest.hexdigest() != ref.sha256 or reader.size != ref.size:
             self.client.remove_object(self.bucket, key)
