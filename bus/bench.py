@@ -66,6 +66,7 @@ class BenchPlan:
     large_file_mb: int = 1024
     submit_concurrency: int = 32
     mode: str = "full"
+    burst_flow: str = "bench-payslip"  # or "payslip": the real flow (bus.payroll.bench)
     broker: str = "memory"  # Tansu's log storage: memory (like Kafka's page cache) or s3
 
     @classmethod
@@ -115,8 +116,14 @@ def write_config(var_dir: Path, plan: BenchPlan) -> dict[str, str]:
     connectors: dict[str, Any] = {"ged": {"type": "folder", "options": {"path": "ged"}}}
     if seal_available():
         connectors["signature"] = {"type": "seal", "options": {}}
-    tenants = {"tenants": [{"siren": TENANT, "name": "Bench city", "flows": sorted(flows),
-                            "connectors": connectors}]}
+    tenant: dict[str, Any] = {"siren": TENANT, "name": "Bench city", "flows": sorted(flows),
+                              "connectors": connectors}
+    if plan.burst_flow == "payslip":  # the demo tenant, with its simulators, plus the above
+        from bus.payroll.bench import demo_tenant
+
+        demo = demo_tenant(TENANT)  # it uses every flow (no "flows" list)
+        tenant = demo | {"connectors": demo["connectors"] | connectors}
+    tenants = {"tenants": [tenant]}
     tenants_file = var_dir / "tenants.yaml"
     tenants_file.write_text(yaml.safe_dump(tenants, sort_keys=False))
     return {"DEMAT_TENANTS_FILE": str(tenants_file), "DEMAT_EXTRA_FLOWS_DIR": str(flows_dir),
@@ -520,7 +527,12 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
                                                    payload)
             log(f"memory: one {plan.large_file_mb} MB file through validate -> deposit")
             large = await measure_large_file(ctx, pids)
-            burst = await measure_burst(ctx, pids)
+            if plan.burst_flow == "payslip":
+                from bus.payroll import bench as payroll_bench
+
+                burst = await payroll_bench.measure(ctx, RssSampler(pids))
+            else:
+                burst = await measure_burst(ctx, pids)
     finally:
         await watcher.stop()
     bus_peaks = {n: mb for n, mb in burst.pop("peak_rss_mb").items()
@@ -568,7 +580,8 @@ def run_bench(var_dir: Path, plan: BenchPlan, log: Log = print) -> dict[str, Any
         services.stop(grace=5)
         stack.stop(grace=2)  # a throwaway stack: no need to wait for SeaweedFS to flush
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit(),
-            "machine": machine(), "mode": plan.mode, "broker": plan.broker, **figures,
+            "machine": machine(), "mode": plan.mode, "broker": plan.broker,
+            "burst_flow": plan.burst_flow, **figures,
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -657,6 +670,9 @@ def add_commands(sub: Any) -> None:
                    help="where the embedded broker keeps its log during the run (memory: "
                    "as Kafka's page cache; s3: the durable embedded mode, every produce "
                    "written to SeaweedFS)")
+    s.add_argument("--flow", choices=["bench-payslip", "payslip"], default="bench-payslip",
+                   help="burst flow: validate -> seal -> deposit (default), or the real pay "
+                   "slip flow (payroll run ingested, encrypted, sealed, ENSAP lots, archived)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--keep", action="store_true", help="keep the bench var directory")
     s.add_argument("--no-record", action="store_true", help="do not append to bench/results.md")
@@ -673,7 +689,7 @@ def cmd_bench(args: Any) -> int:
     plan = BenchPlan.quick() if args.quick else BenchPlan()
     if args.documents:
         plan.burst_documents = args.documents
-    plan.broker = args.broker
+    plan.broker, plan.burst_flow = args.broker, args.flow
     var_dir = (get_settings().var_dir / "bench" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     try:
         report = run_bench(var_dir, plan, log=lambda m: err.print(f"[dim]{m}[/]"))

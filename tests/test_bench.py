@@ -43,3 +43,18 @@ def test_results_file_gets_a_header_once_and_a_line_per_run(tmp_path: Path) -> N
     assert text.count("| date |") == 1
     assert "| abc1234 |" in text and "| def5678 |" in text
     assert ("transport: ratio", "0.5", ">= 0.5 (goal 0.8)") in rows(report)
+
+
+def test_payroll_burst_config_is_the_demo_tenant_with_the_bench_flows(tmp_path: Path) -> None:
+    from bus.payroll.bench import flow_steps
+
+    plan = BenchPlan.quick()
+    plan.burst_flow = "payslip"
+    env = write_config(tmp_path, plan)
+    runtime = Runtime(Settings(var_dir=tmp_path, tenants_file=Path(env["DEMAT_TENANTS_FILE"]),
+                               extra_flows_dir=Path(env["DEMAT_EXTRA_FLOWS_DIR"])))
+    runtime.check()
+    tenant = runtime.tenants.get("216900910")
+    assert tenant.uses("payslip") and tenant.uses("bench-payslip")
+    assert {"ensap", "seal", "sae", "ged"} <= set(tenant.connectors)
+    assert flow_steps(runtime) == ["validate", "seal", "ensap", "archive"]

@@ -1,0 +1,57 @@
+"""The payroll burst of ``demat bench --flow payslip``: a generated payroll run through
+the real pay slip flow (index checked, files encrypted at rest, sealed, ENSAP lots,
+batched archival), measured from the run's folder to every pay slip completed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bus.payroll.ingest import FLOW, check_run, publish_run
+from bus.payroll.sample import write_run
+
+CHANNELS = "ensap"  # every pay slip of the run goes to ENSAP, as most employers do
+
+
+def demo_tenant(siren: str) -> dict[str, Any]:
+    """The demo configuration of tenant ``siren`` (its connectors reach the simulators)."""
+    path = Path(__file__).resolve().parents[1] / "demo" / "tenants.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return next(t for t in raw["tenants"] if t["siren"] == siren)
+
+
+def flow_steps(runtime: Any) -> list[str]:
+    """The steps a pay slip sent to ENSAP only goes through."""
+    skipped = {"agent-space", "secure-mail", "mail-receipt"}
+    return [s.name for s in runtime.flows.get(FLOW).steps if s.name not in skipped]
+
+
+async def measure(ctx: Any, sampler: Any) -> dict[str, Any]:
+    """Write a run of ``ctx.plan.burst_documents`` pay slips, ingest it, wait for the end."""
+    count = ctx.plan.burst_documents
+    folder = ctx.inputs / "payroll-run"
+    write_run(folder, [CHANNELS] * count)
+    runtime = ctx.client.runtime
+    ctx.log(f"burst: payroll run of {count} pay slips through flow {FLOW}")
+    with sampler as rss:
+        start = time.monotonic()
+        run = check_run(folder, folder / "index.csv", runtime.tenants)
+        try:
+            published = await publish_run(ctx.client, run)
+        finally:
+            run.close()
+        submitted = time.monotonic() - start
+        ids = [r.doc_id for r in published.receipts]
+        ctx.log(f"burst: run checked and published in {submitted:.1f} s, "
+                "waiting for completion")
+        await ctx.finish(ids, "burst", 3600)
+        end = max(ctx.watcher.finished[i][1] for i in ids)
+    seconds = end - start
+    return {"flow": FLOW, "documents": count, "steps": flow_steps(runtime),
+            "seconds": round(seconds, 1), "submit_seconds": round(submitted, 1),
+            "docs_per_s": round(count / seconds, 1), "errors": ctx.errors.get("burst", 0),
+            "peak_rss_mb": rss.peak,
+            "cpu_seconds_by_process": dict(sorted(rss.cpu.items(), key=lambda kv: -kv[1]))}
