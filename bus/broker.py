@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -14,6 +15,8 @@ from pydantic import BaseModel
 from bus.settings import Settings
 
 log = logging.getLogger("demat.broker")
+_PRODUCERS: dict[tuple[int, str], AIOKafkaProducer] = {}
+_LOCKS: dict[int, asyncio.Lock] = {}
 
 
 def make_broker(settings: Settings, client_id: str = "demat") -> KafkaBroker:
@@ -62,3 +65,17 @@ async def ensure_topics(settings: Settings, topics: list[str], attempts: int = 3
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+async def shared_producer(settings: Settings) -> AIOKafkaProducer:
+    """One plain producer per event loop and broker, for code outside FastStream handlers
+    (step workers publishing to other services); started on first use, kept."""
+    loop = id(asyncio.get_running_loop())
+    key = (loop, settings.bootstrap)
+    async with _LOCKS.setdefault(loop, asyncio.Lock()):
+        if key not in _PRODUCERS:
+            producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+                                        enable_idempotence=False, linger_ms=5)
+            await producer.start()
+            _PRODUCERS[key] = producer
+    return _PRODUCERS[key]

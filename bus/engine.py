@@ -32,6 +32,7 @@ from schemas.messages import (
     StepRecord,
     StepTask,
     StepWaiting,
+    Wake,
 )
 from schemas.search_keys import KeyHasher, extract_keys
 
@@ -144,6 +145,16 @@ class FlowEngine:
                         detail={"note": msg.note, "progress": msg.progress})
         delay = min(max(msg.poll_after, step.wait.poll_seconds), step.wait.max_poll_seconds)
         self._dispatch(out, step, delay=delay, poll=True)
+        return out
+
+    def on_wake(self, state: DocumentState | None, msg: Wake) -> Transition:
+        """Poll a waiting step now; a wake for any other situation is ignored (late,
+        duplicated). The poll already scheduled still comes, finds a newer task, and
+        its result is dropped as stale."""
+        if state is None or state.state != DocState.WAITING or state.current_step != msg.step:
+            return self._stale(state)
+        out = Transition(state)
+        self._dispatch(out, self._flow(state).step(msg.step), poll=True)
         return out
 
     def on_operator(self, state: DocumentState | None, msg: OperatorAction) -> Transition:

@@ -260,6 +260,11 @@ class ObjectStore:
         return sorted(o.object_name for o in self.client.list_objects(
             self.bucket, prefix=prefix, recursive=True))
 
+    def list_times(self, prefix: str) -> dict[str, float]:
+        """Keys under ``prefix`` with their last-modified time (epoch seconds), one listing."""
+        return {o.object_name: o.last_modified.timestamp() if o.last_modified else 0.0
+                for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)}
+
     def get_json(self, key: str) -> Any | None:
         raw = self.get_record(key)
         return None if raw is None else json.loads(raw)

@@ -45,6 +45,7 @@ from schemas.messages import (
     StepFailed,
     StepWaiting,
     SubmitMessage,
+    Wake,
 )
 
 log = logging.getLogger("demat.services")
@@ -200,6 +201,8 @@ class Router:
                 return engine.on_step_waiting(state, msg)
             case ConfigurationLoaded():
                 return engine.on_configuration(state, msg)
+            case Wake():
+                return engine.on_wake(state, msg)
             case _:
                 return engine.on_operator(state, msg)
 

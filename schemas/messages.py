@@ -160,6 +160,16 @@ class OperatorAction(BaseModel):
     from_step: str | None = None
 
 
+class Wake(BaseModel):
+    """Worker or service -> router: what a waiting step waits for has happened (its lot
+    was received, its batch answered): run the step now instead of at its next poll."""
+
+    type: Literal["wake"] = "wake"
+    doc_id: str
+    step: str
+    reason: str = ""
+
+
 class ConfigurationLoaded(BaseModel):
     """Router -> router at start-up: the digest of the flows and tenants it runs."""
 
@@ -172,7 +182,7 @@ class ConfigurationLoaded(BaseModel):
 
 RouterMessage = Annotated[
     Accepted | Refused | StepDone | StepFailed | StepWaiting | OperatorAction
-    | ConfigurationLoaded,
+    | ConfigurationLoaded | Wake,
     Field(discriminator="type"),
 ]
 

@@ -20,6 +20,7 @@ from schemas.messages import (
     StepDone,
     StepFailed,
     StepWaiting,
+    Wake,
 )
 from workers import STEP_KINDS
 
@@ -189,6 +190,31 @@ def test_waiting_step_polls_through_delays_and_journals_changes_only() -> None:
     out = engine.on_step_done(out.state, StepDone(doc_id=env.id, task_id=task.task_id,
                                                   step="validate"))
     assert out.state.state == DocState.COMPLETED
+
+
+def test_wake_polls_a_waiting_step_now_and_the_scheduled_poll_goes_stale() -> None:
+    engine = _waiting_engine(deadline=3600)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    before = engine.on_wake(out.state, Wake(doc_id=env.id, step="validate"))
+    assert not before.changed and not before.tasks  # running, not waiting: ignored
+    out = engine.on_step_waiting(out.state, StepWaiting(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", poll_after=30,
+        progress={"lot": "L1"}))
+    scheduled = out.tasks[0]
+    assert out.delays[scheduled.task_id] == 30
+    assert not engine.on_wake(out.state, Wake(doc_id=env.id, step="deposit")).tasks
+    woken = engine.on_wake(out.state, Wake(doc_id=env.id, step="validate", reason="lot sent"))
+    [now] = woken.tasks
+    assert now.task_id != scheduled.task_id and now.task_id not in woken.delays
+    assert now.progress == {"lot": "L1"} and not woken.events  # polls are not journaled
+    late = engine.on_step_done(woken.state, StepDone(doc_id=env.id, task_id=scheduled.task_id,
+                                                     step="validate"))
+    assert not late.changed  # the poll scheduled before the wake is stale
+    done = engine.on_step_done(woken.state, StepDone(doc_id=env.id, task_id=now.task_id,
+                                                     step="validate"))
+    assert done.state.state == DocState.COMPLETED
+    assert done.state.record("validate").attempts == 1
 
 
 def test_waiting_past_the_deadline_is_an_error_and_a_dead_letter() -> None:

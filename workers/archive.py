@@ -234,6 +234,11 @@ async def _register(ctx: StepContext, options: ArchiveOptions,
     return {"group": group, "registered_at": time.time()}
 
 
+MEMBER_POLL_S = 30.0  # first fallback poll of a batch member (then doubling)
+
+
 def _member_poll(sae: AsalaeClient, progress: dict[str, Any]) -> float:
+    """The batcher wakes members when their batch has its outcome, so a member's own
+    polls (30 s, then doubling) only matter if that wake was lost."""
     waited = time.time() - progress.get("registered_at", time.time())
-    return min(max(sae.poll_seconds, waited / 3), sae.max_poll_seconds)
+    return min(max(sae.poll_seconds, MEMBER_POLL_S, waited), sae.max_poll_seconds)

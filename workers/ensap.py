@@ -6,10 +6,14 @@ the lot's prefix in the object store; member 0 is the lot's leader: when every
 member is there, or no member joined for ``batch_wait_seconds`` (or
 ``batch_max_wait_seconds`` after it first looked), it builds the
 envelope, packages, encrypts and sends the lot. Every member completes once
-ENSAP's receipt of the lot lists it. ENSAP is always asked before sending, so a
-redelivered or retried task never sends a lot twice. A member the leader left
-out (it came late) sends a lot of its own, ``<lot>-r<index>``. A lot ENSAP refuses
-ends every member with ENSAP's reason (the leader leaves it under the lot's prefix).
+ENSAP's receipt of the lot lists it. The leader keeps the lot's outcome (ENSAP's
+receipt, or its refusal) under the lot's prefix and wakes the other members, which
+then finish at once; their own polls, slowing down, read that record rather than
+asking ENSAP, and only matter if a wake was lost. The leader counts members from one
+listing of the lot's prefix and reads their pointers only to send. ENSAP is always
+asked before sending, so a redelivered or retried task never sends a lot twice. A
+member the leader left out (it came late) sends a lot of its own, ``<lot>-r<index>``.
+A lot ENSAP refuses ends every member with ENSAP's reason.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import time
 from typing import Any
 
+from bus.wake import wake
 from connectors.ensap.client import EnsapClient
 from connectors.ensap.envelope import EnsapEntry, build_envelope
 from connectors.errors import BusinessRefusal
@@ -30,7 +35,8 @@ from workers.payslip_common import payslip_metadata, payslip_pdf
 KIND = "payslip-ensap"
 DEFAULT_WAIT = 30.0  # seconds without a new member after which the leader sends
 DEFAULT_MAX_WAIT = 3600.0  # the leader sends at the latest this long after it first looked
-MAX_POLL = 30.0  # members poll ever less often while their lot fills (waited / 3)
+MAX_POLL = 30.0  # the leader polls ever less often while its lot fills (waited / 3)
+MEMBER_POLL = 30.0  # the others are woken by the leader: their own polls are a fallback
 DEFAULT_ORPHAN = 600.0  # seconds a member waits for a leader that never came
 
 
@@ -41,36 +47,42 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     lot = f"{env.tenant}-{batch.id}"
     client: EnsapClient = ctx.connector()
     progress = dict(ctx.task.progress)
-    mine = progress.get("lot", lot)
-    receipt = await client.lookup(mine)
+    queued = bool(progress.get("queued"))
+    outcome = await asyncio.to_thread(ctx.runtime.store.get_json, _outcome_key(ctx, lot))
+    if outcome is not None and outcome["status"] == "refused" and batch.index != 0:
+        raise BusinessRefusal(outcome["reason"], partner="ensap")  # the lot the leader sent
+    receipt = outcome.get("receipt") if outcome else None
+    if receipt is None and not queued:  # first look: ENSAP may have the lot already
+        receipt = await client.lookup(lot)
     if receipt is not None and _lists(receipt, env.id):
-        return await _done(ctx, mine, receipt)
+        return await _done(ctx, lot, receipt)
     if receipt is not None or progress.get("solo"):  # left out of the lot: a lot of its own
-        solo = f"{lot}-r{batch.index}"
-        return await _send_alone(ctx, client, solo, meta)
-    await _enqueue(ctx, lot, batch, meta)
-    refused = await asyncio.to_thread(ctx.runtime.store.get_json, f"{_prefix(ctx, lot)}refused")
-    if refused is not None and batch.index != 0:  # ENSAP refused the lot the leader sent
-        raise BusinessRefusal(refused["reason"], partner="ensap")
+        return await _send_alone(ctx, client, f"{lot}-r{batch.index}", meta)
+    if not queued:
+        await _enqueue(ctx, lot, batch, meta)
     since = float(progress.get("since", time.time()))
     waited = time.time() - since
     options = ctx.step.options
     if batch.index == 0:
-        members = await asyncio.to_thread(_members, ctx, lot)
-        idle = time.time() - max((float(m.get("at", since)) for m in members), default=since)
-        if len(members) >= batch.size or idle >= float(options.get(
+        joined = await asyncio.to_thread(_joined, ctx, lot)
+        idle = time.time() - max(joined.values(), default=since)
+        if len(joined) >= batch.size or idle >= float(options.get(
                 "batch_wait_seconds", DEFAULT_WAIT)) or waited >= float(options.get(
                 "batch_max_wait_seconds", DEFAULT_MAX_WAIT)):
-            receipt = await _send(ctx, client, lot, members)
+            receipt = await _send(ctx, client, lot)
             if _lists(receipt, env.id):
                 return await _done(ctx, lot, receipt)
     elif waited >= float(options.get("orphan_after_seconds", DEFAULT_ORPHAN)) \
             and not await asyncio.to_thread(_leader_present, ctx, lot):
         await asyncio.to_thread(_mark_solo, ctx, lot, batch)
         return await _send_alone(ctx, client, f"{lot}-r{batch.index}", meta)
-    poll = max(float(options.get("poll_seconds", 1.0)), min(waited / 3, MAX_POLL))
+    # the leader looks ever less often while the lot fills; the others are woken by it
+    # and poll (the lot's outcome record, not ENSAP) only in case the wake was lost
+    slowing = waited / 3 if batch.index == 0 else max(waited, float(options.get(
+        "member_poll_seconds", MEMBER_POLL)))
+    poll = max(float(options.get("poll_seconds", 1.0)), min(slowing, MAX_POLL))
     return Waiting(poll_after=poll,
-                   progress={"lot": lot, "since": since},
+                   progress={"lot": lot, "since": since, "queued": True},
                    note=f"pay slip {batch.index + 1}/{batch.size} of ENSAP lot {lot}")
 
 
@@ -136,6 +148,12 @@ def _entry_json(entry: EnsapEntry) -> dict[str, Any]:
             "pdf_size": entry.pdf_size}
 
 
+def _joined(ctx: StepContext, lot: str) -> dict[str, float]:
+    """Members' pointers in the lot's prefix and when each was written (one listing)."""
+    return {k: at for k, at in ctx.runtime.store.list_times(_prefix(ctx, lot)).items()
+            if k.rsplit("/", 1)[-1][:6].isdigit() and k.endswith(".json")}
+
+
 def _members(ctx: StepContext, lot: str) -> list[dict[str, Any]]:
     store = ctx.runtime.store
     pointers = [store.get_json(k) for k in store.list_keys(_prefix(ctx, lot))
@@ -165,15 +183,32 @@ def _load(ctx: StepContext, pointer: dict[str, Any]) -> tuple[EnsapEntry, FileRe
     return entry, FileRef.model_validate(raw["pdf"])
 
 
-async def _send(ctx: StepContext, client: EnsapClient, lot: str,
-                members: list[dict[str, Any]]) -> dict[str, Any]:
-    loaded = await asyncio.gather(*(asyncio.to_thread(_load, ctx, p) for p in members))
-    try:
-        return await _deposit(ctx, client, lot, list(loaded))
-    except BusinessRefusal as exc:
-        await asyncio.to_thread(ctx.runtime.store.put_json, f"{_prefix(ctx, lot)}refused",
-                                {"reason": str(exc)})
-        raise
+async def _send(ctx: StepContext, client: EnsapClient, lot: str) -> dict[str, Any]:
+    """Send the lot (ENSAP asked first), record its outcome, wake the other members."""
+    members = await asyncio.to_thread(_members, ctx, lot)
+    receipt = await client.lookup(lot)
+    if receipt is None:
+        loaded = await asyncio.gather(*(asyncio.to_thread(_load, ctx, p) for p in members))
+        try:
+            receipt = await _deposit(ctx, client, lot, list(loaded))
+        except BusinessRefusal as exc:
+            await _record_outcome(ctx, lot, members, {"status": "refused", "reason": str(exc)})
+            raise
+    await _record_outcome(ctx, lot, members, {"status": "accepted", "receipt": receipt})
+    return receipt
+
+
+async def _record_outcome(ctx: StepContext, lot: str, members: list[dict[str, Any]],
+                          outcome: dict[str, Any]) -> None:
+    """Keep the lot's outcome where members look for it, then wake them."""
+    await asyncio.to_thread(ctx.runtime.store.put_json, _outcome_key(ctx, lot), outcome)
+    others = [m["doc_id"] for m in members if m["doc_id"] != ctx.task.envelope.id]
+    await wake(ctx.runtime.settings, others, ctx.step.name,
+               f"ENSAP lot {lot}: {outcome['status']}")
+
+
+def _outcome_key(ctx: StepContext, lot: str) -> str:
+    return f"{_prefix(ctx, lot)}outcome"
 
 
 async def _send_alone(ctx: StepContext, client: EnsapClient, lot: str,

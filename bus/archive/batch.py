@@ -19,7 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from bus.broker import encode, ensure_topics
+from bus.broker import encode, ensure_topics, shared_producer
 from bus.objectstore import ObjectStore
 from bus.runtime import Runtime
 from bus.settings import Settings
@@ -67,20 +67,15 @@ def limits(options: BatchOptions, settings: TenantArchiveSettings) -> tuple[int,
 
 # --- publishing memberships ---------------------------------------------------------
 
-_PRODUCERS: dict[tuple[int, str], AIOKafkaProducer] = {}
-_LOCK = asyncio.Lock()
+_TOPICS_READY: set[tuple[int, str]] = set()
 
 
 async def _producer(settings: Settings) -> AIOKafkaProducer:
     key = (id(asyncio.get_running_loop()), settings.bootstrap)
-    async with _LOCK:
-        if key not in _PRODUCERS:
-            await ensure_topics(settings, [batch_topic(settings.topic_prefix)])
-            producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
-                                        enable_idempotence=False, linger_ms=5)
-            await producer.start()
-            _PRODUCERS[key] = producer
-    return _PRODUCERS[key]
+    if key not in _TOPICS_READY:
+        await ensure_topics(settings, [batch_topic(settings.topic_prefix)])
+        _TOPICS_READY.add(key)
+    return await shared_producer(settings)
 
 
 async def publish_membership(runtime: Runtime, member: BatchMembership) -> None:

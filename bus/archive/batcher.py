@@ -38,6 +38,7 @@ from bus.archive.exchange import fetch_replies, refusal_message, send_sip
 from bus.broker import ensure_topics
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.runtime import Runtime
+from bus.wake import wake
 from connectors.errors import ConnectorError
 from connectors.registry import build_connector
 from connectors.sae import seda
@@ -342,6 +343,7 @@ class ArchiveBatcher:
         await self._save(record)
         log.info("batch %s replied %s (%s)", record.batch_id, reply.reply_code,
                  reply.archival_id)
+        await self._wake_members(record, f"batch {record.batch_id} replied")
         return True
 
     async def _send(self, record: BatchRecord, settings: Any, sae: AsalaeClient):  # type: ignore[no-untyped-def]
@@ -387,6 +389,11 @@ class ArchiveBatcher:
         log.error("batch %s failed: %s", record.batch_id, error)
         record.status, record.error, record.error_field = "failed", error, error_field
         await self._save(record)
+        await self._wake_members(record, f"batch {record.batch_id} failed")
+
+    async def _wake_members(self, record: BatchRecord, reason: str) -> None:
+        """The outcome is recorded: members finish now rather than at their next poll."""
+        await wake(self.runtime.settings, record.members, record.step, reason)
 
     def _connector(self, record: BatchRecord) -> AsalaeClient:
         role = self.runtime.flows.get(record.flow).step(record.step).connector or "sae"

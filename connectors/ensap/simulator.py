@@ -56,6 +56,7 @@ class EnsapSimulator:
         self.lots: dict[str, dict[str, Any]] = {}
         self.lot_puts = SubmissionCounter()
         self.pay_slips = SubmissionCounter()
+        self.lookups = SubmissionCounter()
         self.lock = threading.Lock()
         self.app = self._build()
 
@@ -71,7 +72,8 @@ class EnsapSimulator:
         async def counts() -> dict:
             return {"lots": sim.lot_puts.snapshot(), "duplicates": sim.lot_puts.duplicates(),
                     "pay_slips": len(sim.pay_slips.snapshot()),
-                    "pay_slip_duplicates": sim.pay_slips.duplicates()}
+                    "pay_slip_duplicates": sim.pay_slips.duplicates(),
+                    "lookups": sim.lookups.snapshot()}
 
         add_failure_control(app, sim)
 
@@ -82,6 +84,7 @@ class EnsapSimulator:
         @app.get("/ensap/lots/{lot}")
         async def lookup(lot: str) -> Response:
             await sim.failures.apply()
+            sim.lookups.add(lot)
             receipt = sim.lots.get(lot)
             if receipt is None:
                 return JSONResponse({"lot": lot, "status": "unknown"}, status_code=404)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,9 +36,10 @@ class MemoryStore:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.records: dict[str, Any] = {}
+        self.written: dict[str, float] = {}
 
     def put_bytes(self, tenant: str, data: bytes, *, name: str, media_type: str | None = None,
-                  encrypt: bool = False, role: Any = "annex") -> FileRef:
+                  encrypt: bool = False, role: Any = "annex", unique: bool = False) -> FileRef:
         sha = hashlib.sha256(data).hexdigest()
         self.files[sha] = data
         return FileRef(sha256=sha, size=len(data), media_type=media_type or "application/pdf",
@@ -57,17 +59,27 @@ class MemoryStore:
 
     def put_json(self, key: str, value: Any) -> None:
         self.records[key] = value
+        self.written[key] = time.time()
+
+    def list_times(self, prefix: str) -> dict[str, float]:
+        return {k: t for k, t in self.written.items() if k.startswith(prefix)}
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.records if k.startswith(prefix))
 
 
 @pytest.fixture()
-def bus():
+def bus(monkeypatch: pytest.MonkeyPatch):
     sim = EnsapSimulator()
     server = sim.serve()
     client = EnsapClient(server.base_url, Emitter(TENANT))
-    runtime = SimpleNamespace(store=MemoryStore(), flows=FlowRegistry.load())
+    runtime = SimpleNamespace(store=MemoryStore(), flows=FlowRegistry.load(), settings=None,
+                              woken=[])
+
+    async def wake(settings: Any, doc_ids: Any, step: str, reason: str) -> None:
+        runtime.woken.append((sorted(doc_ids), step, reason))
+
+    monkeypatch.setattr(ensap, "wake", wake)
     yield sim, server.base_url, client, runtime
     server.stop()
 
@@ -103,15 +115,20 @@ def test_lot_sent_once_when_complete_and_members_complete(bus) -> None:
         again.task = leader.task.model_copy(update={"progress": first.progress})
         done = await ensap.run(again)
         assert isinstance(done, StepResultData) and done.output["lot_size"] == 2
+        assert runtime.woken == [([member.task.envelope.id], "ensap",
+                                  f"ENSAP lot {TENANT}-run-1: accepted")]
         redelivered = await ensap.run(again)  # a redelivered task asks ENSAP first
         assert isinstance(redelivered, StepResultData)
         member.task = member.task.model_copy(update={"progress": first.progress})
-        mine = await ensap.run(member)
+        mine = await ensap.run(member)  # woken: completes from the lot's recorded outcome
         assert isinstance(mine, StepResultData) and mine.output["numero_ordre"] == "2"
 
     asyncio.run(go())
     counts = httpx.get(f"{url}/_sim/counts").json()
     assert counts["lots"] == {f"{TENANT}-run-1": 1} and counts["pay_slips"] == 2
+    # the leader asks ENSAP on its first look, before sending and when redelivered (it is
+    # queued: it reads the outcome); the member only before joining
+    assert counts["lookups"] == {f"{TENANT}-run-1": 3}
 
 
 def test_refused_lot_ends_every_member(bus) -> None:

@@ -1,0 +1,37 @@
+"""Waking waiting steps: tell the router that what its documents wait for has happened.
+
+A step that waits on a shared event (an ENSAP lot sent by its leader, a batch SIP
+answered) polls on a slowing schedule; the side that makes the event happen wakes
+every member, so they finish at once and the polls stay a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from bus.broker import encode, shared_producer
+from bus.settings import Settings
+from bus.topics import Topics
+from schemas.messages import Wake
+
+log = logging.getLogger("demat.wake")
+
+
+async def wake(settings: Settings, doc_ids: Iterable[str], step: str, reason: str) -> None:
+    """Send a ``Wake`` to the router for each document (acknowledged before returning).
+
+    A wake that cannot be sent is logged, not raised: the members' own polls still come.
+    """
+    ids = list(doc_ids)
+    if not ids:
+        return
+    topic = Topics(settings.topic_prefix).router
+    try:
+        producer = await shared_producer(settings)
+        sends = [await producer.send(topic, encode(Wake(doc_id=d, step=step, reason=reason)),
+                                     key=d.encode()) for d in ids]
+        await asyncio.gather(*sends)
+    except Exception as exc:  # the broker is down: polling covers it
+        log.warning("could not wake %d documents at step %s: %s", len(ids), step, exc)
