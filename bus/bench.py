@@ -622,6 +622,7 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     t, b, m, lat = (report[k] for k in ("transport", "burst", "memory", "latency"))
     return [
         ("broker log storage", report.get("broker", "s3"), ""),
+        ("burst flow", report.get("burst_flow", "bench-payslip"), ""),
         ("transport: bus docs/s", f"{t['bus_docs_per_s']}", ""),
         ("transport: raw chain docs/s", f"{t['raw_docs_per_s']}", f"{t['hops']} hops"),
         ("transport: ratio", f"{t['ratio']}", ">= 0.5 (goal 0.8)"),
@@ -651,7 +652,8 @@ def append_results(report: dict[str, Any], path: Path = RESULTS) -> None:
     t, b, m, lat = (report[k] for k in ("transport", "burst", "memory", "latency"))
     mc = report["machine"]
     line = (f"| {report['date']} | {report['commit']} | {mc['cores']} cores, "
-            f"{mc['ram_gb']} GB | {report['mode']}, {report.get('broker', 's3')} broker | "
+            f"{mc['ram_gb']} GB | {report['mode']}, {report.get('broker', 's3')} broker, "
+            f"flow {report.get('burst_flow', 'bench-payslip')} | "
             f"{t['bus_docs_per_s']}/{t['raw_docs_per_s']} ({t['ratio']}) | "
             f"{b['documents']}, {b['seconds']}, {b['docs_per_s']} | {m['peak_rss_mb']} | "
             f"{m['large_file_rss_growth_mb']} ({m['large_file_mb']} MB) | "
