@@ -123,6 +123,8 @@ def write_config(var_dir: Path, plan: BenchPlan) -> dict[str, str]:
 
         demo = demo_tenant(TENANT)  # it uses every flow (no "flows" list)
         tenant = demo | {"connectors": demo["connectors"] | connectors}
+        # SIPs as the pay slip flow sizes them (the demo keeps them small to be quick)
+        tenant["settings"]["archive"].pop("batch", None)
     tenants = {"tenants": [tenant]}
     tenants_file = var_dir / "tenants.yaml"
     tenants_file.write_text(yaml.safe_dump(tenants, sort_keys=False))

@@ -58,3 +58,7 @@ def test_payroll_burst_config_is_the_demo_tenant_with_the_bench_flows(tmp_path: 
     assert tenant.uses("payslip") and tenant.uses("bench-payslip")
     assert {"ensap", "seal", "sae", "ged"} <= set(tenant.connectors)
     assert flow_steps(runtime) == ["validate", "seal", "ensap", "archive"]
+    from bus.archive.mapping import tenant_settings
+
+    limits = tenant_settings(tenant).batch  # the flow's SIP bounds, not the demo's small ones
+    assert limits.max_documents is None and limits.max_wait_seconds is None

@@ -239,6 +239,8 @@ MEMBER_POLL_S = 30.0  # first fallback poll of a batch member (then doubling)
 
 def _member_poll(sae: AsalaeClient, progress: dict[str, Any]) -> float:
     """The batcher wakes members when their batch has its outcome, so a member's own
-    polls (30 s, then doubling) only matter if that wake was lost."""
+    polls (30 s, then doubling up to the step's ``wait.max_poll_seconds``) only matter if
+    that wake was lost. They read the batch record, not the SAE: the connector's
+    ``max_poll_seconds`` (how often the batcher asks the SAE) does not bound them."""
     waited = time.time() - progress.get("registered_at", time.time())
-    return min(max(sae.poll_seconds, MEMBER_POLL_S, waited), sae.max_poll_seconds)
+    return max(sae.poll_seconds, MEMBER_POLL_S, waited)
