@@ -58,6 +58,12 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
         [(s.current_step, s.error) for s in states]
     lots = {s.record("ensap").output.get("lot") for s in states[:3]}
     assert len(lots) == 2  # lot size 2: members 0-1, then a lot of one
+    # woken, not polled: the lot's leader and the batcher wake the members, whose own
+    # first poll would come only after 30 s (workers.ensap.MEMBER_POLL, archive's too)
+    for step, docs in (("ensap", states[:2]), ("archive", states)):
+        took = [(s.record(step).finished_at - s.record(step).started_at).total_seconds()
+                for s in docs]
+        assert max(took) < 25, (step, took)
     assert states[4].record("mail-receipt").output["read"] is True
     assert states[2].record("agent-space").output["location"].endswith(
         f"/espaces-agents/M0002/2026-10_{summary['ids'][2]}")
