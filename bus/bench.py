@@ -29,7 +29,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -491,17 +491,26 @@ async def measure_burst(ctx: BenchContext, pids: dict[str, int]) -> dict[str, An
         paths.append(path)
     keys: list[str | None] = [f"payroll-2026-11-M{i:06d}" for i in range(count)]
     ctx.log(f"burst: submitting {count} pay slips")
+    steps = [s["name"] for s in bench_flows(1, seal_available())["bench-payslip"]["steps"]]
+    figures = await timed_burst(ctx, pids, lambda: ctx.submit_files("bench-payslip", paths, keys),
+                                "submitted")
+    return {"flow": "bench-payslip", "steps": steps, **figures}
+
+
+async def timed_burst(ctx: BenchContext, pids: dict[str, int],
+                      submit: Callable[[], Awaitable[list[str]]], done: str) -> dict[str, Any]:
+    """Figures of one burst: from calling ``submit`` (it returns the ids it published) to
+    the last of them finished, with every process's peak RSS and CPU seconds."""
     with RssSampler(pids) as rss:
         start = time.monotonic()
-        ids = await ctx.submit_files("bench-payslip", paths, keys)
+        ids = await submit()
         submitted = time.monotonic() - start
-        ctx.log(f"burst: submitted in {submitted:.1f} s, waiting for completion")
+        ctx.log(f"burst: {done} in {submitted:.1f} s, waiting for completion")
         await ctx.finish(ids, "burst", 3600)
         end = max(ctx.watcher.finished[i][1] for i in ids)
     seconds = end - start
-    steps = [s["name"] for s in bench_flows(1, seal_available())["bench-payslip"]["steps"]]
-    return {"documents": count, "steps": steps, "seconds": round(seconds, 1),
-            "submit_seconds": round(submitted, 1), "docs_per_s": round(count / seconds, 1),
+    return {"documents": len(ids), "seconds": round(seconds, 1),
+            "submit_seconds": round(submitted, 1), "docs_per_s": round(len(ids) / seconds, 1),
             "errors": ctx.errors.get("burst", 0), "peak_rss_mb": rss.peak,
             "cpu_seconds_by_process": dict(sorted(rss.cpu.items(), key=lambda kv: -kv[1]))}
 
@@ -532,7 +541,7 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
             if plan.burst_flow == "payslip":
                 from bus.payroll import bench as payroll_bench
 
-                burst = await payroll_bench.measure(ctx, RssSampler(pids))
+                burst = await payroll_bench.measure(ctx, pids)
             else:
                 burst = await measure_burst(ctx, pids)
     finally:

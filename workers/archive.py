@@ -36,6 +36,7 @@ from workers.context import StepContext, StepError, StepResultData, Waiting
 
 KIND = "archive"
 MAX_TRANSFERS = 20  # transfers of one document (each refusal then replay uses a new id)
+MEMBER_POLL_S = 30.0  # first fallback poll of a batch member (then doubling)
 
 
 async def run(ctx: StepContext) -> StepResultData | Waiting:
@@ -232,9 +233,6 @@ async def _register(ctx: StepContext, options: ArchiveOptions,
                              bytes=sum(f.size for f in [*env.files, journal, *artefacts]))
     await batch.publish_membership(ctx.runtime, member)
     return {"group": group, "registered_at": time.time()}
-
-
-MEMBER_POLL_S = 30.0  # first fallback poll of a batch member (then doubling)
 
 
 def _member_poll(sae: AsalaeClient, progress: dict[str, Any]) -> float:

@@ -155,9 +155,8 @@ def _joined(ctx: StepContext, lot: str) -> dict[str, float]:
 
 
 def _members(ctx: StepContext, lot: str) -> list[dict[str, Any]]:
-    store = ctx.runtime.store
-    pointers = [store.get_json(k) for k in store.list_keys(_prefix(ctx, lot))
-                if k.endswith(".json")]
+    """The pointers of the lot's members (those sending a lot of their own left out)."""
+    pointers = [ctx.runtime.store.get_json(k) for k in _joined(ctx, lot)]
     return sorted((p for p in pointers if p and not p.get("solo")), key=lambda p: p["index"])
 
 

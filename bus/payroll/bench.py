@@ -4,7 +4,6 @@ batched archival), measured from the run's folder to every pay slip completed.""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,29 +28,23 @@ def flow_steps(runtime: Any) -> list[str]:
     return [s.name for s in runtime.flows.get(FLOW).steps if s.name not in skipped]
 
 
-async def measure(ctx: Any, sampler: Any) -> dict[str, Any]:
+async def measure(ctx: Any, pids: dict[str, int]) -> dict[str, Any]:
     """Write a run of ``ctx.plan.burst_documents`` pay slips, ingest it, wait for the end."""
+    from bus.bench import timed_burst
+
     count = ctx.plan.burst_documents
     folder = ctx.inputs / "payroll-run"
     write_run(folder, [CHANNELS] * count)
     runtime = ctx.client.runtime
     ctx.log(f"burst: payroll run of {count} pay slips through flow {FLOW}")
-    with sampler as rss:
-        start = time.monotonic()
+
+    async def ingest() -> list[str]:
         run = check_run(folder, folder / "index.csv", runtime.tenants)
         try:
             published = await publish_run(ctx.client, run)
         finally:
             run.close()
-        submitted = time.monotonic() - start
-        ids = [r.doc_id for r in published.receipts]
-        ctx.log(f"burst: run checked and published in {submitted:.1f} s, "
-                "waiting for completion")
-        await ctx.finish(ids, "burst", 3600)
-        end = max(ctx.watcher.finished[i][1] for i in ids)
-    seconds = end - start
-    return {"flow": FLOW, "documents": count, "steps": flow_steps(runtime),
-            "seconds": round(seconds, 1), "submit_seconds": round(submitted, 1),
-            "docs_per_s": round(count / seconds, 1), "errors": ctx.errors.get("burst", 0),
-            "peak_rss_mb": rss.peak,
-            "cpu_seconds_by_process": dict(sorted(rss.cpu.items(), key=lambda kv: -kv[1]))}
+        return [r.doc_id for r in published.receipts]
+
+    figures = await timed_burst(ctx, pids, ingest, "run checked and published")
+    return {"flow": FLOW, "steps": flow_steps(runtime), **figures}

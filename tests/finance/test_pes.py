@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -77,12 +78,30 @@ def test_generated_acquit_and_retour_match_the_official_schemas(tmp_path: Path) 
     assert check_retour(build_retour(info)) is None
 
 
-def test_helios_client_sends_once_and_fetches_acquit_and_retour(tmp_path: Path) -> None:
+@pytest.fixture()
+def helios_sim() -> Iterator[tuple[S2lowSimulator, str]]:
+    """A running S²LOW simulator (HELIOS routes) and its URL."""
     sim = S2lowSimulator(step_delay=0.0)
     url = sim.start()
-    pes = demo_pes("21690091000017", "PESTEST3")
-    path = tmp_path / "PESTEST3.xml"
+    yield sim, url
+    sim.stop()
+
+
+def _pes_file(tmp_path: Path, name: str) -> tuple[bytes, Path]:
+    pes = demo_pes("21690091000017", name)
+    path = tmp_path / f"{name}.xml"
     path.write_bytes(pes)
+    return pes, path
+
+
+def _submissions(url: str) -> dict[str, int]:
+    return httpx.get(f"{url}/_sim/helios/counts").json()["submissions"]
+
+
+def test_helios_client_sends_once_and_fetches_acquit_and_retour(
+        tmp_path: Path, helios_sim: tuple[S2lowSimulator, str]) -> None:
+    _sim, url = helios_sim
+    pes, path = _pes_file(tmp_path, "PESTEST3")
 
     async def go() -> tuple:
         helios = HeliosClient(S2lowClient(url, login="city", password="pw"))
@@ -101,26 +120,21 @@ def test_helios_client_sends_once_and_fetches_acquit_and_retour(tmp_path: Path) 
         await helios.aclose()
         return first, again, status, acquit, retour, left
 
-    try:
-        first, again, status, acquit, retour, left = asyncio.run(go())
-        counts = httpx.get(f"{url}/_sim/helios/counts").json()["submissions"]
-    finally:
-        sim.stop()
+    first, again, status, acquit, retour, left = asyncio.run(go())
+    counts = _submissions(url)
     assert first.created and not again.created and again.transaction_id == first.transaction_id
     assert status.status == 4 and acquit.accepted and acquit.file_name == "PESTEST3"
     assert check_retour(retour) is None and left == []
     assert counts == {"city/PESTEST3.xml": 1, "city/bad.xml": 1}
 
 
-def test_pes_sent_once_when_the_answer_of_the_post_is_lost(tmp_path: Path) -> None:
+def test_pes_sent_once_when_the_answer_of_the_post_is_lost(
+        tmp_path: Path, helios_sim: tuple[S2lowSimulator, str]) -> None:
     from connectors.errors import TransientError
     from connectors.simulator import FailurePlan
 
-    sim = S2lowSimulator(step_delay=0.0)
-    url = sim.start()
-    pes = demo_pes("21690091000017", "PESLOST1")
-    path = tmp_path / "PESLOST1.xml"
-    path.write_bytes(pes)
+    sim, url = helios_sim
+    pes, path = _pes_file(tmp_path, "PESLOST1")
 
     async def go() -> object:
         helios = HeliosClient(S2lowClient(url, login="city", password="pw", timeout=0.5))
@@ -132,9 +146,5 @@ def test_pes_sent_once_when_the_answer_of_the_post_is_lost(tmp_path: Path) -> No
         await helios.aclose()
         return again
 
-    try:
-        again = asyncio.run(go())
-        counts = httpx.get(f"{url}/_sim/helios/counts").json()["submissions"]
-    finally:
-        sim.stop()
-    assert again.created is False and counts == {"city/PESLOST1.xml": 1}
+    again = asyncio.run(go())
+    assert again.created is False and _submissions(url) == {"city/PESLOST1.xml": 1}

@@ -64,9 +64,6 @@ class MemoryStore:
     def list_times(self, prefix: str) -> dict[str, float]:
         return {k: t for k, t in self.written.items() if k.startswith(prefix)}
 
-    def list_keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.records if k.startswith(prefix))
-
 
 @pytest.fixture()
 def bus(monkeypatch: pytest.MonkeyPatch):
