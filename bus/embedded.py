@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,10 +40,30 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
-    """``count`` free ports (and, with ``with_grpc``, port + 10000 free as well)."""
+    """``count`` free ports (and, with ``with_grpc``, port + 10000 free as well).
+
+    They are taken below the ephemeral range when there is room: while a server
+    restarts, an outgoing connection could otherwise take its port as its own.
+    """
+    top = ephemeral_range()[0] - 1 - (10000 if with_grpc else 0)
     ports: list[int] = []
-    while len(ports) < count:
+    candidates = random.sample(range(10000, top), k=min(2000, top - 10000)) if top > 12000 else []
+    for port in candidates:
+        if len(ports) == count:
+            return ports
+        if port_is_free(port) and (not with_grpc or port_is_free(port + 10000)):
+            ports.append(port)
+    while len(ports) < count:  # no room below the range: let the kernel choose
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -53,17 +74,32 @@ def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether ``pid`` still runs: any of its threads, not only its first one.
+
+    A killed multi-threaded process shows its first thread as a zombie while the
+    others still exit holding its sockets; it is dead once every thread is.
+    """
     if not pid:
         return False
     try:
         os.kill(pid, 0)
     except OSError:
         return False
-    try:  # a zombie (exited, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1][:1] != "Z"
+    try:
+        tasks = [t.name for t in Path(f"/proc/{pid}/task").iterdir()]
     except OSError:
-        return True
+        tasks = []
+    states = [_task_state(pid, t) for t in tasks] or [_task_state(pid, None)]
+    return any(state not in "ZX" for state in states)
+
+
+def _task_state(pid: int, task: str | None) -> str:
+    path = f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat"
+    try:
+        with open(path) as fh:
+            return fh.read().split(") ")[-1][:1] or "X"
+    except OSError:  # the thread ended meanwhile (or no /proc): count it as gone
+        return "X" if task else "R"
 
 
 def tcp_open(port: int, timeout: float = 0.5) -> bool:
