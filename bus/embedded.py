@@ -13,6 +13,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -108,6 +109,30 @@ def tcp_open(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def kafka_answers(port: int, timeout: float = 2.0) -> bool:
+    """Whether a Kafka broker on ``port`` answers an ApiVersions request (v0)."""
+    client = b"demat-stack"
+    body = struct.pack(">hhih", 18, 0, 7, len(client)) + client
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            head = _read_exactly(sock, 10)  # size, correlation id, error code
+    except OSError:
+        return False
+    _size, correlation, error = struct.unpack(">iih", head)
+    return correlation == 7 and error == 0
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed before the answer")
+        data += chunk
+    return data
 
 
 def stop_process(pid: int | None, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
@@ -305,7 +330,7 @@ class EmbeddedStack:
         while time.monotonic() < deadline:
             if not pid_alive(self.info["pids"]["tansu"]):
                 raise StackError(f"Tansu exited at start: see {self.log_dir / 'tansu.log'}")
-            if tcp_open(self.info["ports"]["kafka"]):
+            if kafka_answers(self.info["ports"]["kafka"]):
                 return
             time.sleep(0.1)
         raise StackError(f"Tansu did not listen within {timeout}s")

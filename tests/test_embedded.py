@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -10,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from bus.embedded import ephemeral_range, free_ports, pid_alive, port_is_free, tcp_open
+from bus.embedded import (
+    EmbeddedStack,
+    ephemeral_range,
+    free_ports,
+    kafka_answers,
+    pid_alive,
+    port_is_free,
+    tcp_open,
+)
 
 EXIT_THREAD = {"x86_64": 60, "aarch64": 93}  # the raw exit(2) syscall: ends one thread only
 
@@ -50,3 +59,14 @@ def test_free_ports_are_below_the_ephemeral_range() -> None:
     assert len(set(ports)) == 5
     assert all(10000 <= p < low and port_is_free(p) for p in ports)
     assert all(p + 10000 < low for p in ports[:4])
+
+
+def test_broker_is_up_when_it_answers_kafka_not_when_its_port_accepts(stack: EmbeddedStack) -> None:
+    assert kafka_answers(stack.info["ports"]["kafka"])
+    with socket.socket() as silent:  # accepts connections, says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        assert tcp_open(port)
+        assert not kafka_answers(port, timeout=0.5)
+    assert not kafka_answers(port)
