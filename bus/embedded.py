@@ -7,6 +7,8 @@ so every ``demat`` command of the same var directory finds them.
 
 from __future__ import annotations
 
+import glob
+import itertools
 import json
 import os
 import random
@@ -56,14 +58,10 @@ def free_ports(count: int, *, with_grpc: bool = False) -> list[int]:
     They are taken below the ephemeral range when there is room: while a server
     restarts, an outgoing connection could otherwise take its port as its own.
     """
-    top = ephemeral_range()[0] - 1 - (10000 if with_grpc else 0)
-    ports: list[int] = []
-    candidates = random.sample(range(10000, top), k=min(2000, top - 10000)) if top > 12000 else []
-    for port in candidates:
-        if len(ports) == count:
-            return ports
-        if port_is_free(port) and (not with_grpc or port_is_free(port + 10000)):
-            ports.append(port)
+    top = ephemeral_range()[0] - (10000 if with_grpc else 0)
+    below = random.sample(range(10000, top), k=min(2000, top - 10000)) if top > 12000 else []
+    usable = (p for p in below if port_is_free(p) and (not with_grpc or port_is_free(p + 10000)))
+    ports = list(itertools.islice(usable, count))
     while len(ports) < count:  # no room below the range: let the kernel choose
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -86,21 +84,18 @@ def pid_alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
-    try:
-        tasks = [t.name for t in Path(f"/proc/{pid}/task").iterdir()]
-    except OSError:
-        tasks = []
-    states = [_task_state(pid, t) for t in tasks] or [_task_state(pid, None)]
-    return any(state not in "ZX" for state in states)
+    threads = glob.glob(f"/proc/{pid}/task/*/stat")
+    if not threads:  # no /proc here: the signal check is all there is
+        return True
+    return any(_thread_state(path) not in "ZX" for path in threads)
 
 
-def _task_state(pid: int, task: str | None) -> str:
-    path = f"/proc/{pid}/task/{task}/stat" if task else f"/proc/{pid}/stat"
+def _thread_state(stat_path: str) -> str:
     try:
-        with open(path) as fh:
-            return fh.read().split(") ")[-1][:1] or "X"
-    except OSError:  # the thread ended meanwhile (or no /proc): count it as gone
-        return "X" if task else "R"
+        with open(stat_path) as fh:
+            return fh.read().split(") ")[-1][:1]
+    except OSError:  # the thread ended meanwhile
+        return "X"
 
 
 def tcp_open(port: int, timeout: float = 0.5) -> bool:
@@ -113,8 +108,8 @@ def tcp_open(port: int, timeout: float = 0.5) -> bool:
 
 def kafka_answers(port: int, timeout: float = 2.0) -> bool:
     """Whether a Kafka broker on ``port`` answers an ApiVersions request (v0)."""
-    client = b"demat-stack"
-    body = struct.pack(">hhih", 18, 0, 7, len(client)) + client
+    api_versions, correlation_id, client = 18, 7, b"demat-stack"
+    body = struct.pack(">hhih", api_versions, 0, correlation_id, len(client)) + client
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
@@ -122,7 +117,7 @@ def kafka_answers(port: int, timeout: float = 2.0) -> bool:
     except OSError:
         return False
     _size, correlation, error = struct.unpack(">iih", head)
-    return correlation == 7 and error == 0
+    return correlation == correlation_id and error == 0
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -333,4 +328,4 @@ class EmbeddedStack:
             if kafka_answers(self.info["ports"]["kafka"]):
                 return
             time.sleep(0.1)
-        raise StackError(f"Tansu did not listen within {timeout}s")
+        raise StackError(f"Tansu did not answer within {timeout}s")
