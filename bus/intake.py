@@ -48,14 +48,14 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
 # data such as the prefecture's classification): flow name -> "module:function", an async
 # function ``(runtime, envelope, *, at_intake: bool)`` raising ``SubmissionError``.
 FLOW_CHECKS: dict[str, str] = {
-    "acte": "bus.actes.checks:check_acte",
-    "acte-followup": "bus.actes.checks:check_followup",
-    "invoice": "bus.finance.checks:check_invoice",
-    "invoice-in": "bus.finance.checks:check_invoice",
-    "helios": "bus.finance.checks:check_helios",
-    "payslip": "bus.payroll.checks:check_payslip",
-    "hr-decree": "bus.hr:check_hr",
-    "hr-contract": "bus.hr:check_hr",
+    "acte": "workers.actes.checks:check_acte",
+    "acte-followup": "workers.actes.checks:check_followup",
+    "invoice": "workers.finance.checks:check_invoice",
+    "invoice-in": "workers.finance.checks:check_invoice",
+    "helios": "workers.finance.checks:check_helios",
+    "payslip": "workers.payroll.checks:check_payslip",
+    "hr-decree": "workers.hr.checks:check_hr",
+    "hr-contract": "workers.hr.checks:check_hr",
 }
 
 

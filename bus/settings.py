@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     def tenants_path(self) -> Path:
         if self.tenants_file is not None:
             return self.tenants_file
-        return Path(__file__).parent / "demo" / "tenants.yaml"
+        return Path(__file__).parent / "dev" / "tenants.yaml"
 
     @property
     def index_file(self) -> Path:

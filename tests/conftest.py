@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.embedded import EmbeddedStack
-from bus.launcher import Services
+from bus.dev.embedded import EmbeddedStack
+from bus.dev.launcher import Services
 from bus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bus.bench import BenchPlan, append_results, bench_flows, rows, seal_available, write_config
+from bus.dev.bench import BenchPlan, append_results, bench_flows, rows, seal_available, write_config
 from bus.runtime import Runtime
 from bus.settings import Settings
 from schemas.flow import FlowDefinition
@@ -46,7 +46,7 @@ def test_results_file_gets_a_header_once_and_a_line_per_run(tmp_path: Path) -> N
 
 
 def test_payroll_burst_config_is_the_demo_tenant_with_the_bench_flows(tmp_path: Path) -> None:
-    from bus.payroll.bench import flow_steps
+    from bus.dev.bench_payroll import flow_steps
 
     plan = BenchPlan.quick()
     plan.burst_flow = "payslip"
@@ -58,7 +58,7 @@ def test_payroll_burst_config_is_the_demo_tenant_with_the_bench_flows(tmp_path: 
     assert tenant.uses("payslip") and tenant.uses("bench-payslip")
     assert {"ensap", "seal", "sae", "ged"} <= set(tenant.connectors)
     assert flow_steps(runtime) == ["validate", "seal", "ensap", "archive"]
-    from bus.archive.mapping import tenant_settings
+    from workers.archive.mapping import tenant_settings
 
     limits = tenant_settings(tenant).batch  # the flow's SIP bounds, not the demo's small ones
     assert limits.max_documents is None and limits.max_wait_seconds is None

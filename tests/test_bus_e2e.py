@@ -11,14 +11,14 @@ import pytest
 
 from bus.broker import encode
 from bus.client import DematClient
-from bus.demo.documents import minimal_pdf
-from bus.embedded import EmbeddedStack
+from bus.dev.embedded import EmbeddedStack
+from bus.dev.launcher import Services
 from bus.index import Index
 from bus.intake import SubmissionError
-from bus.launcher import Services
 from bus.settings import Settings
 from schemas.envelope import Envelope, FileRef
 from schemas.messages import DocState, SubmitMessage
+from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
 TENANT = "216900910"
@@ -79,7 +79,7 @@ def test_document_is_deposited_journaled_and_exported(
 
 
 def _wait_index(settings: Settings, doc_id: str, state: str, timeout: float = 30) -> bool:
-    from bus.launcher import wait_until
+    from bus.dev.launcher import wait_until
 
     index = Index(settings.index_file)
 

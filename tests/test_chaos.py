@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.chaos import ChaosPlan, run_chaos
+from bus.dev.chaos import ChaosPlan, run_chaos
 
 pytestmark = pytest.mark.stack
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bus.broker import ensure_topics
 from bus.consumer import KeyOrderedConsumer
-from bus.embedded import EmbeddedStack
+from bus.dev.embedded import EmbeddedStack
 from bus.settings import Settings
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.embedded import (
+from bus.dev.embedded import (
     EmbeddedStack,
     ephemeral_range,
     free_ports,

@@ -12,8 +12,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bus.client import DematClient
+from bus.dev.launcher import Services, wait_until
 from bus.index import Index
-from bus.launcher import Services, wait_until
 from bus.settings import Settings
 from schemas.messages import DocState
 

@@ -29,7 +29,7 @@ from schemas.messages import (
     StepWaiting,
 )
 from workers import step_module
-from workers.context import StepContext, StepError, StepRejected, Waiting
+from workers.step import StepContext, StepError, StepRejected, Waiting
 
 log = logging.getLogger("demat.worker")
 

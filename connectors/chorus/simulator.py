@@ -276,7 +276,7 @@ class ChorusSimulator:
             if account in self.seeded or self.seed_received <= 0:
                 return
             self.seeded.add(account)
-        from bus.demo.invoices import DEMO_BUYER, DEMO_SUPPLIER, DemoInvoice, ubl_xml
+        from workers.finance.demo import DEMO_BUYER, DEMO_SUPPLIER, DemoInvoice, ubl_xml
 
         for n in range(1, self.seed_received + 1):
             number = f"FR-{zlib.crc32(account.encode()) % 10_000:04d}-{n:03d}"

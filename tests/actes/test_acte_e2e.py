@@ -15,15 +15,15 @@ import pytest
 
 from bus.broker import encode
 from bus.client import DematClient
-from bus.demo.actes import acte_documents
-from bus.demo.documents import minimal_pdf
+from bus.dev.launcher import Services, wait_until
 from bus.export import export_document
-from bus.launcher import Services, wait_until
 from bus.runtime import Runtime
 from bus.settings import Settings
 from schemas.envelope import Envelope
 from schemas.messages import DocState, SubmitMessage
 from tests.conftest import SHARED
+from workers.actes.demo import acte_documents
+from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
 TENANT = "216900910"

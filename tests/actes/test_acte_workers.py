@@ -13,7 +13,6 @@ from datetime import date, timedelta
 import pytest
 
 from bus import intake
-from bus.actes.classification import cache_key
 from bus.engine import FlowEngine
 from bus.runtime import Runtime
 from bus.settings import Settings
@@ -34,6 +33,7 @@ from schemas.messages import (
     StepTask,
     StepWaiting,
 )
+from workers.actes.classification import cache_key
 from workers.subscriber import execute
 
 pytestmark = pytest.mark.stack
@@ -108,7 +108,7 @@ def _acte(runtime: Runtime, number: str, scenario: str = "ack") -> Envelope:
 @pytest.fixture(autouse=True)
 def _fresh_connectors(runtime: Runtime) -> None:
     """Each test runs its own event loop: drop connectors built on an earlier one."""
-    from workers.context import _CONNECTORS
+    from workers.step import _CONNECTORS
 
     for key in [k for k in _CONNECTORS if k[0] == id(runtime)]:
         del _CONNECTORS[key]

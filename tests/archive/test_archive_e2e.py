@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from bus.client import DematClient
-from bus.demo.documents import generic_documents, minimal_pdf
-from bus.launcher import Services
+from bus.dev.launcher import Services
 from bus.settings import Settings
 from schemas.messages import DocState, DocumentState
 from tests.conftest import SHARED
+from workers.common.demo import generic_documents, minimal_pdf
 
 pytestmark = pytest.mark.stack
 XSDCHECK = SHARED / "tools" / "xsdcheck.py"

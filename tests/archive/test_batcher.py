@@ -9,15 +9,15 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from bus.archive import batch
-from bus.archive.batcher import ArchiveBatcher
 from bus.flows import FlowRegistry
 from bus.tenants import TenantRegistry
 from schemas.archive import BatchMembership, BatchRecord
 from schemas.envelope import Envelope, FileRef
+from workers.archive import batch
+from workers.archive.batcher import ArchiveBatcher
 
 TP = TopicPartition("demat.archive.batch", 0)
-DEMO_TENANTS = Path(__file__).resolve().parents[2] / "bus" / "demo" / "tenants.yaml"
+DEMO_TENANTS = Path(__file__).resolve().parents[2] / "bus" / "dev" / "tenants.yaml"
 
 
 class MemoryStore:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bus.archive import batch, mapping
 from bus.flows import FlowRegistry
 from bus.settings import Settings
 from bus.tenants import TenantRegistry
 from connectors.sae import seda
 from schemas.archive import BatchOptions, TenantArchiveSettings
 from schemas.envelope import Envelope, FileRef
+from workers.archive import batch, mapping
 
 META = {
     "document": {"title": "Courrier", "category": "courrier", "keywords": ["a", "b"]},

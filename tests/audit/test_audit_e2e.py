@@ -14,12 +14,12 @@ import pytest
 from bus.audit.store import JournalStore, segment_key
 from bus.audit.verify import verify_bus
 from bus.client import DematClient
-from bus.demo.documents import minimal_pdf
-from bus.launcher import Services
+from bus.dev.launcher import Services
 from bus.objectstore import ObjectStore
 from bus.runtime import Runtime
 from bus.settings import Settings
 from schemas.messages import DocState
+from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
 TENANT = "216900910"

@@ -9,7 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bus.demo.invoices import (
+from connectors.chorus.client import ChorusClient
+from connectors.chorus.simulator import ChorusSimulator
+from connectors.errors import BusinessRefusal, TransientError
+from connectors.simulator import FailurePlan
+from workers.finance.demo import (
     DEMO_BUYER,
     DEMO_SUPPLIER,
     DemoInvoice,
@@ -17,10 +21,6 @@ from bus.demo.invoices import (
     tenant_party,
     ubl_xml,
 )
-from connectors.chorus.client import ChorusClient
-from connectors.chorus.simulator import ChorusSimulator
-from connectors.errors import BusinessRefusal, TransientError
-from connectors.simulator import FailurePlan
 
 SUPPLIER = tenant_party("216900910", "Ville de Démo")
 

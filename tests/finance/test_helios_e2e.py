@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from bus.client import DematClient
-from bus.demo.pes import demo_pes
-from bus.launcher import Services, wait_until
+from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings
 from connectors.seal.verify import verify_xml
 from schemas.messages import DocState
 from schemas.pes import validate_aller
 from tests.conftest import SHARED
+from workers.finance.demo_pes import demo_pes
 
 pytestmark = pytest.mark.stack
 TENANT = "216900910"

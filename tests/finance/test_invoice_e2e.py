@@ -12,7 +12,10 @@ import httpx
 import pytest
 
 from bus.client import DematClient
-from bus.demo.invoices import (
+from bus.dev.launcher import Services, wait_until
+from bus.settings import Settings
+from schemas.messages import DocState
+from workers.finance.demo import (
     DEMO_BUYER,
     DEMO_SUPPLIER,
     DemoInvoice,
@@ -20,9 +23,6 @@ from bus.demo.invoices import (
     tenant_party,
     ubl_xml,
 )
-from bus.launcher import Services, wait_until
-from bus.settings import Settings
-from schemas.messages import DocState
 
 pytestmark = pytest.mark.stack
 TENANT = "216900910"

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bus.demo.documents import minimal_pdf
-from bus.demo.invoices import DEMO_BUYER, DemoInvoice, cii_xml, facturx_pdf, tenant_party, ubl_xml
 from schemas.invoice import InvoiceError, InvoiceFormat, read_invoice
 from tests.conftest import SHARED
+from workers.common.demo import minimal_pdf
+from workers.finance.demo import (
+    DEMO_BUYER,
+    DemoInvoice,
+    cii_xml,
+    facturx_pdf,
+    tenant_party,
+    ubl_xml,
+)
 
 SAMPLES = SHARED / "fixtures"
 INVOICE = DemoInvoice("FAC-T-1", tenant_party("216900910", "Ville"), DEMO_BUYER)

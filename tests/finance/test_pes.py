@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bus.demo.pes import demo_pes
 from connectors.errors import BusinessRefusal
 from connectors.s2low.client import S2lowClient
 from connectors.s2low.helios import HeliosClient
@@ -28,6 +27,7 @@ from schemas.pes import (
     validate_aller,
 )
 from tests.conftest import SHARED
+from workers.finance.demo_pes import demo_pes
 
 SAMPLES = SHARED / "fixtures" / "pes" / "samples"
 XSDCHECK = SHARED / "tools" / "xsdcheck.py"

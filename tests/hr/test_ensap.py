@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bus.demo.documents import minimal_pdf
 from connectors.ensap.client import EnsapClient
 from connectors.ensap.envelope import Emitter, EnsapEntry, build_envelope, schema_errors
 from connectors.ensap.simulator import EnsapSimulator
@@ -20,6 +19,7 @@ from connectors.errors import BusinessRefusal, TransientError
 from connectors.simulator import FailurePlan
 from schemas.payslip import nir_key
 from tests.conftest import SHARED
+from workers.common.demo import minimal_pdf
 
 NIR13 = "1870194035088"
 NIR = NIR13 + f"{nir_key(NIR13):02d}"

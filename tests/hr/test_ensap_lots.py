@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from bus.demo.documents import minimal_pdf
 from bus.flows import FlowRegistry
 from bus.settings import Settings
 from bus.tenants import TenantRegistry
@@ -24,8 +23,9 @@ from connectors.errors import BusinessRefusal
 from schemas.envelope import Envelope, FileRef
 from schemas.messages import StepTask
 from tests.hr.payroll_fixtures import SIRET, sample_nir
-from workers import ensap
-from workers.context import StepContext, StepResultData, Waiting
+from workers.common.demo import minimal_pdf
+from workers.payroll import ensap
+from workers.step import StepContext, StepResultData, Waiting
 
 TENANT = "216900910"
 

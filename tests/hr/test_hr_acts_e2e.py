@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from bus.client import DematClient
-from bus.demo.hr import hr_documents
-from bus.launcher import Services
+from bus.dev.launcher import Services
 from bus.settings import Settings
+from workers.hr.demo import hr_documents
 
 pytestmark = pytest.mark.stack
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bus.payroll.ingest import RunRejected, check_run
 from bus.settings import Settings
 from bus.tenants import TenantRegistry
 from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
+from workers.payroll.ingest import RunRejected, check_run
 
 TENANTS = TenantRegistry.load(Settings().tenants_path)
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bus.client import DematClient
-from bus.launcher import Services, wait_until
+from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings
 from tests.conftest import SHARED
 from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
@@ -59,7 +59,7 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
     lots = {s.record("ensap").output.get("lot") for s in states[:3]}
     assert len(lots) == 2  # lot size 2: members 0-1, then a lot of one
     # woken, not polled: the lot's leader and the batcher wake the members, whose own
-    # first poll would come only after 30 s (workers.ensap.MEMBER_POLL, archive's too)
+    # first poll would come only after 30 s (workers.payroll.ensap.MEMBER_POLL, archive's too)
     for step, docs in (("ensap", states[:2]), ("archive", states)):
         took = [(s.record(step).finished_at - s.record(step).started_at).total_seconds()
                 for s in docs]

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from cryptography import x509
 
-from bus.demo.documents import minimal_pdf
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from connectors.errors import ConnectorError
 from connectors.iparapheur.simulator import DESK_ID, TENANT_ID, IparapheurSimulator
@@ -23,8 +22,9 @@ from connectors.simulator import SimulatorServer
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.flow import StepDefinition
 from schemas.messages import StepTask
-from workers import sign
-from workers.context import StepContext, StepRejected, Waiting
+from workers.common import sign
+from workers.common.demo import minimal_pdf
+from workers.step import StepContext, StepRejected, Waiting
 
 SIREN = "214502494"
 

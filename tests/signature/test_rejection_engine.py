@@ -11,7 +11,7 @@ from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from schemas.envelope import Envelope, FileRef
 from schemas.flow import FlowDefinition
 from schemas.messages import Accepted, DocState, ErrorInfo, StepDone, StepFailed, StepTask
-from workers.context import StepRejected
+from workers.step import StepRejected
 from workers.subscriber import error_info, execute
 
 FLOW = FlowDefinition.model_validate({

@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureMethod, XMLSigner, XMLVerifier
 
-from bus.demo.documents import minimal_pdf
 from connectors.seal import LocalSeal, SealConfigError, pes_bordereau_ids
 from connectors.seal.keys import DEMO_CA_NAME, demo_ca, load_identity
 from connectors.seal.verify import verify_cms_detached, verify_pdf, verify_xml
 from tests.conftest import SHARED
+from workers.common.demo import minimal_pdf
 
 TENANT = "216900910"
 PES = SHARED / "fixtures" / "pes"

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from signxml import XMLVerifier
 
 from bus.client import DematClient
-from bus.demo.documents import minimal_pdf
+from bus.dev.launcher import Services, wait_until
 from bus.index import Index
-from bus.launcher import Services, wait_until
 from bus.settings import Settings
 from schemas.messages import DocState
+from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
 SEAL_TENANT, PARAPHEUR_TENANT = "216900910", "214502494"

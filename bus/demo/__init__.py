@@ -1,1 +1,0 @@
-"""Demo material: tenants and generated documents of every flow."""

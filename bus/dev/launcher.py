@@ -1,0 +1,134 @@
+"""Worker processes of the bus: one per service group, supervised.
+
+``demat run``, ``demat demo`` and the tests start the same processes as the
+production containers (``demat worker GROUP``), so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bus.dev.embedded import pid_alive, stop_process
+from bus.services import GROUPS
+
+PROCESSES = (*GROUPS, "simulators")
+
+
+@dataclass
+class Services:
+    """Start, watch and stop the worker processes of one var directory."""
+
+    var_dir: Path
+    groups: tuple[str, ...] = PROCESSES
+    env: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    restarts: int = 0
+
+    @property
+    def run_file(self) -> Path:
+        return self.var_dir / "services.json"
+
+    def running(self) -> bool:
+        """True when every group recorded in ``services.json`` is alive."""
+        try:
+            pids = json.loads(self.run_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return all(pid_alive(pids.get(g)) for g in self.groups)
+
+    def adopt(self) -> bool:
+        """Take over the processes ``services.json`` records; True if any is alive."""
+        try:
+            recorded = json.loads(self.run_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if not any(pid_alive(recorded.get(g)) for g in self.groups):
+            return False
+        self.pids = {g: recorded.get(g, 0) for g in self.groups}
+        return True
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Spawn every group; return once the simulators have published their addresses."""
+        (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
+        since = time.time()
+        for group in self.groups:
+            self.pids[group] = self._spawn(group)
+        self._save()
+        if "simulators" in self.groups:
+            sims = self.var_dir / "simulators.json"
+            if not wait_until(lambda: sims.exists() and sims.stat().st_mtime >= since, timeout):
+                raise RuntimeError(f"the partner simulators did not start within {timeout:g} s: "
+                                   f"see {self.var_dir / 'log' / 'simulators.log'}")
+
+    def _spawn(self, group: str) -> int:
+        log = (self.var_dir / "log" / f"{group}.log").open("ab")
+        env = os.environ | {"DEMAT_VAR_DIR": str(self.var_dir.resolve())} | self.env
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bus.cli",
+             *(["simulators"] if group == "simulators" else ["worker", group])],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True)
+        log.close()
+        return proc.pid
+
+    def stop_group(self, group: str, grace: float = 10.0) -> None:
+        """Stop one group's process (SIGTERM, then SIGKILL after ``grace``)."""
+        pid = self.pids.pop(group, None)
+        stop_process(pid, grace=grace)
+        if pid:
+            _reap(pid)
+        self._save()
+
+    def start_group(self, group: str) -> None:
+        self.pids[group] = self._spawn(group)
+        self._save()
+
+    def supervise(self) -> list[str]:
+        """Restart any group whose process died; return the restarted groups."""
+        restarted = [g for g, pid in self.pids.items() if not pid_alive(pid)]
+        for group in restarted:
+            if self.pids[group]:
+                _reap(self.pids[group])
+            self.pids[group] = self._spawn(group)
+            self.restarts += 1
+        if restarted:
+            self._save()
+        return restarted
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every process at once, then wait (SIGKILL after ``grace``)."""
+        for pid in self.pids.values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in self.pids.values():
+            stop_process(pid, grace=grace)
+            _reap(pid)
+        self.pids.clear()
+        if self.run_file.exists():
+            self.run_file.unlink()
+
+    def _save(self) -> None:
+        self.run_file.write_text(json.dumps(self.pids))
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,61 @@
+"""Step ``acte-transmit``: send an acte to the prefecture through S²LOW, exactly once.
+
+The ACTES archive (``EnveloppeCLMISILL`` + ``Acte`` form + documents named by the
+convention) is built here and kept as artefacts, then posted as is
+(``actes_transac_submit.php``) after asking S²LOW whether it already holds the acte:
+a retried or redelivered task never transmits twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+from bus.intake import SubmissionError
+from connectors.s2low import actes as A
+from connectors.s2low.client import S2lowClient
+from schemas.envelope import FileRef, utcnow
+from workers.actes.acte import acte_files, acte_metadata, actes_settings
+from workers.common.sign import signed_file
+from workers.step import StepContext, StepError, StepResultData
+
+KIND = "acte-transmit"
+
+
+async def run(ctx: StepContext) -> StepResultData:
+    """Build, keep and transmit the archive; output the transaction and expected ID."""
+    env = ctx.task.envelope
+    try:
+        settings, meta = actes_settings(ctx.tenant), acte_metadata(env)
+        main, annexes = acte_files(env, meta)
+        main = signed_file(ctx, main)  # the signed PDF when the sign step ran
+    except SubmissionError as exc:
+        raise StepError(str(exc), field=exc.field) from None
+    pdf, *annex_data = await asyncio.gather(*(_read(ctx, ref) for ref in [main, *annexes]))
+    try:
+        archive = A.build_acte_archive(settings, meta, pdf, annex_data, serial=_serial(env.id),
+                                       sent_on=env.created_at.date())
+    except A.ActesError as exc:
+        raise StepError(f"ACTES archive: {exc}", field="metadata") from None
+    client: S2lowClient = ctx.connector()
+    result = await client.submit_acte_archive(archive, meta.number, meta.decision_date)
+    files = A.unpack(archive.data)  # kept once transmitted (a failed attempt keeps nothing)
+    await ctx.keep(files[archive.envelope_name], name=archive.envelope_name, kind="generated",
+                   media_type="application/xml")
+    await ctx.keep(files[archive.form_name], name=archive.form_name, kind="generated",
+                   media_type="application/xml")
+    await ctx.keep(archive.data, name=archive.name, kind="generated",
+                   media_type="application/gzip")
+    return StepResultData(output={
+        "transaction_id": result.transaction_id, "already_transmitted": not result.created,
+        "archive": archive.name, "expected_id": archive.official_id,
+        "sent_at": utcnow().isoformat()})
+
+
+def _serial(doc_id: str) -> int:
+    """The envelope's serial: stable for a document, so a retry builds the same archive."""
+    return int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) % 99_999 + 1
+
+
+async def _read(ctx: StepContext, ref: FileRef) -> bytes:
+    return await asyncio.to_thread(ctx.runtime.store.read_file, ctx.tenant.siren, ref)

@@ -1,0 +1,50 @@
+"""Step ``deposit``: put the document's files and metadata into the tenant's document store."""
+
+from __future__ import annotations
+
+import json
+
+from connectors.deposit import DepositFile, DepositTarget
+from workers.step import StepContext, StepResultData
+
+KIND = "deposit"
+
+
+async def run(ctx: StepContext) -> StepResultData:
+    """Deposit once: a receipt already at the store means the deposit was done."""
+    env = ctx.task.envelope
+    ged: DepositTarget = ctx.connector()
+    receipt = await ged.lookup(env.tenant, env.id)
+    reused = receipt is not None
+    metadata = deposit_metadata(ctx)
+    if receipt is None:
+        files = [DepositFile(ref.name, ctx.runtime.store.iter_file(env.tenant, ref), ref.sha256)
+                 for ref in env.files]
+        receipt = await ged.deposit(env.tenant, env.id, files, metadata)
+    # the metadata names the document: no other document can have stored these bytes
+    await ctx.keep(_json(metadata), name="deposit-metadata.json", kind="generated",
+                   media_type="application/json", unique=True)
+    reply = _json(receipt)
+    await ctx.keep(reply, name="deposit-receipt.json", kind="partner-reply",
+                   media_type="application/json", unique=env.id.encode() in reply)
+    return StepResultData(output={"location": receipt["location"],
+                                  "deposited_at": receipt["deposited_at"],
+                                  "already_deposited": reused})
+
+
+def deposit_metadata(ctx: StepContext) -> dict:
+    """The metadata document written beside the files."""
+    env = ctx.task.envelope
+    return {
+        "document_id": env.id,
+        "tenant": env.tenant,
+        "flow": env.flow,
+        "producer": env.producer,
+        "submitted_at": env.created_at.isoformat(),
+        "metadata": env.metadata,
+        "files": [f.model_dump(mode="json") for f in env.files],
+    }
+
+
+def _json(value: dict) -> bytes:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True).encode()

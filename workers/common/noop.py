@@ -1,0 +1,12 @@
+"""Step ``noop``: does nothing and succeeds (transport benchmarks, flow tests)."""
+
+from __future__ import annotations
+
+from workers.step import StepContext, StepResultData
+
+KIND = "noop"
+
+
+async def run(ctx: StepContext) -> StepResultData:
+    """Succeed at once, with the attempt number as output."""
+    return StepResultData(output={"attempt": ctx.task.attempt})

@@ -1,0 +1,51 @@
+"""Step ``helios-transmit``: send the (signed) PES Aller to the treasury through S²LOW.
+
+The file sent is the signed one of the ``sign`` step (its ``signed_file``) when there
+is one, else the submitted file. It is spooled from the object store to a temporary
+file (never whole in memory) while its SHA-1 is computed, S²LOW is asked whether it
+already holds a PES of that name, and only then is it posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from pathlib import Path
+
+from connectors.s2low.helios import HeliosClient
+from schemas.envelope import FileRef
+from workers.step import StepContext, StepResultData
+
+KIND = "helios-transmit"
+
+
+def pes_file(ctx: StepContext) -> tuple[FileRef, bool]:
+    """The file to send: the signed artefact if the sign step made one, else the PES."""
+    source = ctx.step.options.get("signed_by", "sign")
+    signed = (ctx.task.outputs.get(source) or {}).get("signed_file")
+    if signed:
+        return FileRef.model_validate(signed), True
+    return ctx.task.envelope.files[0], False
+
+
+def _spool(ctx: StepContext, ref: FileRef, path: Path) -> str:
+    sha1 = hashlib.sha1()
+    with path.open("wb") as fh:
+        for chunk in ctx.runtime.store.iter_file(ctx.tenant.siren, ref):
+            sha1.update(chunk)
+            fh.write(chunk)
+    return sha1.hexdigest()
+
+
+async def run(ctx: StepContext) -> StepResultData:
+    helios = HeliosClient(ctx.connector())
+    ref, signed = pes_file(ctx)
+    name = Path(ctx.task.envelope.files[0].name).name
+    with tempfile.TemporaryDirectory(prefix="demat-pes-") as tmp:
+        path = Path(tmp) / name
+        sha1 = await asyncio.to_thread(_spool, ctx, ref, path)
+        sent = await helios.submit_pes(name, path, sha1)
+    return StepResultData(output={"transaction_id": sent.transaction_id, "created": sent.created,
+                                  "file": name, "signed": signed, "sha1": sha1,
+                                  "sha256": ref.sha256})
