@@ -1,10 +1,23 @@
-"""Dead letters: building them (with their context as headers) and publishing them."""
+"""Dead letters: building them (with their context as headers), decoding records or
+dead-lettering them, and publishing them: the one place for all of it."""
 
 from __future__ import annotations
 
 import base64
+import logging
+from collections.abc import Callable
+from typing import TypeVar
 
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from bus.broker import encode
+from bus.topics import Topics
 from schemas.messages import DeadLetter, ErrorInfo, MessageSource
+
+log = logging.getLogger("demat.deadletter")
+T = TypeVar("T")
 
 
 def poison_letter(raw: bytes, source: MessageSource, error: Exception) -> DeadLetter:
@@ -44,3 +57,27 @@ def source_of(msg: object) -> MessageSource:
     return MessageSource(topic=getattr(record, "topic", "?"),
                          partition=getattr(record, "partition", -1),
                          offset=getattr(record, "offset", -1))
+
+
+def record_source(record: ConsumerRecord) -> MessageSource:
+    """Topic, partition and offset of a raw Kafka record."""
+    return MessageSource(topic=record.topic, partition=record.partition, offset=record.offset)
+
+
+async def publish_dead_letter(broker: KafkaBroker, topics: Topics, letter: DeadLetter) -> None:
+    """Send one dead letter, keyed by its document (or its own id), context as headers."""
+    await broker.publish(encode(letter), topics.dead_letter,
+                         key=(letter.doc_id or letter.dlq_id).encode(),
+                         headers=letter_headers(letter))
+
+
+async def decode_or_dead_letter(broker: KafkaBroker, topics: Topics, body: bytes,
+                                source: MessageSource, parse: Callable[[bytes], T]) -> T | None:
+    """Decode one record read at ``source``; dead-letter it (raw bytes kept) if undecodable."""
+    try:
+        return parse(body)
+    except ValidationError as exc:
+        log.error("undecodable message at %s[%d]@%d dead-lettered", source.topic,
+                  source.partition, source.offset)
+        await publish_dead_letter(broker, topics, poison_letter(body, source, exc))
+        return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from importlib import import_module
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,28 +43,12 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
             raise SubmissionError(f"files[{i}]", f"file {ref.name!r} is empty")
 
 
-# Checks of one flow beyond its metadata model (cross-field, tenant configuration, partner
-# data such as the prefecture's classification): flow name -> "module:function", an async
-# function ``(runtime, envelope, *, at_intake: bool)`` raising ``SubmissionError``.
-FLOW_CHECKS: dict[str, str] = {
-    "acte": "workers.actes.checks:check_acte",
-    "acte-followup": "workers.actes.checks:check_followup",
-    "invoice": "workers.finance.checks:check_invoice",
-    "invoice-in": "workers.finance.checks:check_invoice",
-    "helios": "workers.finance.checks:check_helios",
-    "payslip": "workers.payroll.checks:check_payslip",
-    "hr-decree": "workers.hr.checks:check_hr",
-    "hr-contract": "workers.hr.checks:check_hr",
-}
-
-
 async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
-    """Run the flow's own checks, if it has any (intake and the validate step call it)."""
-    target = FLOW_CHECKS.get(env.flow)
-    if target is None:
-        return
-    module_name, _, attr = target.partition(":")
-    await getattr(import_module(module_name), attr)(runtime, env, at_intake=at_intake)
+    """Run the checks the flow's family registered (intake and the validate step call it):
+    cross-field rules, tenant configuration, partner data such as the classification."""
+    check = runtime.registry.checks.get(env.flow)
+    if check is not None:
+        await check(runtime, env, at_intake=at_intake)
 
 
 def validate_metadata(model_name: str, metadata: dict) -> None:

@@ -1,22 +1,32 @@
-"""What every bus process loads once: settings, tenants, flows, store, topics."""
+"""What every bus process loads once: settings, plug-ins, tenants, flows, store, topics,
+and the partner connectors it has built."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
-from bus.flows import FlowRegistry
+from bus.flows import FLOWS_DIR, FlowRegistry
 from bus.objectstore import ObjectStore
+from bus.plugins import Registry, load_plugins
 from bus.settings import Settings, get_settings
 from bus.tenants import TenantRegistry
 from bus.topics import Topics
+from connectors.registry import build_connector
 
 
 @dataclass
 class Runtime:
-    """Loaded configuration and shared clients of one process."""
+    """Loaded configuration and shared clients of one process (it owns them)."""
 
     settings: Settings = field(default_factory=get_settings)
+    _connectors: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The flow families' registrations (every plug-in imported once)."""
+        return load_plugins(self.settings.plugin_modules)
 
     @cached_property
     def tenants(self) -> TenantRegistry:
@@ -24,10 +34,8 @@ class Runtime:
 
     @cached_property
     def flows(self) -> FlowRegistry:
-        from bus.flows import FLOWS_DIR
-
         extra = [self.settings.extra_flows_dir] if self.settings.extra_flows_dir else []
-        return FlowRegistry.load(FLOWS_DIR, *extra)
+        return FlowRegistry.load(FLOWS_DIR, *self.registry.flow_dirs, *extra)
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -39,8 +47,19 @@ class Runtime:
     def topics(self) -> Topics:
         return Topics(self.settings.topic_prefix)
 
+    def connector(self, tenant: str, role: str) -> Any:
+        """The connector serving ``role`` for ``tenant`` (built once by this runtime)."""
+        key = (tenant, role)
+        if key not in self._connectors:
+            cfg = self.tenants.get(tenant).connectors[role]
+            self._connectors[key] = build_connector(cfg.type, cfg.options,
+                                                    self.settings.var_dir)
+        return self._connectors[key]
+
+    def forget_connectors(self) -> None:
+        """Drop the connectors built so far (their clients belong to one event loop)."""
+        self._connectors.clear()
+
     def check(self) -> None:
         """Start-up check of flows against step kinds and tenants (raises naming the fault)."""
-        from workers import STEP_KINDS
-
-        self.flows.check(self.tenants, set(STEP_KINDS))
+        self.flows.check(self.tenants, set(self.registry.step_kinds()))

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     tenants_file: Path | None = None
     kek_file: Path | None = None  # JSON {siren: base64 256-bit key}; else keys under var/keys
     extra_flows_dir: Path | None = None  # more flow definitions (site flows, benchmark)
+    plugins: str = ""  # more flow-family modules, comma-separated (bus.plugins)
     topic_prefix: str = "demat"
     partitions: int = Field(default=4, ge=1)
     index_path: Path | None = None
@@ -82,6 +83,11 @@ class Settings(BaseSettings):
                 "(`demat stack up` or `make run`)"
             )
         return value
+
+    @property
+    def plugin_modules(self) -> list[str]:
+        """The extra plug-in modules named by ``plugins``."""
+        return [m.strip() for m in self.plugins.split(",") if m.strip()]
 
     @property
     def tenants_path(self) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DELAY_TIERS_S = (1, 5, 30, 120, 600, 3600)  # delay topics, seconds (see ``bus.delays``)
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -38,7 +40,5 @@ class Topics:
         return f"{self.prefix}.delay"
 
     def all(self, step_kinds: list[str]) -> list[str]:
-        from bus.delays import TIERS_S
-
         return [self.submit, self.router, self.journal, self.dead_letter,
-                *(self.step(k) for k in step_kinds), *(self.delay(t) for t in TIERS_S)]
+                *(self.step(k) for k in step_kinds), *(self.delay(t) for t in DELAY_TIERS_S)]

@@ -1,31 +1,40 @@
-"""Connector types by name: a tenant's configuration says which type serves a role."""
+"""Connector types by name: a tenant's configuration says which type serves a role.
+
+A partner's connector registers itself as an entry point of group
+``demat.connectors`` (``name = "connectors.<partner>.client:Class"`` in
+``pyproject.toml``); the class builds itself with ``from_options(options, var_dir=)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib import import_module
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-CONNECTOR_TYPES: dict[str, str] = {
-    "folder": "connectors.ged.folder:FolderDeposit",
-    "webdav": "connectors.webdav.client:WebdavDeposit",
-    "asalae": "connectors.sae.asalae:AsalaeClient",
-    "s2low": "connectors.s2low.client:S2lowClient",
-    "chorus": "connectors.chorus.client:ChorusClient",
-    "ensap": "connectors.ensap.client:EnsapClient",
-    "securemail": "connectors.securemail.client:SecureMailClient",
-    "seal": "connectors.seal:LocalSeal",
-    "iparapheur": "connectors.iparapheur.client:IparapheurClient",
-}
+ENTRY_POINT_GROUP = "demat.connectors"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def connector_types() -> list[str]:
+    """Names of the connector types installed."""
+    return sorted(_entry_points())
+
+
+def connector_class(type_name: str) -> Any:
+    """The class registered as ``type_name`` (``KeyError`` naming the known types)."""
+    try:
+        entry = _entry_points()[type_name]
+    except KeyError:
+        known = ", ".join(connector_types())
+        raise KeyError(f"unknown connector type {type_name!r} (known: {known})") from None
+    return entry.load()
 
 
 def build_connector(type_name: str, options: dict[str, Any], var_dir: Path) -> Any:
     """Instantiate the connector class registered as ``type_name`` with its options."""
-    try:
-        module_name, _, attr = CONNECTOR_TYPES[type_name].partition(":")
-    except KeyError:
-        known = ", ".join(sorted(CONNECTOR_TYPES))
-        raise KeyError(f"unknown connector type {type_name!r} (known: {known})") from None
-    factory: Callable[..., Any] = getattr(import_module(module_name), attr)
-    return factory.from_options(options, var_dir=var_dir)
+    return connector_class(type_name).from_options(options, var_dir=var_dir)

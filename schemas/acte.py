@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from lxml import etree
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.metadata import registers
 from schemas.siren import Siren
 
 ACTES_NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
@@ -177,6 +178,7 @@ class ActeMetadata(BaseModel):
         return acte_key(siren, self.decision_date, self.number)
 
 
+@registers("acte")
 class ActeDocumentMetadata(ActeMetadata):
     """Metadata of a document of flow ``acte``: the acte, plus which optional steps run."""
 
@@ -186,6 +188,7 @@ class ActeDocumentMetadata(ActeMetadata):
                        "signature: i-Parapheur or seal); the signed PDF is transmitted")
 
 
+@registers("acte-followup")
 class ActeFollowupMetadata(BaseModel):
     """Metadata of a document of flow ``acte-followup``: a cancellation of an acknowledged
     acte, or an answer to a prefecture letter about it."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from schemas.acte import ActeDocumentMetadata, ActeNature
+from schemas.metadata import registers
 from schemas.payslip import MATRICULE_RE
 from schemas.personal import PERSONAL
 
@@ -51,6 +52,7 @@ class _HrAct(ActeDocumentMetadata):
         raise NotImplementedError
 
 
+@registers("hr-decree")
 class HrDecreeMetadata(_HrAct):
     """An individual HR decree (arrêté individuel, ACTES nature 3)."""
 
@@ -67,6 +69,7 @@ class HrDecreeMetadata(_HrAct):
         return self.transmit if self.transmit is not None else DECREE_TRANSMISSION[self.act_type]
 
 
+@registers("hr-contract")
 class HrContractMetadata(_HrAct):
     """An employment contract (ACTES nature 4, contract), signed by the authority then
     the agent when the signature connector can run that double signature."""

@@ -20,6 +20,7 @@ from typing import Literal
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.metadata import registers
 from schemas.xmlschemas import schema_loader
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd" / "chorus"
@@ -291,6 +292,7 @@ def _element_of(error: str) -> str:
 # --- metadata ---------------------------------------------------------------------
 
 
+@registers("invoice")
 class InvoiceMetadata(BaseModel):
     """Metadata of an outbound invoice (flow ``invoice``), deposited on Chorus Pro."""
 
@@ -304,6 +306,7 @@ class InvoiceMetadata(BaseModel):
     archive: bool = True  # False: not sent to the archive (SAE)
 
 
+@registers("invoice-in")
 class InvoiceInMetadata(BaseModel):
     """Metadata of a received invoice (flow ``invoice-in``), imported from Chorus Pro."""
 

@@ -1,13 +1,35 @@
-"""Per-flow metadata models, looked up by the name a flow definition gives."""
+"""Per-flow metadata models, looked up by the name a flow definition gives.
+
+Each model registers itself where it is defined (``@registers("name")``); a flow
+family's package imports its schema module, so its models are known once it loads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from importlib import import_module
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+M = TypeVar("M", bound=type[BaseModel])
+METADATA_MODELS: dict[str, type[BaseModel]] = {}
 
+
+def registers(*names: str) -> Callable[[M], M]:
+    """Class decorator: the model is the metadata model of flows naming it ``names``."""
+    def register(model: M) -> M:
+        for name in names:
+            current = METADATA_MODELS.get(name)
+            if current is not None and current is not model:
+                raise ValueError(f"metadata model {name!r} is registered twice: "
+                                 f"{current.__qualname__} and {model.__qualname__}")
+            METADATA_MODELS[name] = model
+        return model
+    return register
+
+
+@registers("document")
 class DocumentMetadata(BaseModel):
     """Metadata of a generic document (flow ``document``)."""
 
@@ -28,20 +50,10 @@ class DocumentMetadata(BaseModel):
         default_factory=dict, max_length=50)
 
 
-METADATA_MODELS: dict[str, str] = {
-    "document": "schemas.metadata:DocumentMetadata",
-    "acte": "schemas.acte:ActeDocumentMetadata",
-    "acte-followup": "schemas.acte:ActeFollowupMetadata",
-    "payslip": "schemas.payslip:PayslipMetadata",
-    "hr-decree": "schemas.hr:HrDecreeMetadata",
-    "hr-contract": "schemas.hr:HrContractMetadata",
-    "invoice": "schemas.invoice:InvoiceMetadata",
-    "invoice-in": "schemas.invoice:InvoiceInMetadata",
-    "helios": "schemas.pes:HeliosMetadata",
-}
-
-
 def metadata_model(name: str) -> type[BaseModel]:
-    """The pydantic model registered under ``name`` (``KeyError`` if unknown)."""
-    module_name, _, attr = METADATA_MODELS[name].partition(":")
-    return getattr(import_module(module_name), attr)
+    """The pydantic model registered under ``name`` (``KeyError`` naming the known ones)."""
+    try:
+        return METADATA_MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(METADATA_MODELS))
+        raise KeyError(f"unknown metadata model {name!r} (known: {known})") from None

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.metadata import registers
 from schemas.personal import PERSONAL, PROTECTED
 from schemas.siret import Siret
 
@@ -54,6 +55,7 @@ def check_nir(value: str) -> str:
     return text
 
 
+@registers("payslip")
 class PayslipMetadata(BaseModel):
     """What the payroll software says about one pay slip."""
 

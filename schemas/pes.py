@@ -18,6 +18,7 @@ from xml.sax.saxutils import quoteattr
 from lxml import etree
 from pydantic import BaseModel, Field
 
+from schemas.metadata import registers
 from schemas.xmlschemas import schema_loader
 
 XSD = Path(__file__).resolve().parent / "xsd" / "pes" / "PES_V2"
@@ -257,6 +258,7 @@ def check_retour(data: bytes) -> str | None:
     return f"line {err.line}: {err.message}"
 
 
+@registers("helios")
 class HeliosMetadata(BaseModel):
     """Metadata of a PES Aller (flow ``helios``)."""
 

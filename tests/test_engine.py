@@ -8,6 +8,7 @@ import pytest
 
 from bus.engine import FlowEngine
 from bus.flows import FlowConfigError, FlowRegistry
+from bus.plugins import load_plugins
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from schemas.envelope import Envelope, FileRef
 from schemas.flow import FlowDefinition
@@ -22,7 +23,6 @@ from schemas.messages import (
     StepWaiting,
     Wake,
 )
-from workers import STEP_KINDS
 
 GED = {"ged": ConnectorConfig(type="folder")}
 
@@ -133,14 +133,14 @@ def test_startup_check_names_unknown_step_kind(tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text(
         "name: x\nmetadata_model: document\nsteps:\n  - {name: s1, kind: teleport}\n")
     with pytest.raises(FlowConfigError, match="flow 'x', step 's1': unknown step kind"):
-        FlowRegistry.load(tmp_path).check(_registry(), set(STEP_KINDS))
+        FlowRegistry.load(tmp_path).check(_registry(), set(load_plugins().step_kinds()))
 
 
 def test_startup_check_names_missing_connector() -> None:
     tenants = _registry(Tenant(siren="214502494", name="B", flows=["document"]))
     with pytest.raises(FlowConfigError,
                        match=r"flow 'document', step 'deposit': tenant 214502494 .* 'ged'"):
-        FlowRegistry.load().check(tenants, set(STEP_KINDS))
+        FlowRegistry.load().check(tenants, set(load_plugins().step_kinds()))
 
 
 def test_startup_check_names_bad_flow_file(tmp_path: Path) -> None:
@@ -152,7 +152,8 @@ def test_startup_check_names_bad_flow_file(tmp_path: Path) -> None:
 def test_shipped_flows_pass_the_startup_check() -> None:
     from bus.settings import Settings
 
-    FlowRegistry.load().check(TenantRegistry.load(Settings().tenants_path), set(STEP_KINDS))
+    kinds = set(load_plugins().step_kinds())
+    FlowRegistry.load().check(TenantRegistry.load(Settings().tenants_path), kinds)
 
 
 def test_flow_definitions_are_data() -> None:

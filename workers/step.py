@@ -1,62 +1,31 @@
-"""What a step function receives besides its task: tenant, step definition, clients."""
+"""What a step function works with: its context, and ``@step`` to register it.
+
+A step kind is a plain ``async def run(ctx: StepContext)`` decorated with
+``@step("kind")`` where it is defined; the kind is written once. It returns
+``StepResultData`` or ``Waiting`` and raises ``StepError`` (bad content) or
+``StepRejected`` (a partner's business refusal); anything else is retried.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from bus.runtime import Runtime
-from bus.tenants import Tenant
-from connectors.registry import build_connector
+from bus.plugins import REGISTRY
+from bus.steps import StepCall, StepError, StepRejected, StepResultData, Waiting
 from schemas.envelope import FileRole
-from schemas.flow import StepDefinition
-from schemas.messages import Artefact, StepTask
+from schemas.messages import Artefact
+
+__all__ = ["StepContext", "StepError", "StepRejected", "StepResultData", "Waiting", "step"]
+
+StepFunction = Callable[["StepContext"], Awaitable[StepResultData | Waiting]]
 
 
 @dataclass
-class StepResultData:
-    """What a step function returns when it succeeds."""
-
-    output: dict[str, Any] = field(default_factory=dict)
-    artefacts: list[Artefact] = field(default_factory=list)
-
-
-@dataclass
-class Waiting:
-    """What a step function returns when the partner answers later: poll again."""
-
-    poll_after: float
-    progress: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
-
-
-class StepError(Exception):
-    """A step refuses the document for good (bad content): no retry."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class StepRejected(Exception):
-    """A partner refused the document on business grounds (signer rejected it...): the
-    document ends ``rejected`` with ``reason``; neither a retry nor an error."""
-
-    def __init__(self, reason: str, *, partner: str = "") -> None:
-        super().__init__(reason)
-        self.partner = partner
-
-
-@dataclass
-class StepContext:
-    """Per-task view of the runtime."""
-
-    runtime: Runtime
-    task: StepTask
-    tenant: Tenant
-    step: StepDefinition
-    artefacts: list[Artefact] = field(default_factory=list)
+class StepContext(StepCall):
+    """Per-task view of the runtime, with the helpers step functions share."""
 
     @property
     def encrypt_files(self) -> bool:
@@ -69,7 +38,7 @@ class StepContext:
         if role is None or role not in self.tenant.connectors:
             raise StepError(f"step {self.step.name!r}: tenant {self.tenant.siren} has no "
                             f"{role!r} connector")
-        return _connector_cache(self.runtime, self.tenant.siren, role)
+        return self.runtime.connector(self.tenant.siren, role)
 
     async def keep(self, data: bytes, *, name: str, kind: str,
                    media_type: str | None = None, unique: bool = False) -> Artefact:
@@ -84,17 +53,15 @@ class StepContext:
         return artefact
 
 
-_CONNECTORS: dict[tuple[int, str, str], Any] = {}
-
-
-def tenant_connector(runtime: Runtime, tenant: str, role: str) -> Any:
-    """The connector serving ``role`` for ``tenant`` (built once per process)."""
-    return _connector_cache(runtime, tenant, role)
-
-
-def _connector_cache(runtime: Runtime, tenant: str, role: str) -> Any:
-    key = (id(runtime), tenant, role)
-    if key not in _CONNECTORS:
-        cfg = runtime.tenants.get(tenant).connectors[role]
-        _CONNECTORS[key] = build_connector(cfg.type, cfg.options, runtime.settings.var_dir)
-    return _CONNECTORS[key]
+def step(kind: str, *more_kinds: str) -> Callable[[StepFunction], StepFunction]:
+    """Register the decorated function as the step ``kind`` (and ``more_kinds``)."""
+    def register(run: StepFunction) -> StepFunction:
+        async def handler(call: StepCall) -> StepResultData | Waiting:
+            return await run(StepContext(call.runtime, call.task, call.tenant, call.step,
+                                         call.artefacts))
+        handler.__qualname__ = run.__qualname__
+        handler.__module__ = run.__module__
+        for name in (kind, *more_kinds):
+            REGISTRY.add_step(name, handler)
+        return run
+    return register

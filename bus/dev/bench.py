@@ -80,10 +80,10 @@ class BenchPlan:
 
 def seal_available() -> bool:
     """True when a local seal step exists to put in the burst flow."""
-    from connectors.registry import CONNECTOR_TYPES
-    from workers import STEP_KINDS
+    from bus.plugins import load_plugins
+    from connectors.registry import connector_types
 
-    return "sign" in STEP_KINDS and "seal" in CONNECTOR_TYPES
+    return "sign" in load_plugins().steps and "seal" in connector_types()
 
 
 def bench_flows(noop_steps: int, seal: bool) -> dict[str, dict[str, Any]]:

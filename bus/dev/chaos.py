@@ -23,9 +23,8 @@ import httpx
 
 from bus.client import DematClient
 from bus.dev.embedded import EmbeddedStack
-from bus.dev.launcher import Services, wait_until
+from bus.dev.launcher import Services, service_groups, wait_until
 from bus.index import Index
-from bus.services import GROUPS
 from bus.settings import Settings
 from schemas.messages import DocumentState
 from workers.common.demo import DEMO_TENANTS
@@ -116,7 +115,7 @@ def _havoc(plan: ChaosPlan, rng: random.Random, stack: EmbeddedStack, services: 
     restart_at = max(1, plan.kills // 2)
     for n in range(1, plan.kills + 1):
         _pause(services, plan.kill_interval)
-        group = rng.choice(GROUPS)
+        group = rng.choice(service_groups())
         pid = services.pids.get(group)
         if pid:
             with contextlib.suppress(OSError):

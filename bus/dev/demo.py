@@ -8,23 +8,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.client import DematClient
+from bus.plugins import Registry
 from schemas.messages import DocumentState
-from workers.common.demo import DemoDocument, demo_documents
+from workers.common.demo import DemoDocument
 
 Progress = Callable[[list[dict]], None]
 
 
+def demo_documents(registry: Registry, count: int = 1) -> list[DemoDocument]:
+    """``count`` rounds of the demo documents every flow family registered."""
+    return [doc for i in range(count) for source in registry.demo_sources for doc in source(i)]
+
+
 async def submit_demo(client: DematClient, count: int, workdir: Path) -> list[dict]:
-    """Write and submit the demo documents; return one row per document."""
+    """Write and submit the demo documents, then the families' demo imports (received
+    invoices...); return one row per document."""
     rows = []
-    for i, doc in enumerate(demo_documents(count)):
+    registry = client.runtime.registry
+    for i, doc in enumerate(demo_documents(registry, count)):
         paths = doc.write(workdir / f"{i:04d}")
         receipt = await client.submit(doc.flow, paths, tenant=doc.tenant,
                                       metadata=doc.metadata, key=f"demo-{i}-{_stamp()}")
         rows.append(_row(doc, receipt.doc_id))
-    from workers.finance.demo import received_invoice_rows
-
-    rows += await received_invoice_rows(client, count)  # invoice-in, through the import
+    for demo_import in registry.demo_imports:
+        rows += await demo_import(client, count)
     return rows
 
 

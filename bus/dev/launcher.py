@@ -17,9 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bus.dev.embedded import pid_alive, stop_process
-from bus.services import GROUPS
+from bus.plugins import load_plugins
+from bus.services import KERNEL_GROUPS
+from bus.settings import get_settings
 
-PROCESSES = (*GROUPS, "simulators")
+
+def service_groups() -> tuple[str, ...]:
+    """The service groups of this bus: the kernel's, then the flow families'."""
+    registry = load_plugins(get_settings().plugin_modules)
+    return (*KERNEL_GROUPS, *registry.groups)
+
+
+def default_processes() -> tuple[str, ...]:
+    """One process per service group, plus the partner simulators."""
+    return (*service_groups(), "simulators")
 
 
 @dataclass
@@ -27,7 +38,7 @@ class Services:
     """Start, watch and stop the worker processes of one var directory."""
 
     var_dir: Path
-    groups: tuple[str, ...] = PROCESSES
+    groups: tuple[str, ...] = field(default_factory=default_processes)
     env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     restarts: int = 0

@@ -1,8 +1,8 @@
-"""Wiring of the audit journal into the bus processes (``bus.services.build_app``).
+"""The audit journal in the bus processes (``bus.audit``).
 
 - group ``sealer``: segments from the journal topic (batches), checkpoints at intervals;
-- group ``router``: at start-up, the configuration digest goes to the router topic,
-  where the owner of ``bus:configuration`` journals it if it changed.
+- with group ``router``: at start-up, the configuration digest goes to the router
+  topic, where the owner of ``bus:configuration`` journals it if it changed.
 """
 
 from __future__ import annotations
@@ -18,26 +18,24 @@ from bus.audit.config import configuration_message
 from bus.audit.sealer import Sealer
 from bus.broker import encode
 from bus.runtime import Runtime
+from bus.services.background import run_beside
 
 BATCH_RECORDS, BATCH_WAIT_MS = 5000, 1000
 
 
-def register_audit(app: FastStream, broker: KafkaBroker, runtime: Runtime,
-                   groups: list[str]) -> None:
-    if "router" in groups:
-        @app.after_startup
-        async def _journal_configuration() -> None:
-            msg = configuration_message(runtime)
-            await broker.publish(encode(msg), runtime.topics.router, key=msg.doc_id.encode())
-
-    if "sealer" in groups:
-        _register_sealer(app, broker, runtime)
+def register_configuration_digest(app: FastStream, broker: KafkaBroker,
+                                  runtime: Runtime) -> None:
+    """At start-up, send the configuration digest to the router (it journals changes)."""
+    @app.after_startup
+    async def _journal_configuration() -> None:
+        msg = configuration_message(runtime)
+        await broker.publish(encode(msg), runtime.topics.router, key=msg.doc_id.encode())
 
 
-def _register_sealer(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
+def register_sealer(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
+    """Seal the journal topic into segments and checkpoints in this process."""
     sealer = Sealer(runtime)
     topics = runtime.topics
-    background: list[asyncio.Task] = []
 
     @broker.subscriber(topics.journal, group_id=f"{topics.journal}.sealer", batch=True,
                        max_records=BATCH_RECORDS, batch_timeout_ms=BATCH_WAIT_MS,
@@ -50,12 +48,4 @@ def _register_sealer(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> 
         await asyncio.to_thread(sealer.prepare)
         await asyncio.to_thread(sealer.lead)
 
-    @app.after_startup
-    async def _start() -> None:
-        background.append(asyncio.create_task(sealer.run()))
-
-    @app.on_shutdown
-    async def _stop() -> None:
-        sealer.stop()
-        await asyncio.gather(*background, return_exceptions=True)
-        await asyncio.to_thread(sealer.release)
+    run_beside(app, sealer, then=sealer.release)

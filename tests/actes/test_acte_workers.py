@@ -15,6 +15,7 @@ import pytest
 from bus import intake
 from bus.engine import FlowEngine
 from bus.runtime import Runtime
+from bus.services.steps import execute
 from bus.settings import Settings
 from bus.state import StateStore
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
@@ -34,7 +35,6 @@ from schemas.messages import (
     StepWaiting,
 )
 from workers.actes.classification import cache_key
-from workers.subscriber import execute
 
 pytestmark = pytest.mark.stack
 SIREN = "216900910"
@@ -108,10 +108,7 @@ def _acte(runtime: Runtime, number: str, scenario: str = "ack") -> Envelope:
 @pytest.fixture(autouse=True)
 def _fresh_connectors(runtime: Runtime) -> None:
     """Each test runs its own event loop: drop connectors built on an earlier one."""
-    from workers.step import _CONNECTORS
-
-    for key in [k for k in _CONNECTORS if k[0] == id(runtime)]:
-        del _CONNECTORS[key]
+    runtime.forget_connectors()
 
 
 def test_letter_is_recorded_then_answered_once(runtime: Runtime, sim: S2lowSimulator,

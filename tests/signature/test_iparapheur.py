@@ -17,6 +17,7 @@ from cryptography import x509
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from connectors.errors import ConnectorError
 from connectors.iparapheur.simulator import DESK_ID, TENANT_ID, IparapheurSimulator
+from connectors.registry import build_connector
 from connectors.seal.verify import verify_cms_detached, verify_pdf
 from connectors.simulator import SimulatorServer
 from schemas.envelope import Envelope, FileRef, FileRole
@@ -57,6 +58,15 @@ class FakeRuntime:
         from bus.flows import FlowRegistry
 
         self.flows = FlowRegistry.load()
+        self.connectors: dict[tuple[str, str], Any] = {}
+
+    def connector(self, tenant: str, role: str) -> Any:
+        """As ``Runtime.connector``: built once from the tenant's configuration."""
+        if (tenant, role) not in self.connectors:
+            cfg = self.tenants.get(tenant).connectors[role]
+            self.connectors[tenant, role] = build_connector(cfg.type, cfg.options,
+                                                            self.settings.var_dir)
+        return self.connectors[tenant, role]
 
 
 @pytest.fixture(scope="module")

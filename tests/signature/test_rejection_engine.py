@@ -7,12 +7,12 @@ from unittest.mock import MagicMock
 
 from bus.engine import FlowEngine
 from bus.flows import FlowRegistry
+from bus.services.steps import error_info, execute
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from schemas.envelope import Envelope, FileRef
 from schemas.flow import FlowDefinition
 from schemas.messages import Accepted, DocState, ErrorInfo, StepDone, StepFailed, StepTask
 from workers.step import StepRejected
-from workers.subscriber import error_info, execute
 
 FLOW = FlowDefinition.model_validate({
     "name": "document", "metadata_model": "document",
@@ -69,17 +69,10 @@ def test_step_rejected_exception_becomes_a_business_step_failed() -> None:
     runtime = MagicMock()
     runtime.flows.get.return_value = FLOW
     runtime.tenants.get.return_value = TENANT
-    module = MagicMock(run=rejecting)
+    runtime.registry.step.return_value = rejecting
     env = Envelope(tenant="216900910", flow="document", metadata={"title": "t"},
                    files=[FileRef(sha256="b" * 64, size=3, media_type="text/plain", name="a")])
     task = StepTask(doc_id=env.id, step="sign", kind="sign", envelope=env)
-    import workers.subscriber as subscriber
-
-    original = subscriber.step_module
-    subscriber.step_module = lambda kind: module
-    try:
-        result = asyncio.run(execute(runtime, task))
-    finally:
-        subscriber.step_module = original
+    result = asyncio.run(execute(runtime, task))
     assert isinstance(result, StepFailed)
     assert result.error.business and result.error.message == "signer refused: wrong amount"

@@ -12,7 +12,7 @@ from connectors.errors import BusinessRefusal, PermanentError
 from connectors.s2low import actes as A
 from connectors.s2low.client import ActesStatus, S2lowClient
 from schemas.envelope import utcnow
-from workers.step import StepContext, StepError, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "acte-acknowledgement"
 PENDING = (ActesStatus.POSTED, ActesStatus.WAITING_TRANSMISSION, ActesStatus.TRANSMITTED,
@@ -20,6 +20,7 @@ PENDING = (ActesStatus.POSTED, ActesStatus.WAITING_TRANSMISSION, ActesStatus.TRA
 DEFAULT_POLL_SECONDS = 60.0
 
 
+@step("acte-acknowledgement")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     """One look at the transaction: acknowledged, refused, or not yet."""
     tid = transaction_of(ctx)

@@ -1,4 +1,4 @@
-"""Intake checks of the legality-control flows (registered in ``bus.intake.FLOW_CHECKS``).
+"""Intake checks of the legality-control flows.
 
 At intake a classification that cannot be known yet (S²LOW down, nothing cached) defers
 that one check to the ``validate`` step, which retries until the platform answers.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from bus.intake import SubmissionError
+from bus.plugins import REGISTRY
 from bus.runtime import Runtime
 from bus.state import StateStore
 from connectors.errors import TransientError
@@ -28,6 +29,7 @@ from workers.actes.classification import current_classification
 ANSWERABLE = ("CourrierSimple", "DemandePieceComplementaire", "LettreObservations")
 
 
+@REGISTRY.flow_check("acte")
 async def check_acte(runtime: Runtime, env: Envelope, *, at_intake: bool = True) -> None:
     """Tenant ACTES identity, main PDF, annex typologies, current classification."""
     tenant = runtime.tenants.get(env.tenant)
@@ -50,6 +52,7 @@ async def check_acte(runtime: Runtime, env: Envelope, *, at_intake: bool = True)
                               f"({classification.version_date})")
 
 
+@REGISTRY.flow_check("acte-followup")
 async def check_followup(runtime: Runtime, env: Envelope, *, at_intake: bool = True) -> None:
     """The acte exists, belongs to the tenant and is acknowledged; the letter answered
     exists and can be answered; answers are PDFs."""

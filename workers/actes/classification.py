@@ -34,11 +34,8 @@ async def current_classification(runtime: Runtime, tenant: Tenant, *, refresh: b
         return Classification.model_validate(cached["classification"])
     if ROLE not in tenant.connectors:
         return Classification.model_validate(cached["classification"]) if cached else None
-    from workers.step import tenant_connector
-
     try:
-        fetched: Classification = await tenant_connector(runtime, tenant.siren, ROLE
-                                                         ).get_classification()
+        fetched: Classification = await runtime.connector(tenant.siren, ROLE).get_classification()
     except ConnectorError:
         return Classification.model_validate(cached["classification"]) if cached else None
     await asyncio.to_thread(runtime.store.put_json, cache_key(tenant.siren), {

@@ -21,10 +21,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bus.plugins import REGISTRY
+
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
+@REGISTRY.command
 def add_commands(sub: argparse._SubParsersAction) -> None:
     acte = sub.add_parser("acte", help="actes sent to legality control: cancel, letters, reply")
     cmds = acte.add_subparsers(metavar="ACTION", required=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from datetime import date
 
+from bus.plugins import REGISTRY
 from workers.common.demo import DEMO_TENANTS, DemoDocument, minimal_pdf
 
 
+@REGISTRY.demo
 def acte_documents(index: int, stamp: int | None = None) -> list[DemoDocument]:
     """Actes of the i-th demo round; internal numbers are unique per run (``stamp``),
     as S²LOW refuses a number it already holds for the authority."""

@@ -18,12 +18,13 @@ from schemas.envelope import utcnow
 from workers.actes.acknowledgement import PENDING, poll_seconds, transaction_of
 from workers.actes.acte import acte_metadata, followup_metadata, official_id, transaction_id
 from workers.actes.checks import load_acte, pick_letter
-from workers.step import StepContext, StepError, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "acte-followup"
 ANSWER_STATUSES = (1, 2, 3, ActesStatus.LETTER_ANSWER_ACK, -1)
 
 
+@step("acte-followup")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     phase = ctx.step.options.get("phase", "send")
     return await (_send(ctx) if phase == "send" else _acknowledgement(ctx))

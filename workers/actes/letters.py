@@ -16,12 +16,13 @@ from typing import Any
 from connectors.s2low.client import PrefectureDocument, S2lowClient
 from schemas.envelope import utcnow
 from workers.actes.acknowledgement import transaction_of
-from workers.step import StepContext, StepResultData, Waiting
+from workers.step import StepContext, StepResultData, Waiting, step
 
 KIND = "acte-letters"
 DEFAULT_POLL_SECONDS = 3600.0
 
 
+@step("acte-letters")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     """Record the letters that arrived since the last look; end with the window."""
     tid = transaction_of(ctx)

@@ -17,11 +17,12 @@ from connectors.s2low.client import S2lowClient
 from schemas.envelope import FileRef, utcnow
 from workers.actes.acte import acte_files, acte_metadata, actes_settings
 from workers.common.sign import signed_file
-from workers.step import StepContext, StepError, StepResultData
+from workers.step import StepContext, StepError, StepResultData, step
 
 KIND = "acte-transmit"
 
 
+@step("acte-transmit")
 async def run(ctx: StepContext) -> StepResultData:
     """Build, keep and transmit the archive; output the transaction and expected ID."""
     env = ctx.task.envelope

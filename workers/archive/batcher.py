@@ -31,11 +31,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from bus.broker import ensure_topics
 from bus.objectstore import IntegrityError, ObjectMissing
+from bus.plugins import REGISTRY
 from bus.runtime import Runtime
+from bus.services.background import run_beside
 from bus.wake import wake
 from connectors.errors import ConnectorError
 from connectors.registry import build_connector
@@ -409,18 +412,7 @@ def _members_key(batch_id: str) -> str:
     return f"archive/batches/{batch_id}.members.json"
 
 
-def register_batcher(app: FastStream, runtime: Runtime, groups: list[str]) -> None:
-    """Run the batcher in this process when the ``batcher`` group is asked for."""
-    if "batcher" not in groups:
-        return
-    batcher = ArchiveBatcher(runtime)
-    background: list[asyncio.Task] = []
-
-    @app.after_startup
-    async def _start() -> None:
-        background.append(asyncio.create_task(batcher.run()))
-
-    @app.on_shutdown
-    async def _stop() -> None:
-        batcher.stop()
-        await asyncio.gather(*background, return_exceptions=True)
+@REGISTRY.group("batcher")
+def register_batcher(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
+    """Service group ``batcher``: many documents' archive transfers, one SIP per batch."""
+    run_beside(app, ArchiveBatcher(runtime))

@@ -32,13 +32,14 @@ from workers.archive.exchange import (
     send_sip,
     sent_manifest,
 )
-from workers.step import StepContext, StepError, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "archive"
 MAX_TRANSFERS = 20  # transfers of one document (each refusal then replay uses a new id)
 MEMBER_POLL_S = 30.0  # first fallback poll of a batch member (then doubling)
 
 
+@step("archive")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     """Archive once: the archive is asked before any SIP is (re)sent."""
     try:

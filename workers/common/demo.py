@@ -1,10 +1,13 @@
-"""Demo documents, generated on the fly (no binary fixtures shipped)."""
+"""Demo documents, generated on the fly (no binary fixtures shipped): the type every
+family's demo uses, a minimal PDF writer, and the ``document`` flow's own demo."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bus.plugins import REGISTRY
 
 DEMO_TENANTS = ("216900910", "214502494")
 
@@ -55,6 +58,7 @@ def minimal_pdf(text: str) -> bytes:
     return bytes(out)
 
 
+@REGISTRY.demo
 def generic_documents(index: int) -> list[DemoDocument]:
     """Documents of the ``document`` flow (the i-th demo round)."""
     first, second = DEMO_TENANTS[index % 2], DEMO_TENANTS[(index + 1) % 2]
@@ -70,46 +74,3 @@ def generic_documents(index: int) -> list[DemoDocument]:
                    f"annexe-{index}.xml": b"<?xml version='1.0'?><annexe n='%d'/>" % index},
             metadata={"title": f"Note de service {index}", "category": "note"}),
     ]
-
-
-def _hr(index: int) -> list[DemoDocument]:
-    from workers.hr.demo import hr_documents
-
-    return hr_documents(index)
-
-
-def _payslips(index: int) -> list[DemoDocument]:
-    from workers.payroll.demo import payslip_documents
-
-    return payslip_documents(index)
-
-
-def _actes(index: int) -> list[DemoDocument]:
-    from workers.actes.demo import acte_documents
-
-    return acte_documents(index)
-
-
-def _signatures(index: int) -> list[DemoDocument]:
-    from workers.common.demo_signature import signature_documents
-
-    return signature_documents(index)
-
-
-def _invoices(index: int) -> list[DemoDocument]:
-    from workers.finance.demo import invoice_documents, pes_documents
-
-    return invoice_documents(index) + pes_documents(index)
-
-
-def demo_documents(count: int = 1) -> list[DemoDocument]:
-    """``count`` rounds of demo documents of every flow that exists."""
-    docs: list[DemoDocument] = []
-    for i in range(count):
-        docs += generic_documents(i)
-        docs += _signatures(i)
-        docs += _actes(i)
-        docs += _invoices(i)
-        docs += _payslips(i)
-        docs += _hr(i)
-    return docs

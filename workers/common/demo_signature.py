@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bus.plugins import REGISTRY
 from workers.common.demo import DemoDocument, minimal_pdf
 
 SEAL_TENANT = "216900910"  # demo connector signature: seal (demo CA)
 PARAPHEUR_TENANT = "214502494"  # demo connector signature: iparapheur (sim:iparapheur)
 
 
+@REGISTRY.demo
 def signature_documents(index: int) -> list[DemoDocument]:
     """Three documents of the ``document`` flow with ``sign: true`` (round ``index``)."""
     return [

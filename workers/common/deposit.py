@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 from connectors.deposit import DepositFile, DepositTarget
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "deposit"
 
 
+@step("deposit")
 async def run(ctx: StepContext) -> StepResultData:
     """Deposit once: a receipt already at the store means the deposit was done."""
     env = ctx.task.envelope

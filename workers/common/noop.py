@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "noop"
 
 
+@step("noop")
 async def run(ctx: StepContext) -> StepResultData:
     """Succeed at once, with the attempt number as output."""
     return StepResultData(output={"attempt": ctx.task.attempt})

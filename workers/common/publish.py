@@ -9,11 +9,12 @@ from typing import Any
 
 from connectors.deposit import DepositFile, DepositTarget
 from schemas.envelope import FileRef
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "publish"
 
 
+@step("publish")
 async def run(ctx: StepContext) -> StepResultData:
     """Publish once: a receipt already at the target means it was published."""
     env = ctx.task.envelope

@@ -20,12 +20,13 @@ from connectors.seal import LocalSeal, SealInputError, signed_name
 from connectors.seal.signers import signature_digest
 from connectors.seal.verify import SignatureCheck, verify_cms_detached, verify_embedded
 from schemas.envelope import FileRef, FileRole
-from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting, step
 
 KIND = "sign"
 SIGNATURE_ACTIONS = {"SIGNATURE", "EXTERNAL_SIGNATURE", "SEAL"}
 
 
+@step("sign")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     """Seal or put to signature every main file of the document."""
     connector = ctx.connector()

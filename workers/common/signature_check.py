@@ -22,7 +22,7 @@ from cryptography import x509
 from connectors.seal.keys import DEMO_DIR, demo_ca
 from connectors.seal.verify import looks_signed, verify_embedded
 from schemas.envelope import FileRef
-from workers.step import StepContext, StepError, _connector_cache
+from workers.step import StepContext, StepError
 
 CHECKED_TYPES = ("application/pdf", "application/xml", "text/xml")
 MAX_BYTES = 64 * 1024 * 1024
@@ -78,7 +78,7 @@ def _trust_roots(ctx: StepContext) -> list[x509.Certificate]:
         roots += x509.load_pem_x509_certificates(Path(path).read_bytes())
     cfg = ctx.tenant.connectors.get("signature")
     if cfg is not None and cfg.type == "seal":
-        roots += _connector_cache(ctx.runtime, ctx.tenant.siren, "signature").trust_roots(
+        roots += ctx.runtime.connector(ctx.tenant.siren, "signature").trust_roots(
             ctx.tenant.siren)
     elif (ctx.runtime.settings.var_dir / DEMO_DIR / "DEMO-CA.pem").exists():
         roots.append(demo_ca(ctx.runtime.settings.var_dir).cert)

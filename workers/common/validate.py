@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from bus.intake import SubmissionError, check_flow, validate_metadata
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef
 from workers.common.signature_check import check_signed_inputs, wants_content
-from workers.step import StepContext, StepError, StepResultData
-
-KIND = "validate"
-
-FlowCheck = Callable[[StepContext], Awaitable[dict]]
-FLOW_CHECKS: dict[str, FlowCheck] = {}
+from workers.step import StepContext, StepError, StepResultData, step
 
 
+@step("validate")
 async def run(ctx: StepContext) -> StepResultData:
     """Verify every file's digest and media type, then the flow's own checks."""
     env = ctx.task.envelope
@@ -37,9 +32,6 @@ async def run(ctx: StepContext) -> StepResultData:
         raise StepError(str(exc), field=exc.field) from None
     output = {"files": len(env.files), "bytes": total}
     output.update(await check_signed_inputs(ctx, contents))  # verdict per signature
-    check = FLOW_CHECKS.get(env.flow)
-    if check is not None:
-        output.update(await check(ctx))
     return StepResultData(output=output)
 
 

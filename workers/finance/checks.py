@@ -1,4 +1,4 @@
-"""Content checks of the finance flows (registered in ``bus.intake.FLOW_CHECKS``).
+"""Content checks of the finance flows.
 
 An invoice is one file of a known syntax that validates against its schema; the
 metadata, when it says the format or number, must agree with the content.
@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from bus.intake import SubmissionError
+from bus.plugins import REGISTRY
 from schemas.envelope import Envelope
 from schemas.invoice import InvoiceError, InvoiceFormat, InvoiceInfo, read_invoice
 
@@ -38,6 +39,7 @@ def load_invoice(runtime: Any, env: Envelope) -> tuple[bytes, InvoiceInfo]:
     return data, info
 
 
+@REGISTRY.flow_check("invoice", "invoice-in")
 async def check_invoice(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
     """Intake and validate step: the invoice file is valid and matches its metadata."""
     if at_intake and env.files and env.files[0].size > MAX_INVOICE_BYTES:
@@ -65,6 +67,7 @@ def check_pes(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
         raise SubmissionError("files[0]", f"{ref.name}: {exc}{where}") from None
 
 
+@REGISTRY.flow_check("helios")
 async def check_helios(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
     """Intake (files up to 5 MB) and validate step: the PES Aller is schema-valid,
     streamed from the object store."""

@@ -14,11 +14,12 @@ import json
 from bus.intake import SubmissionError
 from connectors.chorus.client import ChorusClient
 from workers.finance.checks import load_invoice
-from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting, step
 
 KIND = "chorus-deposit"
 
 
+@step("chorus-deposit")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     chorus: ChorusClient = ctx.connector()
     poll = float(ctx.step.options.get("poll_seconds", chorus.poll_seconds))

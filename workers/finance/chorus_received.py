@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 
 from connectors.chorus.client import ChorusClient
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "chorus-received-status"
 
 
+@step("chorus-received-status")
 async def run(ctx: StepContext) -> StepResultData:
     chorus: ChorusClient = ctx.connector()
     meta = ctx.task.envelope.metadata

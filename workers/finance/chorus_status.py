@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from connectors.chorus.client import PAID_STATUS, REFUSED_STATUSES, ChorusClient
-from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting, step
 
 KIND = "chorus-status"
 
@@ -26,6 +26,7 @@ def _invoice_id(ctx: StepContext) -> int:
     return int(invoice_id)
 
 
+@step("chorus-status")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     chorus: ChorusClient = ctx.connector()
     invoice_id = _invoice_id(ctx)

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
+from bus.plugins import REGISTRY
+
 if TYPE_CHECKING:
     from bus.client import DematClient
 
@@ -186,6 +188,7 @@ def _stamp() -> str:
     return f"{time.time_ns() // 1_000_000 % 100_000_000:08d}"
 
 
+@REGISTRY.demo
 def pes_documents(index: int) -> list:
     """A PES Aller (two expense bordereaux) of the first demo tenant, sealed and sent."""
     from workers.common.demo import DEMO_TENANTS, DemoDocument
@@ -198,6 +201,7 @@ def pes_documents(index: int) -> list:
                          metadata={"title": f"Mandats {name}", "budget": "Budget principal"})]
 
 
+@REGISTRY.demo
 def invoice_documents(index: int) -> list:
     """Outbound demo invoices: a Factur-X PDF from one tenant, a UBL from the other."""
     from workers.common.demo import DEMO_TENANTS, DemoDocument
@@ -218,6 +222,7 @@ def invoice_documents(index: int) -> list:
     ]
 
 
+@REGISTRY.demo_import
 async def received_invoice_rows(client: DematClient, count: int) -> list[dict]:
     """Demo of the inbound side: a supplier's invoice reaches each tenant's Chorus Pro
     mailbox (simulator), then the import submits it as an ``invoice-in`` document."""

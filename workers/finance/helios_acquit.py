@@ -13,7 +13,7 @@ from __future__ import annotations
 from connectors.errors import BusinessRefusal, PermanentError
 from connectors.s2low.helios import HeliosClient, HeliosStatus
 from schemas.pes import PesError, read_acquit
-from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting, step
 
 KIND = "helios-acquit"
 PENDING = {HeliosStatus.POSTED, HeliosStatus.WAITING_TRANSMISSION, HeliosStatus.TRANSMITTED,
@@ -25,6 +25,7 @@ def _poll_seconds(ctx: StepContext) -> float:
     return float(options.get("helios_poll_seconds", options.get("poll_seconds", 60)))
 
 
+@step("helios-acquit")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     helios = HeliosClient(ctx.connector())
     source = ctx.step.options.get("from_step", "transmit")

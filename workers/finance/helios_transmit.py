@@ -15,7 +15,7 @@ from pathlib import Path
 
 from connectors.s2low.helios import HeliosClient
 from schemas.envelope import FileRef
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "helios-transmit"
 
@@ -38,6 +38,7 @@ def _spool(ctx: StepContext, ref: FileRef, path: Path) -> str:
     return sha1.hexdigest()
 
 
+@step("helios-transmit")
 async def run(ctx: StepContext) -> StepResultData:
     helios = HeliosClient(ctx.connector())
     ref, signed = pes_file(ctx)

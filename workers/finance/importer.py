@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bus.plugins import REGISTRY
+
 if TYPE_CHECKING:
     from bus.client import DematClient
     from bus.settings import Settings
@@ -110,6 +112,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+@REGISTRY.command
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """``demat invoices import``."""
     invoices = sub.add_parser("invoices", help="invoices: import received ones from Chorus Pro")

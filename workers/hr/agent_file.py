@@ -12,11 +12,12 @@ import json
 from connectors.deposit import DepositFile, DepositTarget
 from schemas.hr import hr_metadata
 from workers.common.signed import signed_or_main
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "hr-agent-file"
 
 
+@step("hr-agent-file")
 async def run(ctx: StepContext) -> StepResultData:
     env = ctx.task.envelope
     meta = hr_metadata(env.flow, env.metadata)

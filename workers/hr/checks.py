@@ -1,6 +1,6 @@
-"""Intake checks of the HR act flows (``hr-decree``, ``hr-contract``), registered in
-``bus.intake.FLOW_CHECKS``: an act the prefecture will receive passes the acte checks
-(tenant ACTES identity, PDF, classification); the agent file must be configured."""
+"""Intake checks of the HR act flows (``hr-decree``, ``hr-contract``): an act the
+prefecture will receive passes the acte checks (tenant ACTES identity, PDF,
+classification); the agent file must be configured."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from bus.intake import SubmissionError
+from bus.plugins import REGISTRY
 from schemas.envelope import Envelope
 from schemas.hr import hr_metadata
+from workers.actes.checks import check_acte  # declared exception: an HR act is an acte
 
 
+@REGISTRY.flow_check("hr-decree", "hr-contract")
 async def check_hr(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
     try:
         meta = hr_metadata(env.flow, env.metadata)
@@ -23,8 +26,6 @@ async def check_hr(runtime: Any, env: Envelope, *, at_intake: bool = True) -> No
         raise SubmissionError("tenant", f"tenant {env.tenant} has no 'agent-file' connector "
                               "(the agents' files)")
     if meta.needs_transmission():
-        from workers.actes.checks import check_acte
-
         await check_acte(runtime, as_acte(env, meta), at_intake=at_intake)
 
 

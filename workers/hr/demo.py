@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from datetime import date
 
+from bus.plugins import REGISTRY
 from workers.common.demo import DEMO_TENANTS, DemoDocument, minimal_pdf
 
 
+@REGISTRY.demo
 def hr_documents(index: int, stamp: int | None = None) -> list[DemoDocument]:
     """HR acts of the i-th demo round (numbers unique per run, as S²LOW requires)."""
     stamp = int(time.time()) % 10**7 if stamp is None else stamp

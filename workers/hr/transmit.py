@@ -14,11 +14,12 @@ from workers.actes import acknowledgement as acte_acknowledgement
 from workers.actes import transmit as acte_transmit
 from workers.common.signed import signed_or_main
 from workers.hr.checks import as_acte
-from workers.step import StepContext, StepError, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "hr-transmit"
 
 
+@step("hr-transmit", "hr-acknowledgement")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     env = ctx.task.envelope
     try:

@@ -12,11 +12,12 @@ import json
 from connectors.deposit import DepositFile
 from connectors.webdav.client import WebdavDeposit
 from workers.payroll.common import agent_file_name, payslip_metadata, payslip_pdf
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "agent-space"
 
 
+@step("agent-space")
 async def run(ctx: StepContext) -> StepResultData:
     env = ctx.task.envelope
     meta = payslip_metadata(ctx)

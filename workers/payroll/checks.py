@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bus.intake import SubmissionError
+from bus.plugins import REGISTRY
 from schemas.envelope import Envelope
 
 CHANNEL_CONNECTORS = {"ensap": "ensap", "agent-space": "agent-space",
@@ -16,6 +17,7 @@ def missing_channels(tenant_connectors: set[str], channels: list[str]) -> list[s
     return [c for c in channels if CHANNEL_CONNECTORS.get(c) not in tenant_connectors]
 
 
+@REGISTRY.flow_check("payslip")
 async def check_payslip(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
     """Every destination channel must be configured for the tenant (else it would be skipped)."""
     tenant = runtime.tenants.get(env.tenant)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bus.plugins import REGISTRY
 from workers.payroll.ingest import (
     DEFAULT_LOT_SIZE,
     FLOW,
@@ -25,6 +26,7 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
+@REGISTRY.command
 def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("submit-batch", help="submit a payroll run (folder or ZIP of pay slips "
                        "and its index); the whole run is rejected if anything is wrong")

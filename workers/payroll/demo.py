@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bus.plugins import REGISTRY
 from schemas.payslip import nir_key
 from workers.common.demo import DEMO_TENANTS, DemoDocument, minimal_pdf
 
@@ -17,6 +18,7 @@ def demo_nir(index: int, sex: str) -> str:
     return body + f"{nir_key(body):02d}"
 
 
+@REGISTRY.demo
 def payslip_documents(index: int) -> list[DemoDocument]:
     """The pay slips of the i-th demo round (period 2026-11)."""
     docs = []

@@ -30,7 +30,7 @@ from connectors.errors import BusinessRefusal
 from schemas.envelope import FileRef
 from schemas.payslip import EnsapBatch, PayslipMetadata
 from workers.payroll.common import payslip_metadata, payslip_pdf
-from workers.step import StepContext, StepError, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "payslip-ensap"
 DEFAULT_WAIT = 30.0  # seconds without a new member after which the leader sends
@@ -40,6 +40,7 @@ MEMBER_POLL = 30.0  # the others are woken by the leader: their own polls are a 
 DEFAULT_ORPHAN = 600.0  # seconds a member waits for a leader that never came
 
 
+@step("payslip-ensap")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     env = ctx.task.envelope
     meta = payslip_metadata(ctx)

@@ -11,12 +11,13 @@ import json
 import time
 
 from connectors.securemail.client import SecureMailClient
-from workers.step import StepContext, StepError, StepResultData, Waiting
+from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "mail-receipt"
 DEFAULT_GIVE_UP = 30 * 86400.0
 
 
+@step("mail-receipt")
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     env = ctx.task.envelope
     mail: SecureMailClient = ctx.connector()

@@ -11,7 +11,7 @@ import json
 
 from connectors.securemail.client import SecureMailClient
 from workers.payroll.common import agent_file_name, payslip_metadata, payslip_pdf
-from workers.step import StepContext, StepResultData
+from workers.step import StepContext, StepResultData, step
 
 KIND = "secure-mail"
 SUBJECT = "Votre bulletin de paie {period} est disponible"
@@ -26,6 +26,7 @@ Ce message est envoyé automatiquement, merci de ne pas y répondre.
 """
 
 
+@step("secure-mail")
 async def run(ctx: StepContext) -> StepResultData:
     env = ctx.task.envelope
     meta = payslip_metadata(ctx)

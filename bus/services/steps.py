@@ -1,8 +1,8 @@
-"""The thin subscriber shared by every step kind.
+"""Service group ``steps``: runs the step kinds that flow families register.
 
-It decodes a ``StepTask``, calls the kind's plain ``run`` function with a
-``StepContext``, and reports ``StepDone``, ``StepFailed`` or ``StepWaiting`` to the
-router (through the FastStream broker).
+One consumer serves every kind (group ``<prefix>.steps``, ``bus.consumer``): it decodes
+a ``StepTask``, calls the kind's registered handler (``bus.plugins``) with a
+``StepCall``, and reports ``StepDone``, ``StepFailed`` or ``StepWaiting`` to the router.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from faststream.kafka import KafkaBroker
 
 from bus.broker import encode
 from bus.consumer import KeyOrderedConsumer
+from bus.deadletter import decode_or_dead_letter, record_source
 from bus.privacy import scrub_for
 from bus.runtime import Runtime
-from bus.services import decode_raw, record_source
+from bus.steps import StepCall, StepError, StepRejected, Waiting
 from connectors.errors import ConnectorError
 from schemas.messages import (
     ErrorInfo,
@@ -28,8 +29,6 @@ from schemas.messages import (
     StepTask,
     StepWaiting,
 )
-from workers import step_module
-from workers.step import StepContext, StepError, StepRejected, Waiting
 
 log = logging.getLogger("demat.worker")
 
@@ -54,25 +53,24 @@ async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None
                   ) -> StepDone | StepFailed | StepWaiting:
     """Run one task to its result message (never raises for step failures)."""
     env = task.envelope
-    ctx: StepContext | None = None
+    call: StepCall | None = None
     try:
-        flow = runtime.flows.get(env.flow)
-        step = flow.step(task.step)
-        ctx = StepContext(runtime, task, runtime.tenants.get(env.tenant), step)
-        result = await asyncio.wait_for(step_module(task.kind).run(ctx),
-                                        timeout=step.retry.timeout_seconds)
+        step = runtime.flows.get(env.flow).step(task.step)
+        call = StepCall(runtime, task, runtime.tenants.get(env.tenant), step)
+        handler = runtime.registry.step(task.kind)
+        result = await asyncio.wait_for(handler(call), timeout=step.retry.timeout_seconds)
     except Exception as exc:  # every failure becomes a message to the router
         info = ErrorInfo.model_validate(scrub_for(env, runtime.flows, error_info(exc).model_dump()))
         log.warning("step %s of %s failed: %s: %s", task.step, task.doc_id,
                     info.error_class, info.message)
         return StepFailed(doc_id=task.doc_id, task_id=task.task_id, step=task.step, error=info,
-                          source=source, artefacts=ctx.artefacts if ctx else [])
+                          source=source, artefacts=call.artefacts if call else [])
     if isinstance(result, Waiting):
         return StepWaiting(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
                            poll_after=result.poll_after, progress=result.progress,
-                           note=result.note, artefacts=ctx.artefacts)
+                           note=result.note, artefacts=call.artefacts)
     return StepDone(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
-                    output=result.output, artefacts=ctx.artefacts)
+                    output=result.output, artefacts=call.artefacts)
 
 
 class StepService:
@@ -96,8 +94,8 @@ class StepService:
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one task and report its result to the router."""
         source = record_source(record)
-        task = await decode_raw(self.broker, self.runtime, record.value, source,
-                                StepTask.model_validate_json)
+        task = await decode_or_dead_letter(self.broker, self.runtime.topics, record.value,
+                                           source, StepTask.model_validate_json)
         if task is None:
             return
         result = await execute(self.runtime, task, source)

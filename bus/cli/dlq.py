@@ -1,0 +1,119 @@
+"""``demat dlq list|show|replay|discard``: the dead-letter queue, every action journaled
+with its actor (``bus.operator``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from rich.table import Table
+
+from bus.cli.console import fail, out
+from bus.operator import DeadLetterDesk, default_actor
+from bus.runtime import Runtime
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    dlq = sub.add_parser("dlq", help="dead-letter queue: list, show, replay, discard")
+    cmds = dlq.add_subparsers(metavar="ACTION", required=True)
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        for name in ("tenant", "flow", "step", "error"):
+            p.add_argument(f"--{name}")
+        p.add_argument("--since", help="ISO date or datetime")
+
+    s = cmds.add_parser("list", help="open dead letters")
+    filters(s)
+    s.add_argument("--status", default="open", help="open, replayed, discarded or all")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_dlq_list)
+
+    s = cmds.add_parser("show", help="one dead letter with its full context")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_dlq_show)
+
+    s = cmds.add_parser("replay", help="resume documents at their failed step")
+    s.add_argument("ids", nargs="*")
+    s.add_argument("--all", action="store_true", help="every open letter matching the filters")
+    filters(s)
+    s.add_argument("--from-step")
+    s.add_argument("--rate", type=float, default=10.0, help="replays per second")
+    s.add_argument("--dry-run", action="store_true")
+    s.add_argument("--actor", help="who acts (default user@host)")
+    s.set_defaults(func=cmd_dlq_replay)
+
+    s = cmds.add_parser("discard", help="close dead letters without replaying them")
+    s.add_argument("ids", nargs="+")
+    s.add_argument("--reason", required=True)
+    s.add_argument("--actor")
+    s.set_defaults(func=cmd_dlq_discard)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in ("tenant", "flow", "step", "error", "since")}
+
+
+def _desk():
+    return DeadLetterDesk(Runtime())
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    status = None if args.status == "all" else args.status
+    rows = _desk().index.dead_letters(**_filters(args), status=status)
+    if args.json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return 0
+    table = Table("id", "document", "tenant", "flow", "step", "error", "attempts", "at",
+                  "status")
+    for r in rows:
+        table.add_row(r["id"], r["doc_id"] or "(undecodable)", r["tenant"] or "",
+                      r["flow"] or "", r["step"] or "", f"{r['error_class']}: {r['message'][:60]}",
+                      str(r["attempts"]), r["at"], r["status"])
+    out.print(table)
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace) -> int:
+    letter = _desk().index.dead_letter(args.id)
+    if letter is None:
+        return fail(f"no dead letter {args.id}")
+    out.print_json(json.dumps(letter, ensure_ascii=False))
+    return 0
+
+
+def _chosen(desk, args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.ids and getattr(args, "all", False):
+        raise ValueError("give dead-letter ids or --all, not both")
+    if not args.ids and not getattr(args, "all", False):
+        raise ValueError("give dead-letter ids, or --all with filters")
+    return desk.find(args.ids or None, _filters(args) if not args.ids else {})
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    desk = _desk()
+    try:
+        letters = _chosen(desk, args)
+    except (KeyError, ValueError) as exc:
+        return fail(str(exc.args[0]))
+    if args.dry_run:
+        for r in letters:
+            out.print(f"would replay {r['id']} (document {r.get('doc_id')}, step {r.get('step')})")
+        return 0
+    count = asyncio.run(desk.replay(letters, actor=args.actor or default_actor(),
+                                    from_step=args.from_step, rate=args.rate))
+    out.print(f"{count} dead letter(s) replayed")
+    return 0
+
+
+def cmd_dlq_discard(args: argparse.Namespace) -> int:
+    desk = _desk()
+    try:
+        letters = _chosen(desk, args)
+    except (KeyError, ValueError) as exc:
+        return fail(str(exc.args[0]))
+    count = asyncio.run(desk.discard(letters, actor=args.actor or default_actor(),
+                                     reason=args.reason))
+    out.print(f"{count} dead letter(s) discarded")
+    return 0

@@ -1,0 +1,190 @@
+"""``demat submit|status|journal|list|export``: producers' and operators' commands
+about documents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from bus.cli.console import fail, out
+from bus.client import DematClient, FileInput
+from bus.export import export_document
+from bus.index import Index
+from bus.intake import SubmissionError
+from bus.runtime import Runtime
+from bus.settings import get_settings
+from bus.state import StateStore
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("submit", help="submit a document")
+    s.add_argument("flow")
+    s.add_argument("files", nargs="+", type=Path)
+    s.add_argument("--tenant", required=True, help="SIREN of the tenant")
+    s.add_argument("--meta", action="append", default=[], metavar="K=V")
+    s.add_argument("--meta-file", type=Path)
+    s.add_argument("--key", help="producer idempotency key")
+    s.add_argument("--sha256", action="append", default=[],
+                   help="expected digest of each file, in order")
+    s.add_argument("--wait", action="store_true", help="wait for a terminal state")
+    s.add_argument("--timeout", type=float, default=120.0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_submit)
+
+    s = sub.add_parser("status", help="a document's state")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("journal", help="a document's journal")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_journal)
+
+    s = sub.add_parser("list", help="documents known to the index")
+    s.add_argument("--tenant")
+    s.add_argument("--flow")
+    s.add_argument("--state")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("export", help="write every artefact of a document to a folder")
+    s.add_argument("id")
+    s.add_argument("--dir", type=Path, required=True)
+    s.set_defaults(func=cmd_export)
+
+
+def _metadata(args: argparse.Namespace) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    if args.meta_file:
+        try:
+            meta = json.loads(args.meta_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SystemExit(fail(f"--meta-file {args.meta_file}: {exc.strerror}")) from None
+        except json.JSONDecodeError as exc:
+            msg = f"--meta-file {args.meta_file}: malformed JSON: {exc}"
+            raise SystemExit(fail(msg)) from None
+        if not isinstance(meta, dict):
+            raise SystemExit(fail(f"--meta-file {args.meta_file}: must hold a JSON object"))
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(fail(f"--meta {item!r}: expected KEY=VALUE"))
+        meta[key] = _meta_value(value)
+    return meta
+
+
+def _meta_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    meta = _metadata(args)
+    if args.sha256 and len(args.sha256) != len(args.files):
+        return fail("--sha256: give one digest per file, in order")
+    digests = args.sha256 or [None] * len(args.files)
+    files = [FileInput(p, sha256=d) for p, d in zip(args.files, digests, strict=True)]
+
+    async def go() -> tuple[Any, Any]:
+        async with DematClient(producer_name="cli") as client:
+            receipt = await client.submit(args.flow, files, tenant=args.tenant,
+                                          metadata=meta, key=args.key)
+            state = await client.wait(receipt.doc_id, args.timeout) if args.wait else None
+            return receipt, state
+
+    try:
+        receipt, state = asyncio.run(go())
+    except SubmissionError as exc:
+        return fail(str(exc))
+    result = {"id": receipt.doc_id, "duplicate": receipt.duplicate,
+              "state": state.state.value if state else "submitted"}
+    if args.json:
+        out.print_json(json.dumps(result))
+    else:
+        note = " (already submitted with this key)" if receipt.duplicate else ""
+        out.print(f"{receipt.doc_id} {result['state']}{note}")
+    return 0 if state is None or state.state.value == "completed" else 1
+
+
+def _load_state(doc_id: str):
+    runtime = Runtime()
+    return runtime, StateStore(runtime.store, cache_size=0).load_sync(doc_id)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _, state = _load_state(args.id)
+    if state is None:
+        return fail(f"no document {args.id} on this bus (or not yet accepted)")
+    if args.json:
+        out.print_json(state.model_dump_json())
+        return 0
+    env = state.envelope
+    out.print(f"[bold]{state.doc_id}[/]  {env.flow if env else '?'}  tenant "
+              f"{env.tenant if env else '?'}  [bold]{state.state.value}[/]")
+    if state.error:
+        out.print(f"[red]{state.error.error_class}[/] {state.error.field or ''} "
+                  f"{state.error.message}")
+    table = Table("step", "status", "attempts", "finished", "output")
+    for rec in state.steps:
+        table.add_row(rec.name, rec.status, str(rec.attempts),
+                      rec.finished_at.isoformat(timespec="seconds") if rec.finished_at else "",
+                      json.dumps(rec.output, ensure_ascii=False)[:80])
+    out.print(table)
+    for step, key, value in _facts(state):
+        out.print(f"{key}: [bold]{value}[/]  ({step})")
+    return 0
+
+
+def _facts(state) -> list[tuple[str, str, str]]:
+    """Identifiers and dates the steps recorded (``*_id``, ``*_at`` of their outputs)."""
+    return [(rec.name, key, str(value)) for rec in state.steps if rec.status == "done"
+            for key, value in rec.output.items()
+            if isinstance(value, str | int) and not isinstance(value, bool)
+            and key.endswith(("_id", "_at"))]
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    events = Index(get_settings().index_file).events(args.id)
+    if not events:
+        return fail(f"no journal events for {args.id}")
+    if args.json:
+        out.print_json(json.dumps(events, ensure_ascii=False))
+        return 0
+    table = Table("seq", "at", "event", "state", "step", "actor")
+    for e in events:
+        table.add_row(str(e["seq"]), e["at"], e["type"], e["state"], e["step"] or "",
+                      e["actor"])
+    out.print(table)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    docs = Index(get_settings().index_file).documents(
+        tenant=args.tenant, flow=args.flow, state=args.state, limit=args.limit)
+    if args.json:
+        out.print_json(json.dumps(docs))
+        return 0
+    table = Table("id", "tenant", "flow", "state", "step", "updated")
+    for d in docs:
+        table.add_row(d["id"], d["tenant"] or "", d["flow"] or "", d["state"], d["step"] or "",
+                      d["updated_at"])
+    out.print(table)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        manifest = export_document(Runtime(), args.id, args.dir)
+    except KeyError as exc:
+        return fail(str(exc.args[0]))
+    out.print(f"{len(manifest['files'])} files written to {args.dir}")
+    return 0

@@ -1,0 +1,56 @@
+"""Service group ``intake``: checks submissions, enforces idempotency keys, and hands
+each verdict (accepted or refused) to the router."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from bus import intake
+from bus.broker import encode
+from bus.deadletter import decode_or_dead_letter, record_source
+from bus.runtime import Runtime
+from schemas.messages import Accepted, ErrorInfo, Refused, SubmitMessage
+
+BATCH_RECORDS = 500  # intake reads its topic in batches of at most this
+BATCH_WAIT_MS = 5  # and waits at most this for a batch when idle
+
+
+async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
+    """Decide whether a submission starts; the verdict goes to the router."""
+    env = sub.envelope
+    try:
+        intake.check_envelope(env, runtime.flows, runtime.tenants)
+        await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
+        await intake.check_flow(runtime, env)
+        first = await asyncio.to_thread(intake.find_duplicate, env, runtime.store)
+    except intake.SubmissionError as exc:
+        return Refused(doc_id=env.id, envelope=env, error=ErrorInfo(
+            error_class="SubmissionError", message=str(exc), field=exc.field))
+    if first is not None:
+        return Refused(doc_id=env.id, envelope=env, state="duplicate", duplicate_of=first,
+                       error=ErrorInfo(error_class="Duplicate", field="idempotency_key",
+                                       message=f"same key and content as document {first}"))
+    await asyncio.to_thread(intake.record_key, env, runtime.store)
+    return Accepted(doc_id=env.id, envelope=env)
+
+
+def register_intake(broker: KafkaBroker, runtime: Runtime) -> None:
+    topics = runtime.topics
+
+    @broker.subscriber(topics.submit, group_id=topics.submit, ack_policy=AckPolicy.NACK_ON_ERROR,
+                       auto_offset_reset="earliest", batch=True, max_records=BATCH_RECORDS,
+                       batch_timeout_ms=BATCH_WAIT_MS,
+                       fetch_max_wait_ms=runtime.settings.fetch_wait_ms)
+    async def handle(body: Any, msg: KafkaMessage) -> None:
+        subs = [sub for rec in msg.raw_message
+                if (sub := await decode_or_dead_letter(
+                    broker, topics, rec.value, record_source(rec),
+                    SubmitMessage.model_validate_json)) is not None]
+        verdicts = await asyncio.gather(*(admit(runtime, sub) for sub in subs))
+        sends = [await broker.publish(encode(v), topics.router, key=v.doc_id.encode(),
+                                      no_confirm=True) for v in verdicts]
+        await asyncio.gather(*sends)

@@ -1,0 +1,153 @@
+"""Service group ``router``: the only writer of document state; drives each document
+through its flow (``bus.engine``) and publishes the tasks, events and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.abc import ConsumerRebalanceListener
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+from pydantic import TypeAdapter
+
+from bus.audit.config import key_hasher
+from bus.broker import encode
+from bus.deadletter import decode_or_dead_letter, letter_headers, record_source
+from bus.delays import delay_headers, tier_for
+from bus.engine import FlowEngine, Transition
+from bus.runtime import Runtime
+from bus.state import StateStore
+from schemas.messages import (
+    Accepted,
+    ConfigurationLoaded,
+    DocumentState,
+    Refused,
+    RouterMessage,
+    StepDone,
+    StepFailed,
+    StepWaiting,
+    Wake,
+)
+
+_router_message = TypeAdapter(RouterMessage)
+BATCH_RECORDS = 500  # the router reads its topic in batches of at most this
+BATCH_WAIT_MS = 5  # and waits at most this for a batch when idle
+
+
+def _key(doc_id: str) -> bytes:
+    return doc_id.encode()
+
+
+class _ForgetOnRebalance(ConsumerRebalanceListener):
+    def __init__(self, states: StateStore) -> None:
+        self.states = states
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        self.states.forget()
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.states.forget()
+
+
+class Router:
+    """Applies router messages to document states and emits what follows."""
+
+    def __init__(self, runtime: Runtime, broker: KafkaBroker) -> None:
+        self.runtime = runtime
+        self.broker = broker
+        self.engine = FlowEngine(runtime.flows, runtime.tenants,
+                                 key_hasher=key_hasher(runtime.settings))
+        self.states = StateStore(runtime.store, runtime.settings.state_cache_size)
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply a batch: each document's messages in order, one state save per document.
+
+        Everything the batch emits is published before any state is saved, so a crash
+        in between replays the batch onto the same states (same task ids).
+        """
+        by_doc: dict[str, list[Any]] = {}
+        for rec in records:
+            decoded = await decode_or_dead_letter(self.broker, self.runtime.topics, rec.value,
+                                                  record_source(rec),
+                                                  _router_message.validate_json)
+            if decoded is not None:
+                by_doc.setdefault(decoded.doc_id, []).append(decoded)
+        states = await asyncio.gather(*(self.states.load(d) for d in by_doc))
+        outs: list[Transition] = []
+        changed: list[DocumentState] = []
+        for msgs, state in zip(by_doc.values(), states, strict=True):
+            dirty = False
+            for decoded in msgs:
+                out = self.transition(state, decoded)
+                outs.append(out)
+                if out.changed:
+                    state, dirty = out.state, True
+            if dirty and state is not None:
+                changed.append(state)
+        await self.publish(outs)
+        await asyncio.gather(*(self.states.save(s) for s in changed))
+
+    def transition(self, state: DocumentState | None, msg: RouterMessage) -> Transition:
+        engine = self.engine
+        match msg:
+            case Accepted():
+                return engine.on_accepted(state, msg)
+            case Refused():
+                return engine.on_refused(state, msg)
+            case StepDone():
+                return engine.on_step_done(state, msg)
+            case StepFailed():
+                return engine.on_step_failed(state, msg)
+            case StepWaiting():
+                return engine.on_step_waiting(state, msg)
+            case ConfigurationLoaded():
+                return engine.on_configuration(state, msg)
+            case Wake():
+                return engine.on_wake(state, msg)
+            case _:
+                return engine.on_operator(state, msg)
+
+    async def publish(self, outs: list[Transition]) -> None:
+        """Send what the transitions emit (pipelined) and wait until the broker has it all."""
+        sends = [send for out in outs for send in await self._sends(out)]
+        if sends:
+            await asyncio.gather(*sends)
+
+    async def _sends(self, out: Transition) -> list[Any]:
+        topics = self.runtime.topics
+        sends = []
+        for task in out.tasks:
+            target, delay = topics.step(task.kind), out.delays.get(task.task_id, 0.0)
+            if delay > 0:
+                sends.append(await self.broker.publish(
+                    encode(task), topics.delay(tier_for(delay)), key=_key(task.doc_id),
+                    headers=delay_headers(target, delay),
+                    no_confirm=True))
+            else:
+                sends.append(await self.broker.publish(encode(task), target,
+                                                       key=_key(task.doc_id), no_confirm=True))
+        for letter in out.dead_letters:
+            sends.append(await self.broker.publish(
+                encode(letter), topics.dead_letter, key=_key(out.state.doc_id),
+                headers=letter_headers(letter), no_confirm=True))
+        for event in out.events:
+            sends.append(await self.broker.publish(encode(event), topics.journal,
+                                                   key=_key(event.doc_id), no_confirm=True))
+        return sends
+
+
+def register_router(broker: KafkaBroker, runtime: Runtime) -> Router:
+    router = Router(runtime, broker)
+    topics = runtime.topics
+
+    @broker.subscriber(topics.router, group_id=topics.router, ack_policy=AckPolicy.NACK_ON_ERROR,
+                       auto_offset_reset="earliest", batch=True, max_records=BATCH_RECORDS,
+                       batch_timeout_ms=BATCH_WAIT_MS, listener=_ForgetOnRebalance(router.states),
+                       fetch_max_wait_ms=runtime.settings.fetch_wait_ms)
+    async def handle(body: Any, msg: KafkaMessage) -> None:
+        await router.handle_batch(msg.raw_message)
+
+    return router
