@@ -15,8 +15,6 @@ from pydantic import BaseModel
 from bus.settings import Settings
 
 log = logging.getLogger("demat.broker")
-_PRODUCERS: dict[tuple[int, str], AIOKafkaProducer] = {}
-_LOCKS: dict[int, asyncio.Lock] = {}
 
 
 def make_broker(settings: Settings, client_id: str = "demat") -> KafkaBroker:
@@ -67,15 +65,10 @@ async def ensure_topics(settings: Settings, topics: list[str], attempts: int = 3
             await admin.close()
 
 
-async def shared_producer(settings: Settings) -> AIOKafkaProducer:
-    """One plain producer per event loop and broker, for code outside FastStream handlers
-    (step workers publishing to other services); started on first use, kept."""
-    loop = id(asyncio.get_running_loop())
-    key = (loop, settings.bootstrap)
-    async with _LOCKS.setdefault(loop, asyncio.Lock()):
-        if key not in _PRODUCERS:
-            producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
-                                        enable_idempotence=False, linger_ms=5)
-            await producer.start()
-            _PRODUCERS[key] = producer
-    return _PRODUCERS[key]
+async def start_producer(settings: Settings) -> AIOKafkaProducer:
+    """A started plain producer (acks from all replicas), for code outside FastStream
+    handlers (steps publishing to other services); its owner stops it."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+                                enable_idempotence=False, linger_ms=5)
+    await producer.start()
+    return producer

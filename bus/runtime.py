@@ -3,10 +3,14 @@ and the partner connectors it has built."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
+from bus.broker import start_producer
 from bus.flows import FLOWS_DIR, FlowRegistry
 from bus.objectstore import ObjectStore
 from bus.plugins import Registry, load_plugins
@@ -22,6 +26,8 @@ class Runtime:
 
     settings: Settings = field(default_factory=get_settings)
     _connectors: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _producers: dict[int, AIOKafkaProducer] = field(default_factory=dict, repr=False)
+    _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @cached_property
     def registry(self) -> Registry:
@@ -55,6 +61,14 @@ class Runtime:
             self._connectors[key] = build_connector(cfg.type, cfg.options,
                                                     self.settings.var_dir)
         return self._connectors[key]
+
+    async def producer(self) -> AIOKafkaProducer:
+        """This runtime's plain producer on the running event loop (started once, kept)."""
+        loop = id(asyncio.get_running_loop())
+        async with self._producer_lock:
+            if loop not in self._producers:
+                self._producers[loop] = await start_producer(self.settings)
+        return self._producers[loop]
 
     def forget_connectors(self) -> None:
         """Drop the connectors built so far (their clients belong to one event loop)."""

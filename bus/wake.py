@@ -11,15 +11,14 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from bus.broker import encode, shared_producer
-from bus.settings import Settings
-from bus.topics import Topics
+from bus.broker import encode
+from bus.runtime import Runtime
 from schemas.messages import Wake
 
 log = logging.getLogger("demat.wake")
 
 
-async def wake(settings: Settings, doc_ids: Iterable[str], step: str, reason: str) -> None:
+async def wake(runtime: Runtime, doc_ids: Iterable[str], step: str, reason: str) -> None:
     """Send a ``Wake`` to the router for each document (acknowledged before returning).
 
     A wake that cannot be sent is logged, not raised: the members' own polls still come.
@@ -27,9 +26,9 @@ async def wake(settings: Settings, doc_ids: Iterable[str], step: str, reason: st
     ids = list(doc_ids)
     if not ids:
         return
-    topic = Topics(settings.topic_prefix).router
+    topic = runtime.topics.router
     try:
-        producer = await shared_producer(settings)
+        producer = await runtime.producer()
         sends = [await producer.send(topic, encode(Wake(doc_id=d, step=step, reason=reason)),
                                      key=d.encode()) for d in ids]
         await asyncio.gather(*sends)

@@ -16,6 +16,8 @@ from bus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+# a throwaway flow family the session's bus loads as a plug-in (tests/test_plugin_family.py)
+TEST_PLUGINS = "tests.plugins.cemetery"
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +36,8 @@ def stack(var_dir: Path) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture(scope="session")
 def bus_env(stack: EmbeddedStack, var_dir: Path) -> dict[str, str]:
-    """Environment variables pointing a process at the test stack."""
-    return {"DEMAT_VAR_DIR": str(var_dir)}
+    """Environment variables pointing a process at the test stack (and its plug-ins)."""
+    return {"DEMAT_VAR_DIR": str(var_dir), "DEMAT_PLUGINS": TEST_PLUGINS}
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +47,8 @@ def settings(bus_env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="session")
 def services(stack: EmbeddedStack, var_dir: Path) -> Iterator[Services]:
-    """The four worker processes, as ``demat run`` starts them."""
-    procs = Services(var_dir)
+    """The worker processes, as ``demat run`` starts them (with the test plug-ins)."""
+    procs = Services(var_dir, env={"DEMAT_PLUGINS": TEST_PLUGINS})
     procs.start()
     yield procs
     procs.stop()

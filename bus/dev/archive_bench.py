@@ -19,6 +19,9 @@ from typing import Any
 import httpx
 import yaml
 
+from bus.client import DematClient
+from bus.dev.embedded import EmbeddedStack
+from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings, get_settings
 from workers.common.demo import minimal_pdf
 
@@ -63,9 +66,6 @@ def _tenants_file(var_dir: Path, max_documents: int, max_wait: float) -> Path:
 def run_bench(var_dir: Path, documents: int, max_documents: int, max_wait: float,
               timeout: float) -> dict[str, Any]:
     """Start a stack, submit, wait, and measure."""
-    from bus.dev.embedded import EmbeddedStack
-    from bus.dev.launcher import Services, wait_until
-
     var_dir.mkdir(parents=True, exist_ok=True)
     tenants = _tenants_file(var_dir, max_documents, max_wait)
     stack = EmbeddedStack(var_dir)
@@ -83,8 +83,6 @@ def run_bench(var_dir: Path, documents: int, max_documents: int, max_wait: float
 
 async def _burst(settings: Settings, var_dir: Path, count: int, bound: int,
                  timeout: float) -> dict[str, Any]:
-    from bus.client import DematClient
-
     period = f"2026-11-bench-{time.time_ns()}"
     inputs = var_dir / "inputs"
     inputs.mkdir(exist_ok=True)

@@ -16,35 +16,34 @@ from pathlib import Path
 from typing import Any
 
 from bus.dev.embedded import port_is_free
+from bus.settings import get_settings
+from connectors.chorus.simulator import ChorusSimulator
+from connectors.ensap.simulator import EnsapSimulator
+from connectors.iparapheur.simulator import IparapheurSimulator
+from connectors.sae.simulator import simulator_app
+from connectors.securemail.simulator import SecureMailSimulator
 from connectors.simulator import FailurePlan, SimulatorServer
+from connectors.tsa.simulator import TsaSimulator
+from connectors.webdav.simulator import WebdavSimulator
+from workers.actes.simulator import simulator_for_tenants
 
 
 def _webdav(plan: FailurePlan) -> Any:
-    from connectors.webdav.simulator import WebdavSimulator
-
     return WebdavSimulator(plan).app
 
 
 def _iparapheur(plan: FailurePlan) -> Any:
-    from bus.settings import get_settings
-    from connectors.iparapheur.simulator import IparapheurSimulator
-
     pace = float(os.environ.get("DEMAT_SIM_IPARAPHEUR_STEP_SECONDS", "0.5"))
     return IparapheurSimulator(plan, step_seconds=pace,
                                key_dir=get_settings().var_dir / "iparapheur-sim").app
 
 
 def _ensap(plan: FailurePlan) -> Any:
-    from connectors.ensap.simulator import EnsapSimulator
-
     return EnsapSimulator(plan).app
 
 
 def _securemail(plan: FailurePlan) -> Any:
     """Portal app; its SMTP relay starts here and is announced as ``securemail-smtp``."""
-    from bus.settings import get_settings
-    from connectors.securemail.simulator import SecureMailSimulator
-
     read_after = os.environ.get("DEMAT_SIM_MAIL_READ_AFTER", "1")  # demo agent clicks the link
     sim = SecureMailSimulator(plan, auto_read_after=float(read_after) if read_after else None)
     try:
@@ -58,28 +57,19 @@ def _securemail(plan: FailurePlan) -> Any:
 
 
 def _tsa(plan: FailurePlan) -> Any:
-    from bus.settings import get_settings
-    from connectors.tsa.simulator import TsaSimulator
-
     return TsaSimulator(get_settings().var_dir / "tsa", plan).app
 
 
 def _s2low(plan: FailurePlan) -> Any:
-    from workers.actes.simulator import simulator_for_tenants
-
     return simulator_for_tenants(plan).app
 
 
 def _sae(plan: FailurePlan) -> Any:
-    from connectors.sae.simulator import simulator_app
-
     delay = float(os.environ.get("DEMAT_SIM_SAE_ATR_DELAY", "0.5"))
     return simulator_app(plan, atr_delay=delay)
 
 
 def _chorus(plan: FailurePlan) -> Any:
-    from connectors.chorus.simulator import ChorusSimulator
-
     delay = float(os.environ.get("DEMAT_SIM_CHORUS_STEP_DELAY", "0.3"))
     return ChorusSimulator(step_delay=delay, failures=plan).app
 

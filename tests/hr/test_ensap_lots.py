@@ -73,7 +73,7 @@ def bus(monkeypatch: pytest.MonkeyPatch):
     runtime = SimpleNamespace(store=MemoryStore(), flows=FlowRegistry.load(), settings=None,
                               woken=[])
 
-    async def wake(settings: Any, doc_ids: Any, step: str, reason: str) -> None:
+    async def wake(runtime: Any, doc_ids: Any, step: str, reason: str) -> None:
         runtime.woken.append((sorted(doc_ids), step, reason))
 
     monkeypatch.setattr(ensap, "wake", wake)

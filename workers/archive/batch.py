@@ -19,10 +19,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from bus.broker import encode, ensure_topics, shared_producer
+from bus.broker import encode, ensure_topics
 from bus.objectstore import ObjectStore
 from bus.runtime import Runtime
-from bus.settings import Settings
 from schemas.archive import BatchMembership, BatchOptions, BatchRecord, TenantArchiveSettings
 
 
@@ -70,17 +69,18 @@ def limits(options: BatchOptions, settings: TenantArchiveSettings) -> tuple[int,
 _TOPICS_READY: set[tuple[int, str]] = set()
 
 
-async def _producer(settings: Settings) -> AIOKafkaProducer:
+async def _producer(runtime: Runtime) -> AIOKafkaProducer:
+    settings = runtime.settings
     key = (id(asyncio.get_running_loop()), settings.bootstrap)
     if key not in _TOPICS_READY:
         await ensure_topics(settings, [batch_topic(settings.topic_prefix)])
         _TOPICS_READY.add(key)
-    return await shared_producer(settings)
+    return await runtime.producer()
 
 
 async def publish_membership(runtime: Runtime, member: BatchMembership) -> None:
     """Send a membership to the batcher (acknowledged by the broker before returning)."""
-    producer = await _producer(runtime.settings)
+    producer = await _producer(runtime)
     await producer.send_and_wait(batch_topic(runtime.settings.topic_prefix), encode(member),
                                  key=member.group.encode())
 

@@ -41,7 +41,6 @@ from bus.runtime import Runtime
 from bus.services.background import run_beside
 from bus.wake import wake
 from connectors.errors import ConnectorError
-from connectors.registry import build_connector
 from connectors.sae import seda
 from connectors.sae.asalae import AsalaeClient
 from connectors.sae.sip import SipError, SipFile
@@ -104,7 +103,6 @@ class ArchiveBatcher:
         self.committed: dict[TopicPartition, int] = {}
         self.placed: OrderedDict[str, None] = OrderedDict()  # recently sealed members
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="batcher")
-        self._connectors: dict[tuple[str, str], AsalaeClient] = {}
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -396,16 +394,11 @@ class ArchiveBatcher:
 
     async def _wake_members(self, record: BatchRecord, reason: str) -> None:
         """The outcome is recorded: members finish now rather than at their next poll."""
-        await wake(self.runtime.settings, record.members, record.step, reason)
+        await wake(self.runtime, record.members, record.step, reason)
 
     def _connector(self, record: BatchRecord) -> AsalaeClient:
         role = self.runtime.flows.get(record.flow).step(record.step).connector or "sae"
-        key = (record.tenant, role)
-        if key not in self._connectors:
-            cfg = self.runtime.tenants.get(record.tenant).connectors[role]
-            self._connectors[key] = build_connector(cfg.type, cfg.options,
-                                                    self.runtime.settings.var_dir)
-        return self._connectors[key]
+        return self.runtime.connector(record.tenant, role)
 
 
 def _members_key(batch_id: str) -> str:

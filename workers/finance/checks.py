@@ -13,6 +13,7 @@ from bus.intake import SubmissionError
 from bus.plugins import REGISTRY
 from schemas.envelope import Envelope
 from schemas.invoice import InvoiceError, InvoiceFormat, InvoiceInfo, read_invoice
+from schemas.pes import PesError, validate_aller
 
 MAX_INVOICE_BYTES = 20 * 1024 * 1024  # larger files are checked by the validate step only
 
@@ -52,8 +53,6 @@ MAX_PES_AT_INTAKE = 5 * 1024 * 1024  # larger PES files are validated by the val
 
 def check_pes(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
     """Sync part of ``check_helios``: one PES Aller file, valid against the DGFiP schema."""
-    from schemas.pes import PesError, validate_aller
-
     if len(env.files) != 1:
         raise SubmissionError("files", f"a PES Aller is exactly one XML file, "
                               f"{len(env.files)} given")

@@ -15,14 +15,15 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rich.console import Console
+
+from bus.client import DematClient, FileInput
 from bus.plugins import REGISTRY
-
-if TYPE_CHECKING:
-    from bus.client import DematClient
-    from bus.settings import Settings
-    from connectors.chorus.client import ChorusClient
+from bus.settings import Settings, get_settings
+from connectors.chorus.client import ChorusClient
+from connectors.registry import build_connector
 
 FLOW = "invoice-in"
 ROLE = "chorus"
@@ -40,8 +41,6 @@ def import_tenants(client: DematClient, only: str | None = None) -> list[str]:
 
 async def import_received(client: DematClient, tenant: str) -> list[dict[str, Any]]:
     """Submit the invoices waiting for ``tenant``; one row per invoice seen."""
-    from connectors.registry import build_connector
-
     tenant_cfg = client.runtime.tenants.get(tenant)
     options = tenant_cfg.connectors[ROLE].options
     chorus: ChorusClient = build_connector(tenant_cfg.connectors[ROLE].type, options,
@@ -54,8 +53,6 @@ async def import_received(client: DematClient, tenant: str) -> list[dict[str, An
 
 async def _import_with(client: DematClient, chorus: ChorusClient, tenant: str,
                        options: dict[str, Any]) -> list[dict[str, Any]]:
-    from bus.client import FileInput
-
     waiting = await chorus.search_received(status=options.get("import_status",
                                                               "MISE_A_DISPOSITION"))
     rows = []
@@ -80,8 +77,6 @@ async def _import_with(client: DematClient, chorus: ChorusClient, tenant: str,
 
 async def run_import(settings: Settings, tenant: str | None = None) -> list[dict[str, Any]]:
     """One import round over the tenants served."""
-    from bus.client import DematClient
-
     async with DematClient(settings, producer_name=PRODUCER) as client:
         rows: list[dict[str, Any]] = []
         for siren in import_tenants(client, tenant):
@@ -90,10 +85,6 @@ async def run_import(settings: Settings, tenant: str | None = None) -> list[dict
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from bus.settings import get_settings
-
     console = Console(stderr=True)
     settings = get_settings()
     while True:

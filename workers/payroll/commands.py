@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bus.client import DematClient
 from bus.plugins import REGISTRY
+from bus.runtime import Runtime
 from workers.payroll.ingest import (
     DEFAULT_LOT_SIZE,
     FLOW,
@@ -42,8 +44,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_submit_batch(args: argparse.Namespace) -> int:
-    from bus.runtime import Runtime
-
     runtime = Runtime()
     started = time.monotonic()
     try:
@@ -71,8 +71,6 @@ def cmd_submit_batch(args: argparse.Namespace) -> int:
 
 
 async def _publish(runtime, run, *, quiet: bool):
-    from bus.client import DematClient
-
     async with DematClient(runtime.settings, producer_name="payroll") as client:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, disable=quiet) as bar:

@@ -203,7 +203,7 @@ async def _record_outcome(ctx: StepContext, lot: str, members: list[dict[str, An
     """Keep the lot's outcome where members look for it, then wake them."""
     await asyncio.to_thread(ctx.runtime.store.put_json, _outcome_key(ctx, lot), outcome)
     others = [m["doc_id"] for m in members if m["doc_id"] != ctx.task.envelope.id]
-    await wake(ctx.runtime.settings, others, ctx.step.name,
+    await wake(ctx.runtime, others, ctx.step.name,
                f"ENSAP lot {lot}: {outcome['status']}")
 
 
