@@ -51,6 +51,8 @@ from bus.audit.store import (
 from bus.runtime import Runtime
 from bus.settings import Settings
 from connectors.errors import ConnectorError
+from connectors.http import resolve_url
+from connectors.tsa.client import TsaClient
 from schemas.envelope import utcnow
 from schemas.messages import JournalEvent
 
@@ -242,10 +244,7 @@ class Sealer:
         self.journal.put(checkpoint_key(k, "tsr"), tsr, "application/timestamp-reply")
         self.journal.put(checkpoint_key(k), data, "application/json")
 
-    def _client(self, ca_pem: bytes):
-        from connectors.http import resolve_url
-        from connectors.tsa.client import TsaClient
-
+    def _client(self, ca_pem: bytes) -> TsaClient:
         if self._tsa is None or self._tsa.ca_pem != ca_pem:
             self._tsa = TsaClient(resolve_url(self.settings.tsa_url, self.settings.var_dir),
                                   ca_pem=ca_pem)
