@@ -18,16 +18,10 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from bus.crypto import (
-    HEADER_SIZE,
-    DecryptionError,
-    EncryptingReader,
-    Keyring,
-    encrypted_size,
-    open_frames,
-)
+from bus.crypto import EncryptingReader, Keyring
 from bus.settings import Settings
 from bus.sniff import HEAD_SIZE, sniff
+from connectors.frames import HEADER_SIZE, DecryptionError, encrypted_size, open_frames
 from schemas.envelope import FileRef, FileRole
 
 CHUNK = 1024 * 1024

@@ -33,6 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from connectors.chorus.samples import DEMO_BUYER, DEMO_SUPPLIER, DemoInvoice, ubl_xml
 from connectors.simulator import (
     FailurePlan,
     SimulatorServer,
@@ -276,8 +277,6 @@ class ChorusSimulator:
             if account in self.seeded or self.seed_received <= 0:
                 return
             self.seeded.add(account)
-        from workers.finance.demo import DEMO_BUYER, DEMO_SUPPLIER, DemoInvoice, ubl_xml
-
         for n in range(1, self.seed_received + 1):
             number = f"FR-{zlib.crc32(account.encode()) % 10_000:04d}-{n:03d}"
             xml = ubl_xml(DemoInvoice(number, DEMO_SUPPLIER, DEMO_BUYER,

@@ -2,7 +2,7 @@
 
 Choice (documented in README): the batch is a ZIP (envelope XML + one PDF per
 entry) encrypted with AES-256-GCM under a fresh data key, framed in chunks exactly
-like files at rest (``bus.crypto``: per-frame nonce and tag, authenticated index
+like files at rest (``connectors.frames``: per-frame nonce and tag, authenticated index
 and final flag), the data key wrapped with RSA-OAEP (SHA-256) to ENSAP's
 certificate. The package travels as the HTTP body; the wrapped key, recipient
 certificate fingerprint and ZIP digest travel as headers.
@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from bus.crypto import FrameSealer, frames_of, open_frames, seal_frames
+from connectors.frames import FrameSealer, frames_of, open_frames, seal_frames
 
 KEY_TRANSPORT = "RSA-OAEP-256"
 OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)

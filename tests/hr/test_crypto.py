@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bus import crypto
-from bus.crypto import DecryptionError, EncryptingReader, Keyring, encrypted_size, open_frames
+from bus.crypto import DecryptionError, EncryptingReader, Keyring, encrypted_size
+from connectors import frames
+from connectors.frames import open_frames
 
 TENANT = "216900910"
 
@@ -28,11 +29,11 @@ def _encrypt(keyring: Keyring, data: bytes, tenant: str = TENANT) -> tuple[bytes
 
 def _decrypt(keyring: Keyring, blob: bytes, sha: str, tenant: str = TENANT) -> bytes:
     stream = io.BytesIO(blob)
-    sealer = keyring.open_header(tenant, sha, stream.read(crypto.HEADER_SIZE))
+    sealer = keyring.open_header(tenant, sha, stream.read(frames.HEADER_SIZE))
     return b"".join(open_frames(sealer, stream))
 
 
-@pytest.mark.parametrize("size", [0, 1, crypto.FRAME, 2 * crypto.FRAME + 7])
+@pytest.mark.parametrize("size", [0, 1, frames.FRAME, 2 * frames.FRAME + 7])
 def test_round_trip_without_plaintext_in_ciphertext(tmp_path: Path, size: int) -> None:
     keyring = Keyring(tmp_path)
     data = (b"NIR 187019403508878 " * (size // 20 + 1))[:size]
@@ -44,10 +45,10 @@ def test_round_trip_without_plaintext_in_ciphertext(tmp_path: Path, size: int) -
 
 def test_truncation_reordering_and_tampering_are_detected(tmp_path: Path) -> None:
     keyring = Keyring(tmp_path)
-    data = os.urandom(3 * crypto.FRAME)
+    data = os.urandom(3 * frames.FRAME)
     blob, sha = _encrypt(keyring, data)
-    frame = crypto.FRAME + crypto.TAG
-    h = crypto.HEADER_SIZE
+    frame = frames.FRAME + frames.TAG
+    h = frames.HEADER_SIZE
     truncated = blob[:h + 2 * frame]
     swapped = blob[:h] + blob[h + frame:h + 2 * frame] + blob[h:h + frame] + blob[h + 2 * frame:]
     flipped = bytearray(blob)
