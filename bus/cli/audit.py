@@ -10,6 +10,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bus.audit.bundle import export_bundle
+from bus.audit.config import key_hasher
+from bus.audit.sealer import segment_lines
+from bus.audit.store import SEGMENTS, JournalStore
+from bus.audit.verify import verify_bus
+from bus.flows import FlowRegistry
+from bus.index import Index
+from bus.runtime import Runtime
+from bus.settings import get_settings
+from schemas.messages import JournalEvent
+from schemas.search_keys import normalize
+
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -55,9 +67,6 @@ def _fail(message: str) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from bus.audit.verify import verify_bus
-    from bus.runtime import Runtime
-
     report = verify_bus(Runtime())
     if args.json:
         out.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -77,9 +86,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from bus.audit.bundle import export_bundle
-    from bus.runtime import Runtime
-
     try:
         result = export_bundle(Runtime(), args.id, args.dir)
     except (KeyError, ValueError) as exc:
@@ -90,12 +96,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from bus.audit.sealer import segment_lines
-    from bus.audit.store import SEGMENTS, JournalStore
-    from bus.index import Index
-    from bus.runtime import Runtime
-    from schemas.messages import JournalEvent
-
     runtime = Runtime()
     journal = JournalStore(runtime.settings, runtime.store)
     index = Index(runtime.settings.index_file)
@@ -121,8 +121,6 @@ def search_keys_of(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def query_keys(pairs: list[tuple[str, str]], flows: Any, hasher: Any) -> dict[str, str]:
     """Normalized key values to look up; personal keys are hashed as the router hashed them."""
-    from schemas.search_keys import normalize
-
     declared: dict[str, bool] = {}
     for name in flows.names():
         for key_name, key in flows.get(name).search_keys.items():
@@ -138,11 +136,6 @@ def query_keys(pairs: list[tuple[str, str]], flows: Any, hasher: Any) -> dict[st
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from bus.audit.config import key_hasher
-    from bus.flows import FlowRegistry
-    from bus.index import Index
-    from bus.settings import get_settings
-
     settings = get_settings()
     try:
         keys = query_keys(search_keys_of(args), FlowRegistry.load(), key_hasher(settings))

@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel
 
 from connectors.errors import BusinessRefusal, PermanentError
-from connectors.http import call, raise_for_status
+from connectors.http import call, raise_for_status, resolve_url
 from connectors.s2low.actes import (
     PREFECTURE_LETTERS,
     ActesArchive,
@@ -159,8 +159,6 @@ class S2lowClient:
 
     @classmethod
     def from_options(cls, options: dict[str, Any], *, var_dir: Path) -> S2lowClient:
-        from connectors.http import resolve_url
-
         keys = ("cert_file", "key_file", "key_password", "login", "password", "ca_file")
         return cls(resolve_url(options["url"], var_dir), timeout=float(options.get("timeout", 30)),
                    verify=bool(options.get("verify", True)),

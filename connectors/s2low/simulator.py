@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from connectors.s2low import actes as A
 from connectors.s2low.client import ActesStatus, TransactionType
+from connectors.s2low.helios_simulator import mount_helios
 from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
 from schemas.acte import (
     NUMBER_RE,
@@ -221,7 +222,6 @@ class S2lowSimulator:
         for path, (method, handler) in routes.items():
             app.add_api_route(f"/modules/actes/{path}", _endpoint(sim, handler),
                               methods=[method])
-        from connectors.s2low.helios_simulator import mount_helios  # PES Aller (HELIOS)
 
         sim.helios = mount_helios(app, sim)
         return app

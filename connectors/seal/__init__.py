@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
+from pyhanko.sign.timestamps import HTTPTimeStamper
 
+from connectors.http import resolve_url
 from connectors.seal.keys import SealConfigError, SealIdentity, demo_ca, load_identity
 from connectors.seal.signers import Sealer, SealInputError, SealResult
 
@@ -86,16 +89,12 @@ class LocalSeal:
         url = self.options.get("tsa")
         if not url:
             return None
-        from pyhanko.sign.timestamps import HTTPTimeStamper
 
-        from connectors.http import resolve_url
 
         return HTTPTimeStamper(resolve_url(str(url), self.var_dir), timeout=10)
 
 
 def _sha256() -> Any:
-    from cryptography.hazmat.primitives import hashes
-
     return hashes.SHA256()
 
 

@@ -94,6 +94,10 @@ def test_deliberation_acknowledged_published_exported_and_schema_valid(
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     cancel_out = tmp_path / "export-cancel"
     export_document(Runtime(settings), json.loads(cancel.stdout)["id"], cancel_out)
+    (request,) = (cancel_out / "files").glob("demande-annulation-*.json")
+    asked = json.loads(request.read_text())
+    assert asked["official_id"] == ack["official_id"] and asked["reason"] == "erreur matérielle"
+    assert asked["acte_document"] == state.doc_id
     (annulation,) = (cancel_out / "artefacts").rglob(f"{ack['official_id']}-6-1_0.xml")
     (ar_annulation,) = (cancel_out / "artefacts").rglob(f"{ack['official_id']}-6-2_0.xml")
 

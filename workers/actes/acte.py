@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -88,3 +90,15 @@ def known_letters(state: Any) -> list[dict[str, Any]]:
             for letter in source.get("letters") or []:
                 seen[int(letter["id"])] = letter
     return [seen[k] for k in sorted(seen)]
+
+
+def cancellation_request(acte_document: str, official: str, reason: str,
+                         requested_at: datetime) -> bytes:
+    """The authority's record of a cancellation request (JSON): S²LOW cancels by
+    transaction id alone (``actes_transac_cancel.php``) and the prefecture answers with
+    the ``Annulation``/``ARAnnulation`` messages, so the document keeps what was asked,
+    of which acte, why and when."""
+    return json.dumps({"request": "annulation", "acte_document": acte_document,
+                       "official_id": official, "reason": reason,
+                       "requested_at": requested_at.isoformat()},
+                      ensure_ascii=False, indent=2).encode()

@@ -21,7 +21,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bus.client import DematClient
+from bus.intake import SubmissionError
 from bus.plugins import REGISTRY
+from bus.runtime import Runtime
+from bus.state import StateStore
+from schemas.envelope import utcnow
+from workers.actes.acte import cancellation_request, known_letters, official_id
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -67,9 +73,6 @@ def _fail(message: str) -> int:
 
 
 def _acte_state(doc_id: str) -> Any:
-    from bus.runtime import Runtime
-    from bus.state import StateStore
-
     state = StateStore(Runtime().store, cache_size=0).load_sync(doc_id)
     if state is None or state.envelope is None or state.envelope.flow != "acte":
         raise LookupError(f"no acte document {doc_id} on this bus")
@@ -77,18 +80,14 @@ def _acte_state(doc_id: str) -> Any:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from workers.actes.acte import official_id
-    from workers.common.demo import minimal_pdf
-
     try:
         state = _acte_state(args.id)
     except LookupError as exc:
         return _fail(str(exc))
     official = official_id(state) or args.id
     with tempfile.TemporaryDirectory() as tmp:
-        request = Path(tmp) / f"demande-annulation-{official}.pdf"
-        request.write_bytes(minimal_pdf(f"Demande d'annulation de l'acte {official}. "
-                                        f"Motif : {args.reason or 'non precise'}"))
+        request = Path(tmp) / f"demande-annulation-{official}.json"
+        request.write_bytes(cancellation_request(args.id, official, args.reason, utcnow()))
         return _submit(args, state.envelope.tenant, [request],
                        {"acte_document": args.id, "action": "cancel", "reason": args.reason})
 
@@ -106,9 +105,6 @@ def cmd_reply(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace, tenant: str, files: list[Path], meta: dict) -> int:
-    from bus.client import DematClient
-    from bus.intake import SubmissionError
-
     async def go() -> tuple[str, Any]:
         async with DematClient(producer_name="cli") as client:
             receipt = await client.submit("acte-followup", files, tenant=tenant,
@@ -131,8 +127,6 @@ def _submit(args: argparse.Namespace, tenant: str, files: list[Path], meta: dict
 
 
 def cmd_letters(args: argparse.Namespace) -> int:
-    from workers.actes.acte import known_letters
-
     try:
         letters = known_letters(_acte_state(args.id))
     except LookupError as exc:
