@@ -37,6 +37,18 @@ from schemas.messages import (
 from schemas.search_keys import KeyHasher, extract_keys
 
 
+def step_task(state: DocumentState, step: StepDefinition, task_id: str) -> StepTask:
+    """The task running ``step`` of ``state``'s document, from its step record: the one
+    builder of step tasks, for first dispatches, retries, polls and redeliveries alike."""
+    assert state.envelope is not None
+    rec = state.record(step.name)
+    return StepTask(
+        task_id=task_id, doc_id=state.doc_id, step=step.name, kind=step.kind,
+        attempt=rec.attempts, envelope=state.envelope, outputs=state.outputs(),
+        progress=rec.progress, idempotency_key=rec.idempotency_key,
+    )
+
+
 @dataclass
 class Transition:
     """What the router must do after one message."""
@@ -291,12 +303,7 @@ class FlowEngine:
         rec.started_at = rec.started_at or utcnow()
         rec.idempotency_key = f"{state.doc_id}/{step.name}"
         state.tasks_issued += 1
-        task = StepTask(
-            task_id=f"{state.doc_id}/t{state.tasks_issued}",
-            doc_id=state.doc_id, step=step.name, kind=step.kind, attempt=rec.attempts,
-            envelope=state.envelope, outputs=state.outputs(), progress=rec.progress,
-            idempotency_key=rec.idempotency_key,
-        )
+        task = step_task(state, step, f"{state.doc_id}/t{state.tasks_issued}")
         rec.task_id = task.task_id
         state.current_step, state.current_task = step.name, task.task_id
         if not poll:
@@ -331,13 +338,8 @@ class FlowEngine:
         out = Transition(state, changed=False)
         if state.state.terminal or state.current_step is None or state.envelope is None:
             return out
-        rec = state.record(state.current_step)
         step = self._flow(state).step(state.current_step)
-        out.tasks.append(StepTask(
-            task_id=state.current_task or "", doc_id=state.doc_id, step=step.name,
-            kind=step.kind, attempt=rec.attempts, envelope=state.envelope,
-            outputs=state.outputs(),
-        ))
+        out.tasks.append(step_task(state, step, state.current_task or ""))
         return out
 
     def _stale(self, state: DocumentState | None) -> Transition:

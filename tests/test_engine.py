@@ -99,6 +99,21 @@ def test_redelivered_submission_resends_the_task_in_flight(engine: FlowEngine) -
     assert [t.task_id for t in again.tasks] == [first.tasks[0].task_id]
 
 
+def test_redelivered_waiting_step_keeps_its_progress_and_idempotency_key() -> None:
+    engine = _waiting_engine(deadline=3600)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out = engine.on_step_waiting(out.state, StepWaiting(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", poll_after=1,
+        progress={"letters": ["L1"]}))
+    polled = out.tasks[0]
+    [again] = engine.on_accepted(out.state, Accepted(doc_id=env.id, envelope=env)).tasks
+    assert again.task_id == polled.task_id
+    assert again.progress == {"letters": ["L1"]} == polled.progress
+    assert again.idempotency_key == polled.idempotency_key == f"{env.id}/validate"
+    assert again.model_dump(exclude={"issued_at"}) == polled.model_dump(exclude={"issued_at"})
+
+
 def test_retryable_failure_retries_then_errors(engine: FlowEngine) -> None:
     env = _env()
     out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
