@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bus.dev.bench import BenchPlan, append_results, bench_flows, rows, seal_available, write_config
+from bus.dev.bench import append_results, rows
+from bus.dev.bench_config import BenchPlan, bench_flows, seal_available, write_config
 from bus.runtime import Runtime
 from bus.settings import Settings
 from schemas.flow import FlowDefinition

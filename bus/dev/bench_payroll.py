@@ -4,22 +4,13 @@ batched archival), measured from the run's folder to every pay slip completed.""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bus.dev.bench_phases import BenchContext, timed_burst
 from workers.payroll.ingest import FLOW, check_run, publish_run
 from workers.payroll.sample import write_run
 
 CHANNELS = "ensap"  # every pay slip of the run goes to ENSAP, as most employers do
-
-
-def demo_tenant(siren: str) -> dict[str, Any]:
-    """The demo configuration of tenant ``siren`` (its connectors reach the simulators)."""
-    path = Path(__file__).resolve().with_name("tenants.yaml")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return next(t for t in raw["tenants"] if t["siren"] == siren)
 
 
 def flow_steps(runtime: Any) -> list[str]:
@@ -28,10 +19,8 @@ def flow_steps(runtime: Any) -> list[str]:
     return [s.name for s in runtime.flows.get(FLOW).steps if s.name not in skipped]
 
 
-async def measure(ctx: Any, pids: dict[str, int]) -> dict[str, Any]:
+async def measure(ctx: BenchContext, pids: dict[str, int]) -> dict[str, Any]:
     """Write a run of ``ctx.plan.burst_documents`` pay slips, ingest it, wait for the end."""
-    from bus.dev.bench import timed_burst
-
     count = ctx.plan.burst_documents
     folder = ctx.inputs / "payroll-run"
     write_run(folder, [CHANNELS] * count)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bus.flows import FlowRegistry
 from bus.objectstore import ObjectStore
 from bus.tenants import Tenant
 from connectors.sae import seda
@@ -62,8 +63,6 @@ def step_options(options: dict[str, Any], step: str) -> ArchiveOptions:
 
 @functools.cache
 def _metadata_models() -> dict[str, str]:
-    from bus.flows import FlowRegistry
-
     flows = FlowRegistry.load()
     return {name: flows.get(name).metadata_model for name in flows.names()}
 
