@@ -7,6 +7,7 @@ write and on read.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ from typing import IO, Any
 import urllib3
 from minio import Minio
 from minio.error import S3Error
+from minio.retention import Retention
 
 from bus.crypto import EncryptingReader, Keyring
 from bus.settings import Settings
@@ -26,6 +28,7 @@ from schemas.envelope import FileRef, FileRole
 
 CHUNK = 1024 * 1024
 BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
+MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")  # S3 codes of an absent object
 PART_SIZE = 8 * 1024 * 1024  # multipart uploads hold one part in memory at a time
 ENC_META = "demat-enc"  # user metadata of an encrypted object: its format
 PLAIN_META = "demat-plain-size"  # ... and its plaintext size
@@ -100,6 +103,14 @@ class ObjectStore:
             http_client=_http_pool(settings.io_threads),
         )
         self.keyring = Keyring(settings.var_dir, getattr(settings, "kek_file", None))
+        self._absent = MISSING
+
+    def bucket_view(self, name: str) -> ObjectStore:
+        """This store on bucket ``name``: same client, same record get/put/missing rules;
+        a bucket not made yet reads as empty (its records missing, its listings empty)."""
+        view = copy.copy(self)
+        view.bucket, view._absent = name, (*MISSING, "NoSuchBucket")
+        return view
 
     def ensure_bucket(self) -> None:
         """Create the bucket if needed (bus processes starting together race for it)."""
@@ -131,7 +142,7 @@ class ObjectStore:
         try:
             obj = self.client.stat_object(self.bucket, self.file_key(tenant, sha256))
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            if exc.code in MISSING:
                 return None
             raise
         meta = {k.lower(): v for k, v in (obj.metadata or {}).items()}
@@ -244,15 +255,22 @@ class ObjectStore:
     def put_json(self, key: str, value: Any) -> None:
         self.put_record(key, json.dumps(value, default=str, separators=(",", ":")).encode())
 
-    def put_record(self, key: str, data: bytes) -> None:
-        """Store an already serialised JSON record."""
+    def put_record(self, key: str, data: bytes, *, content_type: str = "application/json",
+                   retention: Retention | None = None) -> None:
+        """Store an already serialised record (JSON unless ``content_type`` says otherwise;
+        ``retention``: S3 object lock on it)."""
         self.client.put_object(self.bucket, key, io.BytesIO(data), len(data),
-                               content_type="application/json")
+                               content_type=content_type, retention=retention)
 
     def list_keys(self, prefix: str) -> list[str]:
         """Keys of the records under ``prefix`` (sorted)."""
-        return sorted(o.object_name for o in self.client.list_objects(
-            self.bucket, prefix=prefix, recursive=True))
+        try:
+            return sorted(o.object_name for o in self.client.list_objects(
+                self.bucket, prefix=prefix, recursive=True))
+        except S3Error as exc:
+            if exc.code in self._absent:
+                return []
+            raise
 
     def list_times(self, prefix: str) -> dict[str, float]:
         """Keys under ``prefix`` with their last-modified time (epoch seconds), one listing."""
@@ -268,7 +286,7 @@ class ObjectStore:
         try:
             resp = self.client.get_object(self.bucket, key)
         except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            if exc.code in self._absent:
                 return None
             raise
         try:

@@ -14,7 +14,6 @@ mode for ``RETENTION_DAYS``); a store without object lock (SeaweedFS answers
 from __future__ import annotations
 
 import contextlib
-import io
 from datetime import UTC, datetime, timedelta
 
 from minio.commonconfig import GOVERNANCE
@@ -27,7 +26,6 @@ from bus.settings import Settings
 SEGMENTS, CHECKPOINTS = "journal/segments/", "journal/checkpoints/"
 KEYS, TSA_CAS = "journal/keys/", "journal/tsa/"
 RETENTION_DAYS = 3650
-MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
 
 
 def segment_key(n: int) -> str:
@@ -47,8 +45,8 @@ class JournalStore:
     """Immutable journal objects in the journal bucket."""
 
     def __init__(self, settings: Settings, store: ObjectStore | None = None) -> None:
-        self.client = (store or ObjectStore(settings)).client
-        self.bucket = f"{settings.bucket}-journal"
+        self.objects = (store or ObjectStore(settings)).bucket_view(f"{settings.bucket}-journal")
+        self.client, self.bucket = self.objects.client, self.objects.bucket
         self.locked: bool | None = None
 
     def ensure(self) -> bool:
@@ -71,35 +69,16 @@ class JournalStore:
         return config is not None
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        extra = {}
-        if self.locked:
-            until = datetime.now(UTC) + timedelta(days=RETENTION_DAYS)
-            extra["retention"] = Retention(GOVERNANCE, until)
-        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data),
-                               content_type=content_type, **extra)
+        until = datetime.now(UTC) + timedelta(days=RETENTION_DAYS)
+        self.objects.put_record(key, data, content_type=content_type,
+                                retention=Retention(GOVERNANCE, until) if self.locked else None)
 
     def get(self, key: str) -> bytes | None:
-        try:
-            resp = self.client.get_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in MISSING or exc.code == "NoSuchBucket":
-                return None
-            raise
-        try:
-            return resp.read()
-        finally:
-            resp.close()
-            resp.release_conn()
+        return self.objects.get_record(key)
 
     def keys(self, prefix: str) -> list[str]:
         """Object keys under ``prefix``, sorted."""
-        try:
-            return sorted(o.object_name for o in self.client.list_objects(
-                self.bucket, prefix=prefix, recursive=True))
-        except S3Error as exc:
-            if exc.code == "NoSuchBucket":
-                return []
-            raise
+        return self.objects.list_keys(prefix)
 
     def numbered(self, prefix: str, ext: str) -> list[str]:
         return [k for k in self.keys(prefix) if k.endswith("." + ext)]
