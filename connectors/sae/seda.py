@@ -15,7 +15,7 @@ from pathlib import Path
 from lxml import etree
 
 import schemas
-from schemas.xmlschemas import schema_loader
+from schemas.xmlschemas import load_xsd, xsd_errors
 
 SEDA_VERSIONS = ("2.1", "2.2")
 XSD_DIR = Path(schemas.__file__).resolve().parent / "xsd"
@@ -54,29 +54,11 @@ def version_of(root: etree._Element) -> str:
                     f"namespace ({ns or 'no namespace'})")
 
 
-class _LocalResolver(etree.Resolver):
-    """Resolve the schemas' W3C imports (xml.xsd, xlink.xsd) to the copies beside them."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-
-    def resolve(self, url, pubid, context):  # type: ignore[no-untyped-def]
-        if url.startswith(("http://", "https://")):
-            local = self.folder / url.rsplit("/", 1)[-1]
-            if local.exists():
-                return self.resolve_filename(str(local), context)
-        return None
-
-
-@schema_loader
 def schema(version: str) -> etree.XMLSchema:
     """The official SEDA ``version`` schema (loaded once, offline)."""
     namespace(version)
     folder = XSD_DIR / f"seda-{version}"
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    parser.resolvers.add(_LocalResolver(folder))
-    return etree.XMLSchema(etree.parse(str(folder / f"seda-{version}-main.xsd"), parser))
+    return load_xsd(folder / f"seda-{version}-main.xsd", folder)
 
 
 def parse(data: bytes) -> etree._Element:
@@ -95,9 +77,9 @@ def validate(data: bytes | etree._Element, expected_root: str | None = None) -> 
     name = etree.QName(root).localname
     if expected_root is not None and name != expected_root:
         raise SedaError(f"expected a {expected_root}, got a {name}")
-    xsd = schema(version)
-    if not xsd.validate(root.getroottree()):
-        err = xsd.error_log.filter_from_errors()[0]
+    errors = xsd_errors(schema(version), root.getroottree())
+    if errors:
+        err = errors[0]
         raise SedaError(f"{name} is not valid SEDA {version}: {err.message}", line=err.line)
     return version
 

@@ -164,7 +164,8 @@ def test_verifier_names_altered_and_removed_events(tmp_path) -> None:
                                                    step="validate"))
     lines = [e.model_dump_json().encode() for e in [*out.events, *out2.events]]
     runtime = SimpleNamespace(settings=Settings(var_dir=tmp_path),
-                              store=SimpleNamespace(client=None))
+                              store=SimpleNamespace(bucket_view=lambda name: SimpleNamespace(
+                                  client=None, bucket=name)))
 
     def check(candidate: list[bytes]) -> list[tuple[str, str]]:
         verifier = Verifier(runtime)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from schemas.acte import (
     ActeNature,
     TenantActesSettings,
 )
-from schemas.xmlschemas import schema_loader
+from schemas.xmlschemas import load_xsd, xsd_errors
 
 NS = ACTES_NS
 INSEE_NS = "http://xml.insee.fr/schema"
@@ -42,10 +42,9 @@ class ActesError(ValueError):
 # ---------------------------------------------------------------- schema
 
 
-@schema_loader
 def actes_schema() -> etree.XMLSchema:
     """The official ACTES v1.1 schema, from the package's own copy."""
-    return etree.XMLSchema(etree.parse(str(SCHEMA_PATH), etree.XMLParser(no_network=True)))
+    return load_xsd(SCHEMA_PATH)
 
 
 def schema_errors(xml: bytes) -> list[str]:
@@ -54,10 +53,7 @@ def schema_errors(xml: bytes) -> list[str]:
         doc = etree.fromstring(xml, _PARSER)
     except etree.XMLSyntaxError as exc:
         return [f"not well-formed: {exc}"]
-    schema = actes_schema()
-    if schema.validate(doc):
-        return []
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+    return [str(e) for e in xsd_errors(actes_schema(), doc)]
 
 
 def assert_valid(xml: bytes, what: str = "message") -> bytes:
