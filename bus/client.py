@@ -26,6 +26,7 @@ from bus.runtime import Runtime
 from bus.settings import Settings
 from bus.state import StateStore
 from schemas.envelope import Envelope, FileRef, FileRole
+from schemas.errors import first_error
 from schemas.messages import DocumentState, SubmitMessage
 
 T = TypeVar("T")
@@ -167,9 +168,7 @@ class DematClient:
                             correlation_id=correlation_id,
                             flow_version=_flow_version(self.runtime, flow))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise intake.SubmissionError(where, err["msg"]) from None
+            raise intake.SubmissionError(*first_error(exc)) from None
 
     def _upload(self, index: int, tenant: str, f: FileInput, encrypt: bool = False) -> FileRef:
         try:

@@ -11,16 +11,12 @@ from bus.flows import FlowRegistry
 from bus.objectstore import ObjectStore
 from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope
+from schemas.errors import DocumentError, first_error
 from schemas.metadata import metadata_model
 
 
-class SubmissionError(ValueError):
+class SubmissionError(DocumentError):
     """A submission is refused; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) -> None:
@@ -56,9 +52,7 @@ def validate_metadata(model_name: str, metadata: dict) -> None:
     try:
         metadata_model(model_name).model_validate(metadata)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        raise SubmissionError(f"metadata.{where}", err["msg"]) from None
+        raise SubmissionError(*first_error(exc, "metadata")) from None
 
 
 def check_stored_files(env: Envelope, store: ObjectStore) -> None:

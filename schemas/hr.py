@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.acte import ActeDocumentMetadata, ActeNature
+from schemas.matricule import Matricule
 from schemas.metadata import registers
-from schemas.payslip import MATRICULE_RE
 from schemas.personal import PERSONAL
 
 DecreeType = Literal["nomination", "titularisation", "avancement", "sanction",
@@ -35,18 +35,11 @@ CONTRACT_TRANSMISSION: dict[str, bool] = {
 class _HrAct(ActeDocumentMetadata):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    matricule: str = Field(description="the agent's payroll number (folder of the agent file)")
+    matricule: Matricule = Field(description="the agent's payroll number (agent file folder)")
     agent_name: str = Field(min_length=1, max_length=200, json_schema_extra=PERSONAL)
     agent_email: str | None = Field(default=None, json_schema_extra=PERSONAL)
     transmit: bool | None = Field(default=None, description="override the type's rule")
     signature_subtype: str | None = Field(default=None, max_length=100)
-
-    @field_validator("matricule")
-    @classmethod
-    def _matricule(cls, value: str) -> str:
-        if not MATRICULE_RE.match(value):
-            raise ValueError("matricule must be 1 to 20 letters, digits, '_' or '-'")
-        return value
 
     def needs_transmission(self) -> bool:
         raise NotImplementedError

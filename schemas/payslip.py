@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.matricule import Matricule
 from schemas.metadata import registers
 from schemas.personal import PERSONAL, PROTECTED
 from schemas.siret import Siret
 
-MATRICULE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$")
 PERIOD_RE = re.compile(r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$")
 # sex, birth year, month (01-12, or 20-42 / 50-99 when unknown), département (2A/2B for
 # Corsica), commune, order number, 2-digit key
@@ -61,7 +61,7 @@ class PayslipMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    matricule: str = Field(description="agent's payroll number")
+    matricule: Matricule = Field(description="agent's payroll number")
     period: str = Field(description="pay period, YYYY-MM")
     employer_siret: Siret
     nir: str | None = Field(default=None, json_schema_extra=PROTECTED)
@@ -74,13 +74,6 @@ class PayslipMetadata(BaseModel):
     channels: list[Channel] = Field(min_length=1, max_length=3)
     payment_date: date | None = None
     ensap_batch: EnsapBatch | None = None
-
-    @field_validator("matricule")
-    @classmethod
-    def _matricule(cls, value: str) -> str:
-        if not MATRICULE_RE.match(value):
-            raise ValueError("matricule must be 1 to 20 letters, digits, '_' or '-'")
-        return value
 
     @field_validator("period")
     @classmethod

@@ -73,3 +73,12 @@ def test_personal_values_are_scrubbed_in_every_form() -> None:
     for secret in (NIR13, "Jeanne Brossart", "27011987", "200055", "2000.55"):
         assert secret not in text
     assert clean["matricule"] == "A0042" and REDACTED in clean["files"][0]["name"]
+
+
+@pytest.mark.parametrize("value", ["M123\n", "M 12", "-M12", "M" * 21, "Ｍ123", ""])
+def test_matricule_is_matched_whole(value: str) -> None:
+    from schemas.matricule import check_matricule
+
+    with pytest.raises(ValueError, match="matricule"):
+        check_matricule(value)
+    assert check_matricule("AG-00_12") == "AG-00_12"

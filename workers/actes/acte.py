@@ -12,6 +12,7 @@ from bus.intake import SubmissionError
 from bus.tenants import Tenant
 from schemas.acte import ActeDocumentMetadata, ActeFollowupMetadata, TenantActesSettings
 from schemas.envelope import Envelope, FileRef
+from schemas.errors import first_error
 
 PDF = "application/pdf"
 
@@ -27,9 +28,7 @@ def actes_settings(tenant: Tenant) -> TenantActesSettings:
         return TenantActesSettings.model_validate(
             {k: v for k, v in raw.items() if k in fields} | {"siren": tenant.siren})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise SubmissionError(f"tenant.actes.{where}", err["msg"]) from None
+        raise SubmissionError(*first_error(exc, "tenant.actes")) from None
 
 
 def acte_metadata(env: Envelope) -> ActeDocumentMetadata:

@@ -20,6 +20,7 @@ from connectors.sae import seda
 from connectors.sae.sip import SipFile
 from schemas.archive import ArchiveOptions, TenantArchiveSettings
 from schemas.envelope import Envelope, FileRef
+from schemas.errors import first_error
 from schemas.metadata import metadata_model
 
 TEMPLATE = re.compile(r"\{((?:meta|doc|tenant|batch)\.[A-Za-z0-9_.]+)\}")
@@ -44,10 +45,9 @@ def tenant_settings(tenant: Tenant) -> TenantArchiveSettings:
     try:
         return TenantArchiveSettings.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ArchiveConfigError(f"tenant {tenant.siren} settings.archive.{where}: {err['msg']}",
-                                 field=f"tenant.settings.archive.{where}") from None
+        field, message = first_error(exc, "tenant.settings.archive")
+        raise ArchiveConfigError(f"tenant {tenant.siren} {field.removeprefix('tenant.')}: "
+                                 f"{message}", field=field) from None
 
 
 def step_options(options: dict[str, Any], step: str) -> ArchiveOptions:
@@ -55,10 +55,9 @@ def step_options(options: dict[str, Any], step: str) -> ArchiveOptions:
     try:
         return ArchiveOptions.model_validate(options)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ArchiveConfigError(f"archive step {step!r} options.{where}: {err['msg']}",
-                                 field=f"options.{where}") from None
+        field, message = first_error(exc, "options")
+        raise ArchiveConfigError(f"archive step {step!r} {field}: {message}",
+                                 field=field) from None
 
 
 @functools.cache

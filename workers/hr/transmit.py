@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from pydantic import ValidationError
 
+from schemas.errors import first_error
 from schemas.hr import hr_metadata
 from workers.actes import acknowledgement as acte_acknowledgement
 from workers.actes import transmit as acte_transmit
@@ -25,9 +26,8 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     try:
         meta = hr_metadata(env.flow, env.metadata)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise StepError(f"metadata.{where}: {err['msg']}", field=f"metadata.{where}") from None
+        field, message = first_error(exc, "metadata")
+        raise StepError(f"{field}: {message}", field=field) from None
     if ctx.task.kind == "hr-acknowledgement":
         if not any(o.get("transmitted") for o in ctx.task.outputs.values()):
             return StepResultData(output={"acknowledged": False, "reason": "not transmitted"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from schemas.envelope import FileRef
+from schemas.errors import first_error
 from schemas.payslip import PayslipMetadata
 from workers.common.signed import signed_or_main
 from workers.step import StepContext, StepError
@@ -15,9 +16,8 @@ def payslip_metadata(ctx: StepContext) -> PayslipMetadata:
     try:
         return PayslipMetadata.model_validate(ctx.task.envelope.metadata)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        raise StepError(f"metadata.{where}: {err['msg']}", field=f"metadata.{where}") from None
+        field, message = first_error(exc, "metadata")
+        raise StepError(f"{field}: {message}", field=field) from None
 
 
 async def payslip_pdf(ctx: StepContext) -> FileRef:

@@ -35,6 +35,7 @@ from bus.objectstore import file_digest
 from bus.sniff import sniff
 from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope, FileRef, FileRole
+from schemas.errors import field_errors
 from schemas.payslip import Channel, PayslipMetadata
 from workers.payroll.checks import missing_channels
 
@@ -244,9 +245,7 @@ def _row_problems(n: int, name: str, folder: Path, meta: dict[str, Any],
     try:
         parsed = PayslipMetadata.model_validate(meta)
     except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(row)"
-            message = str(err["msg"]).removeprefix("Value error, ")
+        for where, message in field_errors(exc, root="(row)"):
             problems.append(Problem(n, name or None, where, message))
         return problems
     missing = missing_channels(connectors, [c.value for c in parsed.channels])
