@@ -23,7 +23,13 @@ from minio.retention import Retention
 from bus.crypto import EncryptingReader, Keyring
 from bus.settings import Settings
 from bus.sniff import HEAD_SIZE, sniff
-from connectors.frames import HEADER_SIZE, DecryptionError, encrypted_size, open_frames
+from connectors.frames import (
+    HEADER_SIZE,
+    DecryptionError,
+    encrypted_size,
+    open_frames,
+    read_chunks,
+)
 from schemas.envelope import FileRef, FileRole
 
 CHUNK = 1024 * 1024
@@ -67,7 +73,7 @@ def file_digest(path: Path) -> tuple[str, int, bytes]:
     size = 0
     head = b""
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
+        for chunk in read_chunks(fh, CHUNK):
             if not head:
                 head = chunk[:HEAD_SIZE]
             digest.update(chunk)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,14 +23,3 @@ class DepositTarget(Protocol):
 
     async def deposit(self, tenant: str, doc_id: str, files: list[DepositFile],
                       metadata: dict[str, Any]) -> dict[str, Any]: ...
-
-
-async def aiter_chunks(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
-    """Read a blocking chunk iterator from a thread, one chunk at a time."""
-    it: Iterator[bytes] = iter(chunks)
-    sentinel = b""
-    while True:
-        chunk = await asyncio.to_thread(next, it, sentinel)
-        if chunk is sentinel:
-            return
-        yield chunk

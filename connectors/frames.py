@@ -1,5 +1,6 @@
-"""Authenticated byte frames (AES-256-GCM): what files at rest (``bus.crypto``) and
-encrypted transfer packages (``connectors.ensap.package``) share.
+"""Byte streams in pieces: authenticated frames (AES-256-GCM) that files at rest
+(``bus.crypto``) and encrypted transfer packages (``connectors.ensap.package``) share,
+and the chunk readers every streaming client and simulator uses.
 
 A stream is cut in frames of ``frame_size`` bytes (the last one shorter, possibly
 empty); each frame has its own nonce and tag, and its index and a "final" flag are
@@ -9,9 +10,11 @@ without the reader noticing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import IO
 
 from cryptography.exceptions import InvalidTag
@@ -22,6 +25,7 @@ FRAME = 1024 * 1024
 TAG = 16
 HEADER = struct.Struct(">8s8s12s48sI")
 HEADER_SIZE = HEADER.size  # 80
+CHUNK = 1024 * 1024  # what chunked readers read at a time
 
 
 class DecryptionError(Exception):
@@ -112,3 +116,20 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts)
+
+
+def read_chunks(stream: IO[bytes] | io.RawIOBase, size: int = CHUNK) -> Iterator[bytes]:
+    """The rest of ``stream`` in chunks of at most ``size`` bytes."""
+    while chunk := stream.read(size):
+        yield chunk
+
+
+async def aiter_chunks(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    """Read a blocking chunk iterator from a thread, one chunk at a time."""
+    it: Iterator[bytes] = iter(chunks)
+    sentinel = b""
+    while True:
+        chunk = await asyncio.to_thread(next, it, sentinel)
+        if chunk is sentinel:
+            return
+        yield chunk

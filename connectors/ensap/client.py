@@ -9,7 +9,7 @@ encryption certificate; with a ``sim:`` URL it is fetched from the simulator),
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from cryptography import x509
 from connectors.ensap.envelope import Emitter
 from connectors.ensap.package import build_zip, seal_package
 from connectors.errors import BusinessRefusal
+from connectors.frames import aiter_chunks
 from connectors.http import call, raise_for_status, resolve_url
 
 PARTNER = "ensap"
@@ -77,7 +78,7 @@ class EnsapClient:
         try:
             headers, frames = seal_package(cert, zipped, digest, size)
             resp = await call(PARTNER, lambda: self.http.put(
-                self._lot_url(lot), content=_aiter(frames), headers=headers), attempts=1)
+                self._lot_url(lot), content=aiter_chunks(frames), headers=headers), attempts=1)
         finally:
             zipped.close()
         if resp.status_code == 422:
@@ -87,12 +88,3 @@ class EnsapClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
-
-
-async def _aiter(frames: Iterator[bytes]) -> AsyncIterator[bytes]:
-    sentinel = b"\0end"
-    while True:
-        frame = await asyncio.to_thread(next, frames, sentinel)
-        if frame is sentinel:
-            return
-        yield frame

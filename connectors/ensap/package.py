@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.frames import FrameSealer, frames_of, open_frames, seal_frames
+from connectors.frames import FrameSealer, frames_of, open_frames, read_chunks, seal_frames
 
 KEY_TRANSPORT = "RSA-OAEP-256"
 OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
@@ -55,7 +55,7 @@ def build_zip(members: Iterable[tuple[str, Iterable[bytes]]]) -> tuple[IO[bytes]
     size = spool.tell()
     spool.seek(0)
     digest = hashlib.sha256()
-    while chunk := spool.read(1024 * 1024):
+    for chunk in read_chunks(spool):
         digest.update(chunk)
     spool.seek(0)
     return spool, digest.hexdigest(), size

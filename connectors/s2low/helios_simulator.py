@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
 
+from connectors.frames import read_chunks
 from connectors.simulator import SubmissionCounter
 from schemas.pes import PesError, PesInfo, build_acquit, build_retour, validate_aller
 
@@ -133,7 +134,7 @@ class HeliosSimulator:
 
         def chunks() -> Any:
             upload.file.seek(0)
-            while block := upload.file.read(1 << 20):
+            for block in read_chunks(upload.file):
                 sha1.update(block)
                 yield block
 

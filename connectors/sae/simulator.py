@@ -34,6 +34,7 @@ from typing import IO, Any
 from fastapi import FastAPI, Response, UploadFile
 from fastapi.responses import JSONResponse
 
+from connectors.frames import read_chunks
 from connectors.sae import seda
 from connectors.simulator import (
     FailurePlan,
@@ -275,7 +276,7 @@ def _members(fh: IO[bytes]) -> dict[str, tuple[int, dict[str, str]]]:
 def _digest(fh: IO[bytes]) -> tuple[int, dict[str, str]]:
     hashes = {name: hashlib.new(name) for name in ("sha256", "sha512")}
     size = 0
-    while chunk := fh.read(1024 * 1024):
+    for chunk in read_chunks(fh):
         size += len(chunk)
         for h in hashes.values():
             h.update(chunk)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from connectors.frames import read_chunks
 from connectors.sae import seda
 
 FORMATS = {"zip": "application/zip", "tar": "application/x-tar",
@@ -150,7 +151,7 @@ class _Archive:
         if self.fmt == "zip":
             info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
             with self._zip.open(info, "w", force_zip64=size >= 2**31) as out:
-                while chunk := reader.read(1024 * 1024):
+                for chunk in read_chunks(reader):
                     out.write(chunk)
             return
         info = tarfile.TarInfo(name)
@@ -171,12 +172,10 @@ def read_sip_member(path: Path, fmt: str, name: str) -> Iterator[bytes]:
     """Stream one member of a SIP (used to check a received package)."""
     if fmt == "zip":
         with zipfile.ZipFile(path) as zf, zf.open(name) as fh:
-            while chunk := fh.read(1024 * 1024):
-                yield chunk
+            yield from read_chunks(fh)
         return
     with tarfile.open(path, "r:*") as tf:
         member = tf.extractfile(name)
         if member is None:
             raise KeyError(name)
-        while chunk := member.read(1024 * 1024):
-            yield chunk
+        yield from read_chunks(member)

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.deposit import aiter_chunks
 from connectors.errors import PermanentError, TransientError
+from connectors.frames import aiter_chunks
 from connectors.http import call, raise_for_status, resolve_url
 
 PARTNER = "secure-mail"

@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.deposit import DepositFile, aiter_chunks
+from connectors.deposit import DepositFile
+from connectors.frames import aiter_chunks
 from connectors.http import call, raise_for_status, resolve_url
 
 PARTNER = "webdav"
