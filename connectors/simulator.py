@@ -134,3 +134,52 @@ class SimulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class HttpSimulator:
+    """Base of the partner simulators: the app every one of them serves starts with the
+    control endpoints (``GET /_sim/counts``, ``POST /_sim/failures``), and is served on
+    loopback by ``serve`` (a server to stop) or ``start``/``stop`` (kept here)."""
+
+    title = "partner simulator"
+
+    def __init__(self, failures: FailurePlan | None = None) -> None:
+        self.failures = failures or FailurePlan()
+        self._server: SimulatorServer | None = None
+        self._base_url = ""  # set when served
+
+    def counts(self) -> dict[str, Any]:
+        """What ``GET /_sim/counts`` answers: the simulator's effects per key."""
+        return {}
+
+    def new_app(self, *, failure_control: bool = True) -> FastAPI:
+        """The simulator's app, with its control endpoints already in place."""
+        app = FastAPI(title=self.title)
+
+        @app.get("/_sim/counts")
+        async def counts() -> dict[str, Any]:
+            return self.counts()
+
+        if failure_control:
+            add_failure_control(app, self)
+        return app
+
+    def serve(self, port: int = 0) -> SimulatorServer:
+        """Serve ``self.app`` on loopback; the caller stops the server."""
+        server = SimulatorServer(self.app, port=port)
+        self._base_url = server.start()
+        return server
+
+    def start(self, port: int = 0) -> str:
+        """Serve on loopback (stopped by ``stop``); return the base URL."""
+        self._server = self.serve(port)
+        return self._server.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    @property
+    def base_url(self) -> str:
+        """Where the simulator is served (empty until it is)."""
+        return self._base_url

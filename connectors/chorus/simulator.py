@@ -36,9 +36,8 @@ from fastapi.responses import JSONResponse
 from connectors.chorus.samples import DEMO_BUYER, DEMO_SUPPLIER, DemoInvoice, ubl_xml
 from connectors.simulator import (
     FailurePlan,
-    SimulatorServer,
+    HttpSimulator,
     SubmissionCounter,
-    add_failure_control,
 )
 from schemas.invoice import CHORUS_SYNTAX, InvoiceError, InvoiceFormat, read_invoice
 
@@ -94,14 +93,21 @@ class SimFlux:
     final_state: str = "IN_INTEGRE"
 
 
-class ChorusSimulator:
+class ChorusSimulator(HttpSimulator):
     """The FastAPI app, its invoices, flows, tokens and counters."""
+
+    title = "Chorus Pro simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"deposits": self.deposits.snapshot(), "duplicates": self.deposits.duplicates(),
+                "status_updates": self.status_updates.snapshot()}
+
 
     def __init__(self, *, step_delay: float = 0.0, failures: FailurePlan | None = None,
                  clients: dict[str, str] | None = None, token_ttl: int = 3600,
                  seed_received: int = 2, scenarios: dict[str, str] | None = None) -> None:
         self.step_delay = step_delay
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.clients = clients  # None: any client id/secret gets a token
         self.token_ttl = token_ttl
         self.seed_received = seed_received
@@ -114,23 +120,14 @@ class ChorusSimulator:
         self.seeded: set[str] = set()
         self._serial = 0
         self.lock = threading.RLock()
-        self._server: SimulatorServer | None = None
         self.app = self._build()
 
     # ------------------------------------------------------------ server
 
-    def start(self, port: int = 0) -> str:
-        self._server = SimulatorServer(self.app, port=port)
-        return self._server.start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
     # ------------------------------------------------------------ app
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="Chorus Pro simulator")
+        app = self.new_app()
         sim = self
 
         @app.middleware("http")
@@ -163,11 +160,6 @@ class ChorusSimulator:
             return JSONResponse({"access_token": value, "token_type": "Bearer",
                                  "expires_in": sim.token_ttl, "scope": "openid"})
 
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"deposits": sim.deposits.snapshot(), "duplicates": sim.deposits.duplicates(),
-                    "status_updates": sim.status_updates.snapshot()}
-
         @app.get("/_sim/invoices")
         async def invoices() -> list[dict]:
             sim._advance()
@@ -175,8 +167,6 @@ class ChorusSimulator:
                 return [{"id": i.id, "number": i.number, "supplier": i.supplier_id,
                          "status": i.status, "account": i.account, "recipient": i.recipient,
                          "history": [h[0] for h in i.history]} for i in sim.invoices.values()]
-
-        add_failure_control(app, sim)
 
         @app.post("/_sim/scenarios")
         async def set_scenarios(mapping: dict[str, str]) -> dict:

@@ -29,9 +29,8 @@ from connectors.ensap.envelope import entries_of, schema_errors
 from connectors.ensap.package import PackageError, open_package
 from connectors.simulator import (
     FailurePlan,
-    SimulatorServer,
+    HttpSimulator,
     SubmissionCounter,
-    add_failure_control,
 )
 
 
@@ -47,12 +46,21 @@ def _self_signed() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     return key, cert
 
 
-class EnsapSimulator:
+class EnsapSimulator(HttpSimulator):
     """The app, its key pair, the lots received and the counters."""
+
+    title = "ENSAP simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"lots": self.lot_puts.snapshot(), "duplicates": self.lot_puts.duplicates(),
+                "pay_slips": len(self.pay_slips.snapshot()),
+                "pay_slip_duplicates": self.pay_slips.duplicates(),
+                "lookups": self.lookups.snapshot()}
+
 
     def __init__(self, failures: FailurePlan | None = None) -> None:
         self.key, self.cert = _self_signed()
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.lots: dict[str, dict[str, Any]] = {}
         self.lot_puts = SubmissionCounter()
         self.pay_slips = SubmissionCounter()
@@ -65,17 +73,8 @@ class EnsapSimulator:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="ENSAP simulator")
+        app = self.new_app()
         sim = self
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"lots": sim.lot_puts.snapshot(), "duplicates": sim.lot_puts.duplicates(),
-                    "pay_slips": len(sim.pay_slips.snapshot()),
-                    "pay_slip_duplicates": sim.pay_slips.duplicates(),
-                    "lookups": sim.lookups.snapshot()}
-
-        add_failure_control(app, sim)
 
         @app.get("/ensap/certificate")
         async def certificate() -> Response:
@@ -155,7 +154,3 @@ class EnsapSimulator:
                 raise ValueError("the same pay slip (NIR, SIRET, date) appears twice in the lot")
         return entries
 
-    def serve(self, port: int = 0) -> SimulatorServer:
-        server = SimulatorServer(self.app, port=port)
-        server.start()
-        return server

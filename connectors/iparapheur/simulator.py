@@ -32,9 +32,8 @@ from connectors.seal import LocalSeal
 from connectors.seal.keys import demo_ca
 from connectors.simulator import (
     FailurePlan,
-    SimulatorServer,
+    HttpSimulator,
     SubmissionCounter,
-    add_failure_control,
 )
 
 STD = "/api/standard/v1"
@@ -108,13 +107,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class IparapheurSimulator:
+class IparapheurSimulator(HttpSimulator):
     """The app, its folders, its creation counter and its signing keys."""
+
+    title = "i-Parapheur v5 simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"created": self.created.snapshot(), "duplicates": self.created.duplicates()}
+
 
     def __init__(self, failures: FailurePlan | None = None, *, step_seconds: float = 0.5,
                  key_dir: Path | None = None, username: str = "demat",
                  password: str = "demat") -> None:
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.step_seconds = step_seconds
         self.created = SubmissionCounter()
         self.folders: dict[str, SimFolder] = {}
@@ -129,7 +134,7 @@ class IparapheurSimulator:
 
     # --- workflow ---------------------------------------------------------------------
 
-    def start(self, folder: SimFolder) -> None:
+    def begin(self, folder: SimFolder) -> None:
         folder.state = "PENDING"
         folder.history.append({"action": "START", "state": "VALIDATED", "date": _now(),
                                "user": "demat-bus", "publicAnnotation": None})
@@ -195,14 +200,8 @@ class IparapheurSimulator:
     # --- HTTP -------------------------------------------------------------------------
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="i-Parapheur v5 simulator")
+        app = self.new_app()
         sim = self
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"created": sim.created.snapshot(), "duplicates": sim.created.duplicates()}
-
-        add_failure_control(app, sim)
 
         @app.post("/_sim/config")
         async def set_config(cfg: dict) -> dict:
@@ -287,7 +286,7 @@ class IparapheurSimulator:
                 sim.folders[folder.id] = folder
             sim.created.add(folder.name)
             if autoStart:
-                sim.start(folder)
+                sim.begin(folder)
             if outcome == "timeout":
                 await asyncio.sleep(sim.failures.timeout_seconds)
             return folder.representation()
@@ -397,7 +396,3 @@ class IparapheurSimulator:
                 return doc
         raise HTTPException(status_code=404, detail=f"no document {doc_id}")
 
-    def serve(self, port: int = 0) -> SimulatorServer:
-        server = SimulatorServer(self.app, port=port)
-        server.start()
-        return server

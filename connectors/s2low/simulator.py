@@ -49,7 +49,7 @@ from connectors.s2low.prefecture import (
     SimTransaction,
     default_classification,
 )
-from connectors.simulator import FailurePlan, SimulatorServer, SubmissionCounter
+from connectors.simulator import FailurePlan, HttpSimulator, SubmissionCounter
 from schemas.acte import (
     NUMBER_RE,
     ActeMetadata,
@@ -59,8 +59,15 @@ from schemas.acte import (
 )
 
 
-class S2lowSimulator(PrefectureSide):
+class S2lowSimulator(PrefectureSide, HttpSimulator):
     """The FastAPI app, its transactions, failure plan and per-acte submission counter."""
+
+    title = "S²LOW simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"submissions": self.submissions.snapshot(),
+                "duplicates": self.submissions.duplicates()}
+
 
     def __init__(self, authority: TenantActesSettings | None = None, *,
                  step_delay: float = 0.0, scenarios: dict[str, str] | None = None,
@@ -74,7 +81,7 @@ class S2lowSimulator(PrefectureSide):
         self.step_delay = step_delay
         self.scenarios = dict(scenarios or {})
         self.default_scenario = default_scenario
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.method_failures: dict[str, FailurePlan] = {}  # HTTP method -> its own plan
         self.users = users
         self.classification = classification or default_classification()
@@ -84,29 +91,14 @@ class S2lowSimulator(PrefectureSide):
         self.archives: dict[int, tuple[str, bytes]] = {}  # envelope id -> (name, data)
         self.lock = threading.RLock()
         self._serial = 0
-        self._server: SimulatorServer | None = None
         self.app = self._build()
 
     # ------------------------------------------------------------ server
 
-    def start(self, port: int = 0) -> str:
-        """Serve on loopback; return the base URL."""
-        self._server = SimulatorServer(self.app, port=port)
-        return self._server.start()
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server, "simulator not started"
-        return self._server.base_url
-
     # ------------------------------------------------------------ app
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="S²LOW simulator")
+        app = self.new_app(failure_control=False)
         sim = self
 
         @app.middleware("http")
@@ -122,11 +114,6 @@ class S2lowSimulator(PrefectureSide):
             if outcome == "timeout":  # the effect happened, the answer is lost
                 await asyncio.sleep(sim.failures.timeout_seconds)
             return response
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"submissions": sim.submissions.snapshot(),
-                    "duplicates": sim.submissions.duplicates()}
 
         @app.post("/_sim/failures")
         async def set_failures(plan: dict) -> dict:

@@ -38,9 +38,8 @@ from connectors.frames import read_chunks
 from connectors.sae import seda
 from connectors.simulator import (
     FailurePlan,
-    SimulatorServer,
+    HttpSimulator,
     SubmissionCounter,
-    add_failure_control,
 )
 
 MARKER = "[sim:refuse]"
@@ -65,12 +64,18 @@ class SimTransfer:
     unit_ids: dict[str, str] = field(default_factory=dict)
 
 
-class SaeSimulator:
+class SaeSimulator(HttpSimulator):
     """The app, its transfers, failure plan, delays and submission counter."""
+
+    title = "As@lae simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"transfers": self.posts.snapshot(), "duplicates": self.posts.duplicates()}
+
 
     def __init__(self, failures: FailurePlan | None = None, *, ack_delay: float = 0.0,
                  atr_delay: float = 1.0, default_scenario: str = "accept") -> None:
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.ack_delay = ack_delay
         self.atr_delay = atr_delay
         self.default_scenario = default_scenario
@@ -83,12 +88,8 @@ class SaeSimulator:
     # --- HTTP ---------------------------------------------------------------------
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="As@lae simulator")
+        app = self.new_app()
         sim = self
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"transfers": sim.posts.snapshot(), "duplicates": sim.posts.duplicates()}
 
         @app.get("/_sim/transfers")
         async def transfers() -> list[dict]:
@@ -96,8 +97,6 @@ class SaeSimulator:
                      "objects": len(t.summary.objects) if t.summary else 0,
                      "units": len(t.summary.units) if t.summary else 0}
                     for t in sim.transfers.values()]
-
-        add_failure_control(app, sim)
 
         @app.post("/_sim/config")
         async def set_config(config: dict) -> dict:
@@ -227,10 +226,6 @@ class SaeSimulator:
         ids.update({uid: f"{base}_{i:04d}" for i, (uid, _) in enumerate(units[1:], start=1)})
         return ids
 
-    def serve(self, port: int = 0) -> SimulatorServer:
-        server = SimulatorServer(self.app, port=port)
-        server.start()
-        return server
 
 
 def _check_objects(summary: seda.TransferSummary, attachments: IO[bytes] | None) -> str | None:

@@ -33,9 +33,8 @@ from fastapi.responses import JSONResponse
 
 from connectors.simulator import (
     FailurePlan,
-    SimulatorServer,
+    HttpSimulator,
     SubmissionCounter,
-    add_failure_control,
     free_port,
 )
 
@@ -70,12 +69,20 @@ class _Mailbox:
     messages: list[bytes] = field(default_factory=list)
 
 
-class SecureMailSimulator:
+class SecureMailSimulator(HttpSimulator):
     """Portal app, SMTP relay, packages and counters."""
+
+    title = "secure mail portal simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"uploads": self.uploads.snapshot(), "mails": self.mails.snapshot(),
+                "duplicates": self.uploads.duplicates() | self.mails.duplicates(),
+                "downloads": {k: p.downloads for k, p in self.packages.items()}}
+
 
     def __init__(self, failures: FailurePlan | None = None, *,
                  auto_read_after: float | None = None) -> None:
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.auto_read_after = auto_read_after
         self.packages: dict[str, Package] = {}
         self.by_token: dict[str, str] = {}
@@ -83,7 +90,6 @@ class SecureMailSimulator:
         self.mails = SubmissionCounter()
         self.mailbox = _Mailbox()
         self.lock = threading.Lock()
-        self.base_url = ""  # set when served
         self.smtp: Controller | None = None
         self.app = self._build()
 
@@ -121,16 +127,8 @@ class SecureMailSimulator:
     # --- portal -----------------------------------------------------------------
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="secure mail portal simulator")
+        app = self.new_app()
         sim = self
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"uploads": sim.uploads.snapshot(), "mails": sim.mails.snapshot(),
-                    "duplicates": sim.uploads.duplicates() | sim.mails.duplicates(),
-                    "downloads": {k: p.downloads for k, p in sim.packages.items()}}
-
-        add_failure_control(app, sim)
 
         @app.get("/portal/api/packages/{key}")
         async def status(key: str, request: Request) -> Response:
@@ -178,11 +176,6 @@ class SecureMailSimulator:
 
         return app
 
-    def serve(self, port: int = 0) -> SimulatorServer:
-        server = SimulatorServer(self.app, port=port)
-        server.start()
-        self.base_url = server.base_url
-        return server
 
 
 def _base(request: Request) -> str:

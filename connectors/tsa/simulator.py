@@ -15,6 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import cms, core, tsp, x509
 from cryptography import x509 as cx509
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import FastAPI, Request, Response
 
-from connectors.simulator import FailurePlan, SubmissionCounter, add_failure_control
+from connectors.simulator import FailurePlan, HttpSimulator, SubmissionCounter
 from connectors.tsa.token import HASHES
 
 QUERY, REPLY = "application/timestamp-query", "application/timestamp-reply"
@@ -82,25 +83,25 @@ def _name(cn: str) -> cx509.Name:
                        cx509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-class TsaSimulator:
+class TsaSimulator(HttpSimulator):
     """The app, its keys, its failure plan and its per-imprint counter."""
+
+    title = "RFC 3161 TSA simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"stamps": self.stamps.snapshot(), "duplicates": self.stamps.duplicates()}
+
 
     def __init__(self, keys_dir: Path, failures: FailurePlan | None = None) -> None:
         self.keys = TsaKeys(keys_dir)
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.stamps = SubmissionCounter()
         self._serial = itertools.count(time.time_ns())
         self.app = self._build()
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="RFC 3161 TSA simulator")
+        app = self.new_app()
         sim = self
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"stamps": sim.stamps.snapshot(), "duplicates": sim.stamps.duplicates()}
-
-        add_failure_control(app, sim)
 
         @app.get("/_sim/ca.pem")
         async def ca() -> Response:

@@ -12,15 +12,15 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request, Response
 
 from connectors.simulator import (
     FailurePlan,
-    SimulatorServer,
+    HttpSimulator,
     SubmissionCounter,
-    add_failure_control,
 )
 
 
@@ -33,25 +33,25 @@ class WebdavStore:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class WebdavSimulator:
+class WebdavSimulator(HttpSimulator):
     """The app, its store, its failure plan and its PUT counter."""
+
+    title = "WebDAV simulator"
+
+    def counts(self) -> dict[str, Any]:
+        return {"puts": self.puts.snapshot(), "duplicates": self.puts.duplicates()}
+
 
     def __init__(self, failures: FailurePlan | None = None) -> None:
         self.store = WebdavStore()
-        self.failures = failures or FailurePlan()
+        super().__init__(failures)
         self.puts = SubmissionCounter()
         self.forbidden: str | None = None  # path prefix answered 403 (permissions)
         self.app = self._build()
 
     def _build(self) -> FastAPI:
-        app = FastAPI(title="WebDAV simulator")
+        app = self.new_app()
         sim = self
-
-        @app.get("/_sim/counts")
-        async def counts() -> dict:
-            return {"puts": sim.puts.snapshot(), "duplicates": sim.puts.duplicates()}
-
-        add_failure_control(app, sim)
 
         @app.post("/_sim/forbid")
         async def forbid(rule: dict) -> dict:
@@ -124,10 +124,6 @@ class WebdavSimulator:
         body = f'<?xml version="1.0"?><d:multistatus xmlns:d="DAV:">{items}</d:multistatus>'
         return Response(content=body, status_code=207, media_type="application/xml")
 
-    def serve(self, port: int = 0) -> SimulatorServer:
-        server = SimulatorServer(self.app, port=port)
-        server.start()
-        return server
 
 
 def _parent(path: str) -> str:
