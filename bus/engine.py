@@ -18,6 +18,7 @@ from schemas.envelope import utcnow
 from schemas.flow import FlowDefinition, StepDefinition
 from schemas.messages import (
     Accepted,
+    Artefact,
     ConfigurationLoaded,
     DeadLetter,
     DocState,
@@ -47,6 +48,11 @@ def step_task(state: DocumentState, step: StepDefinition, task_id: str) -> StepT
         attempt=rec.attempts, envelope=state.envelope, outputs=state.outputs(),
         progress=rec.progress, idempotency_key=rec.idempotency_key,
     )
+
+
+def _artefacts(artefacts: list[Artefact]) -> dict:
+    """The journal detail naming a result's artefacts (so the journal lists every one)."""
+    return {"artefacts": [a.file.model_dump(mode="json") for a in artefacts]} if artefacts else {}
 
 
 @dataclass
@@ -126,7 +132,7 @@ class FlowEngine:
         out = Transition(state)
         self._event(out, "step-failed", step=msg.step,
                     detail={"error": msg.error.model_dump(mode="json"),
-                            "attempt": rec.attempts})
+                            "attempt": rec.attempts} | _artefacts(msg.artefacts))
         if msg.error.business:
             self._reject(out, step, msg.error)
         elif msg.error.retryable and rec.attempts < step.retry.max_attempts:
@@ -154,7 +160,8 @@ class FlowEngine:
         state.state = DocState.WAITING
         if changed:
             self._event(out, "step-waiting", step=step.name,
-                        detail={"note": msg.note, "progress": msg.progress})
+                        detail={"note": msg.note, "progress": msg.progress}
+                        | _artefacts(msg.artefacts))
         delay = min(max(msg.poll_after, step.wait.poll_seconds), step.wait.max_poll_seconds)
         self._dispatch(out, step, delay=delay, poll=True)
         return out

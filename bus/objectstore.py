@@ -280,8 +280,14 @@ class ObjectStore:
 
     def list_times(self, prefix: str) -> dict[str, float]:
         """Keys under ``prefix`` with their last-modified time (epoch seconds), one listing."""
-        return {o.object_name: o.last_modified.timestamp() if o.last_modified else 0.0
-                for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)}
+        try:
+            return {o.object_name: o.last_modified.timestamp() if o.last_modified else 0.0
+                    for o in self.client.list_objects(self.bucket, prefix=prefix,
+                                                      recursive=True)}
+        except S3Error as exc:
+            if exc.code in self._absent:
+                return {}
+            raise
 
     def get_json(self, key: str) -> Any | None:
         raw = self.get_record(key)

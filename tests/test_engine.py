@@ -14,6 +14,7 @@ from schemas.envelope import Envelope, FileRef
 from schemas.flow import FlowDefinition
 from schemas.messages import (
     Accepted,
+    Artefact,
     DocState,
     ErrorInfo,
     OperatorAction,
@@ -264,3 +265,15 @@ def test_replay_resumes_at_the_failed_step_with_the_operator_named(engine: FlowE
     again = engine.on_operator(out.state, OperatorAction(doc_id=env.id, action="replay",
                                                          actor="bob"))
     assert again.events[0].type == "replay-refused" and not again.tasks
+
+
+def test_artefacts_of_a_waiting_step_are_journaled() -> None:
+    engine = _waiting_engine(deadline=3600)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    ack = FileRef(sha256="c" * 64, size=3, media_type="application/xml", name="ack.xml")
+    out = engine.on_step_waiting(out.state, StepWaiting(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", poll_after=1,
+        artefacts=[Artefact(file=ack, step="validate", kind="partner-reply")]))
+    [event] = out.events
+    assert event.detail["artefacts"] == [ack.model_dump(mode="json")]

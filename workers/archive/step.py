@@ -9,21 +9,20 @@ comes from the flow's mapping (``options``) and the tenant's ``settings.archive`
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from typing import Any
 
-from bus.index import Index
+from bus.audit.events import complete_journal
+from bus.audit.store import JournalStore
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.privacy import scrub_for
-from bus.state import StateStore
 from connectors.errors import BusinessRefusal
 from connectors.sae import seda
 from connectors.sae.asalae import AsalaeClient, TransferLookup
 from connectors.sae.sip import SipError
 from schemas.archive import ArchiveOptions, BatchMembership, TenantArchiveSettings
 from schemas.envelope import FileRef, FileRole
-from schemas.messages import Artefact
+from schemas.messages import Artefact, JournalEvent
 from workers.archive import batch, mapping
 from workers.archive.exchange import (
     Replies,
@@ -37,6 +36,7 @@ from workers.step import StepContext, StepError, StepResultData, Waiting, step
 KIND = "archive"
 MAX_TRANSFERS = 20  # transfers of one document (each refusal then replay uses a new id)
 MEMBER_POLL_S = 30.0  # first fallback poll of a batch member (then doubling)
+EVENT_FIELDS = {"event_id", "seq", "type", "state", "step", "at", "actor", "detail"}
 
 
 @step("archive")
@@ -120,9 +120,11 @@ async def _send_document(ctx: StepContext, options: ArchiveOptions,
                          settings: TenantArchiveSettings, sae: AsalaeClient, transfer_id: str
                          ) -> tuple[FileRef, TransferLookup]:
     env, store, tenant = ctx.task.envelope, ctx.runtime.store, ctx.tenant
-    journal = await _journal_file(ctx) if options.include_journal else None
+    needed = options.include_journal or options.include_artefacts
+    events = await _journal(ctx) if needed else []
+    journal = await _journal_file(ctx, events) if options.include_journal else None
     files = mapping.document_files(env, journal, store,
-                                   artefacts=await _earlier_artefacts(ctx, options))
+                                   artefacts=_earlier_artefacts(ctx, options, events))
     unit = mapping.document_unit(env, tenant, options, settings, [f.object_id for f in files])
 
     def make_manifest(objects: list[seda.DataObject]) -> bytes:
@@ -134,41 +136,44 @@ async def _send_document(ctx: StepContext, options: ArchiveOptions,
                           transfer_id, files, make_manifest, algorithm=settings.digest_algorithm)
 
 
-async def _journal_file(ctx: StepContext) -> FileRef:
-    """The document's journal (indexed events and step outputs) as a stored file."""
+async def _journal(ctx: StepContext) -> list[JournalEvent]:
+    """The document's events from the journal segments; ``JournalIncomplete`` (retried)
+    while they lack any event up to the steps whose outputs the task carries."""
+    env = ctx.task.envelope
+    journal = JournalStore(ctx.runtime.settings, ctx.runtime.store)
+    return await asyncio.to_thread(complete_journal, journal, env.id,
+                                   env.created_at.timestamp(), ctx.task.outputs)
+
+
+async def _journal_file(ctx: StepContext, events: list[JournalEvent]) -> FileRef:
+    """The document's journal (its events and step outputs) as a stored file."""
     env = ctx.task.envelope
     flows = ctx.runtime.flows  # personal metadata never in a journal in clear
     clean = env.model_copy(update={"metadata": scrub_for(env, flows, env.metadata)})
-    data = mapping.journal_document(clean, await asyncio.to_thread(_events, ctx),
-                                    scrub_for(env, flows, ctx.task.outputs))
+    data = mapping.journal_document(
+        clean, [e.model_dump(mode="json", include=EVENT_FIELDS) for e in events],
+        scrub_for(env, flows, ctx.task.outputs))
     return await asyncio.to_thread(ctx.runtime.store.put_bytes, env.tenant, data,
                                    name=mapping.JOURNAL_NAME, role=FileRole.ANNEX,
                                    media_type="application/json", encrypt=ctx.encrypt_files)
 
 
-async def _earlier_artefacts(ctx: StepContext, options: ArchiveOptions) -> list[FileRef]:
-    """Artefacts of the document's earlier steps (read from its state, never written)."""
+def _earlier_artefacts(ctx: StepContext, options: ArchiveOptions,
+                       events: list[JournalEvent]) -> list[FileRef]:
+    """Artefacts the document's earlier steps journaled (each file once)."""
     if not options.include_artefacts:
         return []
-    state = await asyncio.to_thread(StateStore(ctx.runtime.store, 0).load_sync, ctx.task.doc_id)
     seen: set[str] = set()
     refs = []
-    for art in state.artefacts if state else []:
-        if art.step != ctx.step.name and art.file.sha256 not in seen:
-            seen.add(art.file.sha256)
-            refs.append(art.file)
+    for event in events:
+        if event.step == ctx.step.name:
+            continue
+        for raw in event.detail.get("artefacts") or []:
+            ref = FileRef.model_validate(raw)
+            if ref.sha256 not in seen:
+                seen.add(ref.sha256)
+                refs.append(ref)
     return refs
-
-
-def _events(ctx: StepContext) -> list[dict[str, Any]]:
-    try:
-        index = Index(ctx.runtime.settings.index_file)
-        try:
-            return index.events(ctx.task.doc_id)
-        finally:
-            index.close()
-    except (sqlite3.Error, OSError):
-        return []
 
 
 def _keep(ctx: StepContext, manifest: FileRef | None, replies: Replies) -> None:
@@ -226,9 +231,10 @@ async def _register(ctx: StepContext, options: ArchiveOptions,
                         field=options.batch.key.replace("meta.", "metadata.", 1))
     # the unit must be describable before the document joins a batch
     mapping.document_unit(env, ctx.tenant, options, settings, [])
-    journal = await _journal_file(ctx)
+    events = await _journal(ctx)
+    journal = await _journal_file(ctx, events)
     group = batch.group_of(env.tenant, env.flow, ctx.step.name, str(value))
-    artefacts = await _earlier_artefacts(ctx, options)
+    artefacts = _earlier_artefacts(ctx, options, events)
     member = BatchMembership(doc_id=env.id, group=group, key=str(value), step=ctx.step.name,
                              envelope=env, journal=journal, artefacts=artefacts,
                              bytes=sum(f.size for f in [*env.files, journal, *artefacts]))
