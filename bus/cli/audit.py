@@ -15,20 +15,32 @@ from bus.audit.config import key_hasher
 from bus.audit.sealer import segment_lines
 from bus.audit.store import SEGMENTS, JournalStore
 from bus.audit.verify import verify_bus
-from bus.flows import FlowRegistry
+from bus.flows import FlowConfigError, FlowRegistry
 from bus.index import Index
 from bus.runtime import Runtime
-from bus.settings import get_settings
 from schemas.messages import JournalEvent
 from schemas.search_keys import normalize
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-# shortcut options of `demat search`: option -> search key name declared by flows
-KEY_OPTIONS = {"acte-number": "acte_number", "official-id": "official_id",
-               "invoice-number": "invoice_number", "matricule": "matricule", "nir": "nir",
-               "name": "name"}
+
+def declared_keys(flows: FlowRegistry) -> dict[str, list[str]]:
+    """Every search key the flows declare, with the flows declaring it."""
+    keys: dict[str, list[str]] = {}
+    for name in flows.names():
+        for key in flows.get(name).search_keys:
+            keys.setdefault(key, []).append(name)
+    return dict(sorted(keys.items()))
+
+
+def _search_flows() -> FlowRegistry | None:
+    """The flows whose search keys become ``demat search`` options; ``None`` when they do
+    not load (the CLI still starts, to report it: ``demat run`` names the faulty file)."""
+    try:
+        return Runtime().flows
+    except FlowConfigError:
+        return None
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -51,9 +63,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--state")
     s.add_argument("--since", help="submitted on or after (ISO date or datetime)")
     s.add_argument("--until", help="submitted before (ISO date or datetime)")
-    for option, key in KEY_OPTIONS.items():
-        s.add_argument(f"--{option}", dest=f"key_{key}", metavar="VALUE",
-                       help=f"search key {key}")
+    flows = _search_flows()
+    for key, names in declared_keys(flows).items() if flows else ():
+        s.add_argument(f"--{key.replace('_', '-')}", dest=f"key_{key}", metavar="VALUE",
+                       help=f"search key {key} ({', '.join(names)})")
     s.add_argument("--key", action="append", default=[], metavar="NAME=VALUE",
                    help="any search key a flow declares")
     s.add_argument("--limit", type=int, default=100)
@@ -109,8 +122,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def search_keys_of(args: argparse.Namespace) -> list[tuple[str, str]]:
-    pairs = [(key, v) for key in KEY_OPTIONS.values()
-             if (v := getattr(args, f"key_{key}", None)) is not None]
+    pairs = [(name.removeprefix("key_"), v) for name, v in sorted(vars(args).items())
+             if name.startswith("key_") and v is not None]
     for item in args.key:
         name, sep, value = item.partition("=")
         if not sep or not name:
@@ -136,9 +149,10 @@ def query_keys(pairs: list[tuple[str, str]], flows: Any, hasher: Any) -> dict[st
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    runtime = Runtime()
+    settings = runtime.settings
     try:
-        keys = query_keys(search_keys_of(args), FlowRegistry.load(), key_hasher(settings))
+        keys = query_keys(search_keys_of(args), runtime.flows, key_hasher(settings))
     except ValueError as exc:
         return _fail(str(exc))
     rows = Index(settings.index_file).search(
