@@ -15,12 +15,12 @@ from bus.audit.events import JournalIncomplete, complete_journal, journal_gap
 from bus.audit.store import segment_key
 from bus.engine import FlowEngine
 from bus.flows import FlowRegistry
+from bus.services.steps import error_info
 from bus.tenants import TenantRegistry
 from connectors.sae.asalae import TransferLookup
 from schemas.envelope import Envelope, FileRef
 from schemas.messages import Accepted, Artefact, JournalEvent, StepDone, StepTask
 from workers.archive import mapping, step
-from workers.subscriber import error_info
 
 DEMO_TENANTS = Path(__file__).resolve().parents[2] / "bus" / "dev" / "tenants.yaml"
 STAMP = FileRef(sha256="c" * 64, size=5, media_type="application/xml", name="stamp.xml")
