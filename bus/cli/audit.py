@@ -15,13 +15,13 @@ from bus.audit.config import key_hasher
 from bus.audit.sealer import segment_lines
 from bus.audit.store import SEGMENTS, JournalStore
 from bus.audit.verify import verify_bus
+from bus.cli.console import console, fail
 from bus.flows import FlowConfigError, FlowRegistry
 from bus.index import Index
 from bus.runtime import Runtime
 from schemas.messages import JournalEvent
 from schemas.search_keys import normalize
 
-console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
@@ -74,11 +74,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_search)
 
 
-def _fail(message: str) -> int:
-    console.print(f"[red]error:[/] {message}")
-    return 2
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     report = verify_bus(Runtime())
     if args.json:
@@ -102,7 +97,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         result = export_bundle(Runtime(), args.id, args.dir)
     except (KeyError, ValueError) as exc:
-        return _fail(str(exc.args[0]))
+        return fail(str(exc.args[0]))
     out.print(f"proof bundle of {args.id}: {result['events']} events in checkpoint "
               f"{result['checkpoint']}, written to {args.dir} (see README.md there)")
     return 0
@@ -154,7 +149,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         keys = query_keys(search_keys_of(args), runtime.flows, key_hasher(settings))
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     rows = Index(settings.index_file).search(
         tenant=args.tenant, flow=args.flow, state=args.state, since=args.since,
         until=args.until, keys=keys, limit=args.limit)
