@@ -27,7 +27,7 @@ class Runtime:
     settings: Settings = field(default_factory=get_settings)
     _connectors: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _producers: dict[int, AIOKafkaProducer] = field(default_factory=dict, repr=False)
-    _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _producer_locks: dict[int, asyncio.Lock] = field(default_factory=dict, repr=False)
 
     @cached_property
     def registry(self) -> Registry:
@@ -65,7 +65,7 @@ class Runtime:
     async def producer(self) -> AIOKafkaProducer:
         """This runtime's plain producer on the running event loop (started once, kept)."""
         loop = id(asyncio.get_running_loop())
-        async with self._producer_lock:
+        async with self._producer_locks.setdefault(loop, asyncio.Lock()):  # locks are per loop
             if loop not in self._producers:
                 self._producers[loop] = await start_producer(self.settings)
         return self._producers[loop]
