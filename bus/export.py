@@ -10,6 +10,7 @@ from typing import Any
 from bus.index import Index
 from bus.runtime import Runtime
 from bus.state import StateStore
+from schemas.messages import DocumentState
 
 
 def export_document(runtime: Runtime, doc_id: str, dest: Path) -> dict[str, Any]:
@@ -41,9 +42,16 @@ def export_document(runtime: Runtime, doc_id: str, dest: Path) -> dict[str, Any]
         written.append({"path": name, "sha256": hashlib.sha256(data).hexdigest(),
                         "kind": "record"})
     manifest = {"document": doc_id, "tenant": env.tenant, "flow": env.flow,
-                "state": state.state, "files": written}
+                "state": state.state, "files": written, "versions_used": versions_used(state)}
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
+
+
+def versions_used(state: DocumentState) -> list[dict[str, Any]]:
+    """Per step, which version of each file it sent, deposited or archived (signed or
+    original), as the step recorded it (``file_versions`` in its output)."""
+    return [{"step": name, **use} for name, output in state.outputs().items()
+            for use in output.get("file_versions") or []]
 
 
 def _unique(path: Path, used: set[Path]) -> Path:

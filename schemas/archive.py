@@ -110,6 +110,7 @@ class BatchMembership(BaseModel):
     key: str
     step: str
     envelope: Envelope
+    files: list[FileRef] = Field(default_factory=list)  # as archived; empty: the envelope's
     journal: FileRef
     artefacts: list[FileRef] = Field(default_factory=list)
     bytes: int = Field(ge=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bus.plugins import REGISTRY
@@ -26,6 +26,9 @@ StepFunction = Callable[["StepContext"], Awaitable[StepResultData | Waiting]]
 @dataclass
 class StepContext(StepCall):
     """Per-task view of the runtime, with the helpers step functions share."""
+
+    # which version of each file the step used (``workers.common.versions``)
+    used_versions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def encrypt_files(self) -> bool:
@@ -57,8 +60,11 @@ def step(kind: str, *more_kinds: str) -> Callable[[StepFunction], StepFunction]:
     """Register the decorated function as the step ``kind`` (and ``more_kinds``)."""
     def register(run: StepFunction) -> StepFunction:
         async def handler(call: StepCall) -> StepResultData | Waiting:
-            return await run(StepContext(call.runtime, call.task, call.tenant, call.step,
-                                         call.artefacts))
+            ctx = StepContext(call.runtime, call.task, call.tenant, call.step, call.artefacts)
+            result = await run(ctx)
+            if ctx.used_versions and isinstance(result, StepResultData):
+                result.output.setdefault("file_versions", ctx.used_versions)
+            return result
         handler.__qualname__ = run.__qualname__
         handler.__module__ = run.__module__
         for name in (kind, *more_kinds):

@@ -187,4 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except KeyError as exc:
         return fail(str(exc.args[0]))
     out.print(f"{len(manifest['files'])} files written to {args.dir}")
+    for use in manifest["versions_used"]:
+        by = f" (made by step {use['by_step']})" if use["by_step"] else ""
+        out.print(f"  step {use['step']}: {use['version']} {use['file']}{by}")
     return 0

@@ -75,6 +75,7 @@ def _ctx(task: StepTask, store: FileStore) -> Any:
     runtime = SimpleNamespace(settings=None, store=store, flows=FlowRegistry.load())
     flow_step = runtime.flows.get("document").step("archive")
     return SimpleNamespace(task=task, runtime=runtime, step=flow_step, encrypt_files=False,
+                           used_versions=[],
                            tenant=TenantRegistry.load(DEMO_TENANTS).get("216900910"))
 
 

@@ -16,7 +16,7 @@ from connectors.s2low import actes as A
 from connectors.s2low.client import S2lowClient
 from schemas.envelope import FileRef, utcnow
 from workers.actes.acte import acte_files, acte_metadata, actes_settings
-from workers.common.sign import signed_file
+from workers.common.versions import current_version
 from workers.step import StepContext, StepError, StepResultData, step
 
 KIND = "acte-transmit"
@@ -29,7 +29,7 @@ async def run(ctx: StepContext) -> StepResultData:
     try:
         settings, meta = actes_settings(ctx.tenant), acte_metadata(env)
         main, annexes = acte_files(env, meta)
-        main = signed_file(ctx, main)  # the signed PDF when the sign step ran
+        main = current_version(ctx, main)  # the signed PDF when a sign step ran
     except SubmissionError as exc:
         raise StepError(str(exc), field=exc.field) from None
     pdf, *annex_data = await asyncio.gather(*(_read(ctx, ref) for ref in [main, *annexes]))

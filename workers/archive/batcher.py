@@ -359,8 +359,9 @@ class ArchiveBatcher:
         files: list[SipFile] = []
         units: list[seda.Unit] = []
         for m in members:
-            member_files = mapping.document_files(m.envelope, m.journal, self.store,
-                                                  folder=m.doc_id, artefacts=m.artefacts)
+            member_files = mapping.document_files(
+                m.envelope, m.files or m.envelope.files, m.journal, self.store,
+                folder=m.doc_id, artefacts=m.artefacts)
             files += member_files
             units.append(mapping.document_unit(m.envelope, tenant, options, settings,
                                                [f.object_id for f in member_files]))

@@ -140,10 +140,14 @@ def unit_id(doc_id: str) -> str:
     return f"u-{doc_id}"
 
 
-def document_files(env: Envelope, journal: FileRef | None, store: ObjectStore, *,
-                   folder: str = "", artefacts: list[FileRef] | None = None) -> list[SipFile]:
-    """The SIP files of one document: its files, its journal, then earlier artefacts."""
-    refs = [*env.files, *([journal] if journal else []), *(artefacts or [])]
+def document_files(env: Envelope, files: list[FileRef], journal: FileRef | None,
+                   store: ObjectStore, *, folder: str = "",
+                   artefacts: list[FileRef] | None = None) -> list[SipFile]:
+    """The SIP files of one document: ``files`` (its files as archived: signed versions,
+    detached signatures), its journal, then earlier artefacts not among ``files``."""
+    kept, journal_at = {ref.sha256 for ref in files}, len(files)
+    refs = [*files, *([journal] if journal else []),
+            *(ref for ref in artefacts or [] if ref.sha256 not in kept)]
     used: set[str] = set()
     files = []
     for i, ref in enumerate(refs):
@@ -151,7 +155,7 @@ def document_files(env: Envelope, journal: FileRef | None, store: ObjectStore, *
         if name in used:
             name = f"{i}-{name}"
         used.add(name)
-        object_id = f"o-{env.id}-journal" if journal and i == len(env.files) else \
+        object_id = f"o-{env.id}-journal" if journal and i == journal_at else \
             f"o-{env.id}-{i}"
         files.append(SipFile(
             object_id=object_id, path=f"{folder}/{name}" if folder else name,

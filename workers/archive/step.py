@@ -31,6 +31,7 @@ from workers.archive.exchange import (
     send_sip,
     sent_manifest,
 )
+from workers.common.versions import archived_files
 from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
 KIND = "archive"
@@ -123,7 +124,7 @@ async def _send_document(ctx: StepContext, options: ArchiveOptions,
     needed = options.include_journal or options.include_artefacts
     events = await _journal(ctx) if needed else []
     journal = await _journal_file(ctx, events) if options.include_journal else None
-    files = mapping.document_files(env, journal, store,
+    files = mapping.document_files(env, archived_files(ctx), journal, store,
                                    artefacts=_earlier_artefacts(ctx, options, events))
     unit = mapping.document_unit(env, tenant, options, settings, [f.object_id for f in files])
 
@@ -235,9 +236,10 @@ async def _register(ctx: StepContext, options: ArchiveOptions,
     journal = await _journal_file(ctx, events)
     group = batch.group_of(env.tenant, env.flow, ctx.step.name, str(value))
     artefacts = _earlier_artefacts(ctx, options, events)
+    files = archived_files(ctx)
     member = BatchMembership(doc_id=env.id, group=group, key=str(value), step=ctx.step.name,
-                             envelope=env, journal=journal, artefacts=artefacts,
-                             bytes=sum(f.size for f in [*env.files, journal, *artefacts]))
+                             envelope=env, files=files, journal=journal, artefacts=artefacts,
+                             bytes=sum(f.size for f in [*files, journal, *artefacts]))
     await batch.publish_membership(ctx.runtime, member)
     return {"group": group, "registered_at": time.time()}
 

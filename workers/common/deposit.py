@@ -1,10 +1,13 @@
-"""Step ``deposit``: put the document's files and metadata into the tenant's document store."""
+"""Step ``deposit``: put the document's files (each in its latest signed version, with the
+detached signatures over them) and metadata into the tenant's document store."""
 
 from __future__ import annotations
 
 import json
 
 from connectors.deposit import DepositFile, DepositTarget
+from schemas.envelope import FileRef
+from workers.common.versions import current_files
 from workers.step import StepContext, StepResultData, step
 
 KIND = "deposit"
@@ -17,10 +20,11 @@ async def run(ctx: StepContext) -> StepResultData:
     ged: DepositTarget = ctx.connector()
     receipt = await ged.lookup(env.tenant, env.id)
     reused = receipt is not None
-    metadata = deposit_metadata(ctx)
+    versions = current_files(ctx)
+    metadata = deposit_metadata(ctx, versions)
     if receipt is None:
         files = [DepositFile(ref.name, ctx.runtime.store.iter_file(env.tenant, ref), ref.sha256)
-                 for ref in env.files]
+                 for ref in versions]
         receipt = await ged.deposit(env.tenant, env.id, files, metadata)
     # the metadata names the document: no other document can have stored these bytes
     await ctx.keep(_json(metadata), name="deposit-metadata.json", kind="generated",
@@ -33,8 +37,8 @@ async def run(ctx: StepContext) -> StepResultData:
                                   "already_deposited": reused})
 
 
-def deposit_metadata(ctx: StepContext) -> dict:
-    """The metadata document written beside the files."""
+def deposit_metadata(ctx: StepContext, files: list[FileRef]) -> dict:
+    """The metadata document written beside the files (those deposited, and the versions)."""
     env = ctx.task.envelope
     return {
         "document_id": env.id,
@@ -43,7 +47,8 @@ def deposit_metadata(ctx: StepContext) -> dict:
         "producer": env.producer,
         "submitted_at": env.created_at.isoformat(),
         "metadata": env.metadata,
-        "files": [f.model_dump(mode="json") for f in env.files],
+        "files": [f.model_dump(mode="json") for f in files],
+        "versions": ctx.used_versions,
     }
 
 

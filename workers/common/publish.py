@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.deposit import DepositFile, DepositTarget
 from schemas.envelope import FileRef
+from workers.common.versions import current_main
 from workers.step import StepContext, StepResultData, step
 
 KIND = "publish"
@@ -38,11 +39,12 @@ async def run(ctx: StepContext) -> StepResultData:
 
 
 def published_file(ctx: StepContext) -> FileRef:
-    """The stamped PDF of the acknowledgement when there is one, else the main document."""
+    """The stamped PDF of the acknowledgement when there is one, else the main document
+    in its latest signed version."""
     for output in ctx.task.outputs.values():
         if output.get("stamped_pdf"):
             return FileRef.model_validate(output["stamped_pdf"])
-    return ctx.task.envelope.files[0]
+    return current_main(ctx)
 
 
 def publication_metadata(ctx: StepContext, document: FileRef) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Step ``helios-transmit``: send the (signed) PES Aller to the treasury through S²LOW.
 
-The file sent is the signed one of the ``sign`` step (its ``signed_file``) when there
-is one, else the submitted file. It is spooled from the object store to a temporary
+The file sent is the PES in its latest signed version (XAdES, ``workers.common.versions``),
+else the submitted file. It is spooled from the object store to a temporary
 file (never whole in memory) while its SHA-1 is computed, S²LOW is asked whether it
 already holds a PES of that name, and only then is it posted.
 """
@@ -15,18 +15,17 @@ from pathlib import Path
 
 from connectors.s2low.helios import HeliosClient
 from schemas.envelope import FileRef
+from workers.common.versions import current_version
 from workers.step import StepContext, StepResultData, step
 
 KIND = "helios-transmit"
 
 
 def pes_file(ctx: StepContext) -> tuple[FileRef, bool]:
-    """The file to send: the signed artefact if the sign step made one, else the PES."""
-    source = ctx.step.options.get("signed_by", "sign")
-    signed = (ctx.task.outputs.get(source) or {}).get("signed_file")
-    if signed:
-        return FileRef.model_validate(signed), True
-    return ctx.task.envelope.files[0], False
+    """The file to send (the signed PES if a step signed it) and whether it is signed."""
+    original = ctx.task.envelope.files[0]
+    ref = current_version(ctx, original)
+    return ref, ref.sha256 != original.sha256
 
 
 def _spool(ctx: StepContext, ref: FileRef, path: Path) -> str:

@@ -11,7 +11,7 @@ import json
 
 from connectors.deposit import DepositFile, DepositTarget
 from schemas.hr import hr_metadata
-from workers.common.signed import signed_or_main
+from workers.common.versions import current_main
 from workers.step import StepContext, StepResultData, step
 
 KIND = "hr-agent-file"
@@ -34,7 +34,7 @@ async def run(ctx: StepContext) -> StepResultData:
               "transmitted": bool(outputs.get("transmit", {}).get("transmitted")),
               "acte_id": outputs.get("acknowledgement", {}).get("official_id")}
     if receipt is None:
-        signed = await signed_or_main(ctx)
+        signed = current_main(ctx)
         files = [DepositFile(signed.name, ctx.runtime.store.iter_file(env.tenant, signed),
                              signed.sha256)]
         receipt = await target.deposit(meta.matricule, env.id, files, record)

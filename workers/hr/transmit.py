@@ -13,7 +13,7 @@ from schemas.errors import first_error
 from schemas.hr import hr_metadata
 from workers.actes import acknowledgement as acte_acknowledgement
 from workers.actes import transmit as acte_transmit
-from workers.common.signed import signed_or_main
+from workers.common.versions import current_main
 from workers.hr.checks import as_acte
 from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
@@ -37,7 +37,7 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
         why = "transmit: false" if meta.transmit is False else \
             f"act type {meta.act_type!r} is not sent for legality control"
         return StepResultData(output={"transmitted": False, "reason": why})
-    signed = await signed_or_main(ctx)
+    signed = current_main(ctx)
     acte = as_acte(env, meta).model_copy(update={"files": [signed, *env.files[1:]]})
     task = ctx.task.model_copy(update={"envelope": acte})
     result = await acte_transmit.run(replace(ctx, task=task))  # artefacts list is shared

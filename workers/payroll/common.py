@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from schemas.envelope import FileRef
 from schemas.errors import first_error
 from schemas.payslip import PayslipMetadata
-from workers.common.signed import signed_or_main
+from workers.common.versions import current_main
 from workers.step import StepContext, StepError
 
 
@@ -22,7 +22,7 @@ def payslip_metadata(ctx: StepContext) -> PayslipMetadata:
 
 async def payslip_pdf(ctx: StepContext) -> FileRef:
     """The PDF to deliver: the sealed one if the seal step kept it, else the original."""
-    return await signed_or_main(ctx)
+    return current_main(ctx)
 
 
 def agent_file_name(meta: PayslipMetadata) -> str:
