@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bus.flows import FlowRegistry
+from bus.plugins import load_plugins
 from bus.settings import Settings
 from bus.tenants import TenantRegistry
 from connectors.sae import seda
 from schemas.archive import BatchOptions, TenantArchiveSettings
 from schemas.envelope import Envelope, FileRef
 from workers.archive import batch, mapping
+
+load_plugins()  # the families register their metadata models, as the bus does at start
 
 META = {
     "document": {"title": "Courrier", "category": "courrier", "keywords": ["a", "b"]},
