@@ -72,13 +72,14 @@ def test_flux_report_and_rejections(sim: ChorusSimulator) -> None:
         rejected = DemoInvoice("UBL-REJET-1", SUPPLIER, DEMO_BUYER)
         ok = await chorus.deposit_flux(ubl_xml(rejected), "r.xml", "IN_DP_E1_UBL_INVOICE")
         integrated = await chorus.flux_report(ok.numero_flux)
-        history = await chorus.history(integrated.invoice_ids[0])
+        found = await chorus.find_by_flux(ok.numero_flux)
+        history = await chorus.history(found.invoice_id if found else 0)
         await chorus.aclose()
-        return report, integrated, history
+        return report, integrated, found, history
 
-    report, integrated, history = asyncio.run(go())
+    report, integrated, found, history = asyncio.run(go())
     assert report.rejected and "not an invoice" in report.errors[0]
-    assert integrated.integrated and integrated.invoice_ids
+    assert integrated.integrated and found is not None and found.number == "UBL-REJET-1"
     assert history.status == "REJETEE" and "engagement" in history.events[-1].comment
 
 
@@ -105,7 +106,7 @@ def test_received_invoices_searched_downloaded_and_status_set_once(
     async def go() -> tuple:
         chorus = _client(sim)
         found = await chorus.search_received(status="MISE_A_DISPOSITION")
-        name, content = await chorus.download(found[0].invoice_id)
+        name, content = await chorus.download(found[0].invoice_id, number=found[0].number)
         first = await chorus.set_received_status(found[0].invoice_id, "MISE_EN_PAIEMENT")
         second = await chorus.set_received_status(found[0].invoice_id, "MISE_EN_PAIEMENT")
         with pytest.raises(BusinessRefusal, match="statut final MISE_EN_PAIEMENT"):

@@ -1,9 +1,10 @@
 """Step ``chorus-deposit``: deposit the invoice on Chorus Pro, wait until it is integrated.
 
 First run: ask Chorus Pro whether it already holds this supplier's invoice number,
-deposit it (``deposer/flux``) only if not. Then poll the flow's report
-(``consulterCR``) until it is integrated (the invoice has its Chorus Pro id) or
-rejected (the document ends ``rejected`` with the platform's reasons).
+deposit it (``deposer/flux``) only if not. Then poll the flow's detailed report
+(``consulterCRDetaille``) until it is rejected (the document ends ``rejected`` with
+the platform's reasons) or integrated; the invoice's Chorus Pro id then comes from
+``rechercher/fournisseur`` by the flow number.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
         raise StepRejected(f"Chorus Pro rejected flow {report.numero_flux} "
                            f"({report.state}): {'; '.join(report.errors) or 'no reason'}",
                            partner="chorus")
-    if not report.integrated or not report.invoice_ids:
+    found = await chorus.find_by_flux(report.numero_flux) if report.integrated else None
+    if found is None:
         return Waiting(poll_after=poll, progress=progress,
                        note=f"flow {report.numero_flux}: {report.state}")
     await ctx.keep(_json(report.raw), name="chorus-flux-report.json", kind="partner-reply",
                    media_type="application/json")
-    return _done(progress, report.invoice_ids[0])
+    return _done(progress, found.invoice_id)
 
 
 def _done(progress: dict, invoice_id: int) -> StepResultData:

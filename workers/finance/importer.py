@@ -58,7 +58,7 @@ async def _import_with(client: DematClient, chorus: ChorusClient, tenant: str,
     rows = []
     for summary in waiting:
         key = f"chorus-in:{summary.invoice_id}"
-        name, data = await chorus.download(summary.invoice_id)
+        name, data = await chorus.download(summary.invoice_id, number=summary.number)
         metadata = {"chorus_invoice_id": summary.invoice_id, "invoice_number": summary.number,
                     "supplier": summary.supplier_name or summary.supplier_id,
                     "deposited_at": summary.deposited_at}
