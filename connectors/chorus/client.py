@@ -184,6 +184,18 @@ class ChorusClient:
                                   {"numeroFluxDepot": numero_flux})
         return models.flux_report(numero_flux, answer)
 
+    async def deposit_outcome(self, numero_flux: str, number: str, supplier_id: str = ""
+                              ) -> tuple[FluxReport, InvoiceSummary | None]:
+        """The flow's report and the invoice it became, once integrated. A flow rejected
+        while Chorus Pro holds the invoice from another flow (a re-deposit after a lost
+        answer: a "doublon") gives that invoice: it was deposited once."""
+        report = await self.flux_report(numero_flux)
+        if report.integrated:
+            return report, await self.find_by_flux(numero_flux)
+        if report.rejected:
+            return report, await self.find_issued(number, supplier_id) if number else None
+        return report, None
+
     async def search_issued(self, criteria: dict[str, Any]) -> list[InvoiceSummary]:
         """``rechercher/fournisseur`` with Chorus Pro's criteria, every page."""
         rows = await self._pages(f"{FACTURES}/rechercher/fournisseur", criteria,

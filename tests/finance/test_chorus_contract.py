@@ -223,3 +223,37 @@ def test_piste_hosts_and_token_form(tmp_path: Path) -> None:
     assert local.oauth_url == "http://127.0.0.1:9/api/oauth/token"
     for client in (prod, sandbox, local):
         asyncio.run(client.aclose())
+
+
+def test_a_redeposit_rejected_as_duplicate_ends_with_the_first_invoice() -> None:
+    """The answer of a deposit is lost before the flow is integrated: the search finds
+    nothing yet, the invoice goes again, Chorus Pro rejects the copy; the outcome is the
+    invoice of the first flow, not a rejection."""
+    sim = ChorusSimulator(step_delay=0.3, clients={"app": "secret"}, seed_received=0)
+    sim.start()
+    data = ubl_xml(DemoInvoice("TWICE-1", SUPPLIER, DEMO_BUYER))
+
+    async def go() -> tuple:
+        chorus = _client(sim)
+        try:
+            first = await chorus.submit_invoice(data, "t.xml", "IN_DP_E1_UBL_INVOICE",
+                                                "TWICE-1", SUPPLIER.siret)
+            again = await chorus.submit_invoice(data, "t.xml", "IN_DP_E1_UBL_INVOICE",
+                                                "TWICE-1", SUPPLIER.siret)
+            waiting = await chorus.deposit_outcome(first.numero_flux, "TWICE-1")
+            await asyncio.sleep(0.8)
+            return (waiting, await chorus.deposit_outcome(first.numero_flux, "TWICE-1"),
+                    await chorus.deposit_outcome(again.numero_flux, "TWICE-1", SUPPLIER.siret),
+                    await chorus.deposit_outcome(again.numero_flux, "OTHER"))
+        finally:
+            await chorus.aclose()
+
+    try:
+        waiting, first, copy, unrelated = asyncio.run(go())
+    finally:
+        sim.stop()
+    assert waiting[1] is None and not waiting[0].rejected
+    assert first[0].integrated and first[1] is not None
+    assert copy[0].rejected and "Doublon" in copy[0].errors[0]
+    assert copy[1] is not None and copy[1].invoice_id == first[1].invoice_id
+    assert unrelated[1] is None

@@ -4,7 +4,9 @@ First run: ask Chorus Pro whether it already holds this supplier's invoice numbe
 deposit it (``deposer/flux``) only if not. Then poll the flow's detailed report
 (``consulterCRDetaille``) until it is rejected (the document ends ``rejected`` with
 the platform's reasons) or integrated; the invoice's Chorus Pro id then comes from
-``rechercher/fournisseur`` by the flow number.
+``rechercher/fournisseur`` by the flow number. A flow rejected as a duplicate of the
+invoice Chorus Pro already holds (a re-deposit after a lost answer) ends with that
+invoice.
 """
 
 from __future__ import annotations
@@ -42,21 +44,21 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
             return _done(progress, receipt.invoice_id)
         return Waiting(poll_after=poll, progress=progress,
                        note=f"flow {receipt.numero_flux} deposited, awaiting integration")
-    report = await chorus.flux_report(progress["numero_flux"])
-    if report.rejected:
+    report, found = await chorus.deposit_outcome(progress["numero_flux"],
+                                                 progress.get("number", ""),
+                                                 progress.get("supplier_id", ""))
+    if found is None and report.rejected:
         await ctx.keep(_json(report.raw), name="chorus-flux-report.json", kind="partner-reply",
                        media_type="application/json")
         raise StepRejected(f"Chorus Pro rejected flow {report.numero_flux} "
                            f"({report.state}): {'; '.join(report.errors) or 'no reason'}",
                            partner="chorus")
-    found = await chorus.find_by_flux(report.numero_flux) if report.integrated else None
     if found is None:
         return Waiting(poll_after=poll, progress=progress,
                        note=f"flow {report.numero_flux}: {report.state}")
     await ctx.keep(_json(report.raw), name="chorus-flux-report.json", kind="partner-reply",
                    media_type="application/json")
     return _done(progress, found.invoice_id)
-
 
 def _done(progress: dict, invoice_id: int) -> StepResultData:
     return StepResultData(output={**progress, "invoice_id": invoice_id})
