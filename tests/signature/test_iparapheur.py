@@ -16,7 +16,9 @@ from cryptography import x509
 
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from connectors.errors import ConnectorError
-from connectors.iparapheur.simulator import DESK_ID, TENANT_ID, IparapheurSimulator
+from connectors.iparapheur import premis
+from connectors.iparapheur.sim_state import DESK_ID, TENANT_ID
+from connectors.iparapheur.simulator import IparapheurSimulator
 from connectors.registry import build_connector
 from connectors.seal.verify import verify_cms_detached, verify_pdf
 from connectors.simulator import SimulatorServer
@@ -142,12 +144,20 @@ def test_signed_folder_is_created_once_polled_and_verified(sim, tmp_path: Path) 
                                                         progress=first.progress))
     out = result.output
     assert [s["action"] for s in out["signers"]] == ["VISA", "SIGNATURE"]
-    assert out["signer"] == "Maire de Démo-sur-Rhône" and out["signed_at"]
+    assert out["signer"] == "Jeanne Martin" and out["signed_at"]
+    assert [s["desk"] for s in out["signers"]] == ["Directeur général des services",
+                                                   "Maire de Démo-sur-Rhône"]
     [signed] = [a for a in done.artefacts if a.kind == "signed"]
     assert signed.file.name == "arrete-signed.pdf"
     pdf = runtime.store.blobs[signed.file.sha256]
     [check] = asyncio.run(verify_pdf(pdf, trust_roots=[_sim_ca(server)]))
-    assert check.intact and check.trusted and "Maire" in check.signer
+    assert check.intact and check.trusted and "Jeanne Martin" in check.signer
+    replies = {a.file.name: runtime.store.blobs[a.file.sha256] for a in done.artefacts
+               if a.kind == "partner-reply"}
+    history = premis.parse(replies["iparapheur-premis.xml"])  # the journaled history
+    assert [e.action for e in history.performed()] == ["START", "VISA", "SIGNATURE"]
+    assert history.state == "FINISHED"
+    assert replies[f"{sign.folder_name(ctx.task.envelope.id)}_bordereau.pdf"][:5] == b"%PDF-"
     assert out["signatures"][0]["signature_sha256"] and out["signatures"][0]["signer"]
     assert out["signed_file"]["sha256"] == signed.file.sha256
     later = _context(runtime, {}, env=ctx.task.envelope)
@@ -164,7 +174,8 @@ def test_rejection_is_a_business_outcome_and_the_folder_is_deleted(sim, tmp_path
     runtime = _runtime(server.base_url, tmp_path, subtype="signature")
     ctx = _context(runtime, {"deliberation.pdf": (minimal_pdf("Delib"), "application/pdf")},
                    meta={"parapheur_metadata": {"sim_reject": "Montant erroné, à revoir"}})
-    with pytest.raises(StepRejected, match="rejected by Maire de Démo-sur-Rhône: Montant"):
+    with pytest.raises(StepRejected, match=r"rejected by Jeanne Martin \(Maire de Démo-sur-"
+                                           r"Rhône\): Montant erroné"):
         _until_done(runtime, ctx)
     assert not any(f.name == sign.folder_name(ctx.task.envelope.id)
                    for f in simulator.folders.values())
@@ -177,11 +188,12 @@ def test_double_signature_authority_then_agent(sim, tmp_path: Path) -> None:
                              "annexe.txt": (b"conditions\n", "text/plain")},
                    meta={"signature_subtype": "double-signature"})
     result, done, _ = _until_done(runtime, ctx)
-    assert [s["signer"] for s in result.output["signers"]] == ["Autorité territoriale", "Agent"]
+    assert [s["signer"] for s in result.output["signers"]] == ["Claire Petit", "Luc Bernard"]
     by_name = {a.file.name: runtime.store.blobs[a.file.sha256] for a in done.artefacts}
     checks = asyncio.run(verify_pdf(by_name["contrat-signed.pdf"]))
     assert [c.intact for c in checks] == [True, True]
-    assert ["Autorité" in checks[0].signer, "Agent" in checks[1].signer] == [True, True]
+    assert ["Claire Petit" in checks[0].signer, "Luc Bernard" in checks[1].signer] == [True,
+                                                                                        True]
     cms = [n for n in by_name if n.endswith(".p7s")]
     assert len(cms) == 2  # one detached signature per signer
     assert all(asyncio.run(verify_cms_detached(b"conditions\n", by_name[n])).intact for n in cms)
@@ -244,6 +256,6 @@ def test_simulator_refuses_bad_credentials_and_unknown_subtypes(sim, tmp_path: P
     with pytest.raises(ConnectorError, match="authentication refused"):
         asyncio.run(sign.run(ctx))
     runtime = _runtime(server.base_url, tmp_path, subtype="teleport")
-    with pytest.raises(ConnectorError, match="subtypeId: unknown"):
+    with pytest.raises(ConnectorError, match="no sub-type of type 'DEMAT' 'teleport'"):
         asyncio.run(sign.run(_context(runtime, {"a.pdf": (minimal_pdf("a"),
                                                           "application/pdf")})))

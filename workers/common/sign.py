@@ -1,9 +1,10 @@
 """Step ``sign``: seal locally (connector type ``seal``) or through an i-Parapheur workflow.
 
 A local seal answers at once. An i-Parapheur folder is created once per document (the
-client asks by name first), then polled through waiting tasks (no blocked consumer)
-until the folder is finished (signed files kept and verified) or rejected (the document
-ends ``rejected`` with the signer's reason; the rejected folder is deleted). The flow's
+client asks by name first), then its PREMIS summary is polled through waiting tasks (no
+blocked consumer) until the folder is finished (the ZIP's signed files kept and verified,
+its PREMIS history and slip kept) or rejected (the document ends ``rejected`` with the
+signer's reason; the history is kept and the rejected folder deleted). The flow's
 wait policy sets the deadline. The output names every signer, signing time and
 signature digest: the journal keeps it with the step-done event.
 """
@@ -11,11 +12,12 @@ signature digest: the journal keeps it with the step-done event.
 from __future__ import annotations
 
 import asyncio
-import json
+import mimetypes
 from typing import Any
 
 from connectors.errors import PermanentError
 from connectors.iparapheur.client import IparapheurClient, UploadFile
+from connectors.iparapheur.premis import Premis
 from connectors.seal import LocalSeal, SealInputError, signed_name
 from connectors.seal.signers import signature_digest
 from connectors.seal.verify import SignatureCheck, verify_cms_detached, verify_embedded
@@ -88,34 +90,32 @@ def _facts(facts: dict[str, Any]) -> dict[str, Any]:
                                   "signature_sha256", "timestamped")}
 
 
-# --- i-Parapheur ----------------------------------------------------------------------
+# --- i-Parapheur ---------------------------------------------------------------------
 
 
 async def _workflow(ctx: StepContext, client: IparapheurClient) -> StepResultData | Waiting:
     env = ctx.task.envelope
     progress = dict(ctx.task.progress)
+    metadata = {str(k): str(v) for k, v in (env.metadata.get("parapheur_metadata") or {}).items()}
     if not progress.get("folder_id"):
         uploads = [UploadFile(ref.name, await _read(ctx, ref), ref.media_type)
                    for _, ref in files_to_sign(ctx)]
         subtype = env.metadata.get("signature_subtype") or ctx.step.options.get("subtype")
-        folder, created = await client.create(
-            folder_name(env.id), uploads, subtype=subtype,
-            metadata={"demat_document_id": env.id, "demat_tenant": env.tenant,
-                      **(env.metadata.get("parapheur_metadata") or {})})
+        folder, created = await client.create(folder_name(env.id), uploads, subtype=subtype,
+                                              metadata=metadata)
         progress = {"folder_id": folder["id"], "created": created,
-                    "subtype": folder.get("subtypeId", subtype or client.subtype_id)}
-    else:
-        folder = await client.folder(progress["folder_id"])
-    state = folder.get("state")
-    if state in ("DRAFT", "PENDING"):
-        return _still_waiting(client, folder, progress)
-    history = await client.history(folder["id"])
-    if state == "REJECTED":
-        await _reject(client, folder, history)
-    if state != "FINISHED":
-        raise PermanentError(f"i-Parapheur folder {folder['id']}: unexpected state {state!r}",
-                             partner="iparapheur")
-    return await _finished(ctx, client, folder, history, progress)
+                    "subtype": subtype or client.subtype_id}
+    folder_id = progress["folder_id"]
+    summary = await client.summary(folder_id)
+    if summary.state == "DRAFT":  # created by an earlier try that could not start it
+        await client.start(folder_id, summary, metadata)
+        return Waiting(poll_after=client.poll_seconds, progress=progress | {"state": "PENDING"},
+                       note=f"i-Parapheur folder {folder_id}: started")
+    if summary.state == "PENDING":
+        return _still_waiting(client, folder_id, summary, progress)
+    if summary.state == "REJECTED":
+        await _reject(ctx, client, folder_id, summary)
+    return await _finished(ctx, client, folder_id, progress)
 
 
 def folder_name(doc_id: str) -> str:
@@ -123,57 +123,63 @@ def folder_name(doc_id: str) -> str:
     return f"demat-{doc_id}"
 
 
-def _still_waiting(client: IparapheurClient, folder: dict[str, Any],
+def _still_waiting(client: IparapheurClient, folder_id: str, summary: Premis,
                    progress: dict[str, Any]) -> Waiting:
-    steps = folder.get("stepList") or []
-    current = next((s for s in steps if s.get("state") == "CURRENT"), None)
-    done = [s["desk"]["name"] for s in steps if s.get("state") == "VALIDATED"]
-    who = f"{current['action']} by {current['desk']['name']}" if current else "to start"
-    progress = progress | {"state": folder.get("state"), "validated": done,
-                           "current": who}
-    return Waiting(poll_after=client.poll_seconds, progress=progress,
-                   note=f"i-Parapheur folder {folder['id']}: awaiting {who}")
+    current = summary.current()
+    done = [f"{e.action} {summary.agent(e)}" for e in summary.performed()
+            if e.action != "START"]
+    who = f"{current.action} by {current.desk or 'a desk'}" if current else "to start"
+    return Waiting(poll_after=client.poll_seconds,
+                   progress=progress | {"state": "PENDING", "validated": done, "current": who},
+                   note=f"i-Parapheur folder {folder_id}: awaiting {who}")
 
 
-async def _reject(client: IparapheurClient, folder: dict[str, Any],
-                  history: list[dict[str, Any]]) -> None:
-    step = next((s for s in folder.get("stepList") or [] if s.get("state") == "REJECTED"), {})
-    entry = next((h for h in reversed(history) if h.get("state") == "REJECTED"), {})
-    who = (step.get("desk") or {}).get("name") or entry.get("user") or "a signer"
-    reason = step.get("publicAnnotation") or entry.get("publicAnnotation") or "no reason given"
+async def _reject(ctx: StepContext, client: IparapheurClient, folder_id: str,
+                  summary: Premis) -> None:
+    """Keep the folder's history, delete the folder, end the document ``rejected``."""
+    event = summary.refusal()
+    who = (f"{summary.agent(event)} ({event.desk})" if event and event.desk
+           and event.desk != summary.agent(event) else
+           summary.agent(event) if event else "a signer")
+    reason = (event.note if event else "") or "no reason given"
+    await ctx.keep(summary.to_xml(), name="iparapheur-premis.xml", kind="partner-reply",
+                   media_type="application/xml")
     if client.delete_rejected:
-        await client.delete(folder["id"])
-    raise StepRejected(f"i-Parapheur folder {folder['id']} rejected by {who}: {reason}",
+        await client.delete(folder_id)
+    raise StepRejected(f"i-Parapheur folder {folder_id} rejected by {who}: {reason}",
                        partner="iparapheur")
 
 
-async def _finished(ctx: StepContext, client: IparapheurClient, folder: dict[str, Any],
-                    history: list[dict[str, Any]], progress: dict[str, Any]) -> StepResultData:
+async def _finished(ctx: StepContext, client: IparapheurClient, folder_id: str,
+                    progress: dict[str, Any]) -> StepResultData:
+    """Keep and verify the signed documents, the PREMIS history and the slip of the ZIP."""
+    _, folder = await client.download(folder_id)
     originals = {ref.name: ref for _, ref in files_to_sign(ctx)}
     signatures = []
-    for doc in folder.get("documentList") or []:
-        data = await client.document(folder["id"], doc["id"])
-        name, media = doc.get("name", "document"), doc.get("mediaType", "")
-        detached = doc.get("detachedSignatures") or []
+    for name, data in folder.documents.items():
+        original = originals.get(name)
+        media = original.media_type if original else (
+            mimetypes.guess_type(name)[0] or "application/octet-stream")
+        detached = folder.detached.get(name) or {}
         if not detached:
             checks = await verify_embedded(data, media)
             signatures += await _kept(ctx, data, _signed(name), media, checks, "embedded")
             continue
-        original = originals.get(name)
         source = await _read(ctx, original) if original else data
-        for sig in detached:
-            cms = await client.detached_signature(folder["id"], doc["id"], sig["id"])
+        for sig_name, cms in detached.items():
             check = await verify_cms_detached(source, cms)
-            signatures += await _kept(ctx, cms, sig.get("name") or f"{name}.p7s",
-                                      "application/pkcs7-signature", [check], "detached")
-    await ctx.keep(json.dumps({"folder": folder, "history": history}, indent=2,
-                              ensure_ascii=False).encode(), name="iparapheur-folder.json",
-                   kind="partner-reply", media_type="application/json")
-    signers = [{"action": h.get("action"), "signer": h.get("user"), "at": h.get("date")}
-               for h in history if h.get("action") in SIGNATURE_ACTIONS | {"VISA"}
-               and h.get("state") == "VALIDATED"]
+            signatures += await _kept(ctx, cms, sig_name, "application/pkcs7-signature",
+                                      [check], "detached")
+    await ctx.keep(folder.premis_xml, name="iparapheur-premis.xml", kind="partner-reply",
+                   media_type="application/xml")
+    if folder.bordereau:
+        await ctx.keep(folder.bordereau[1], name=folder.bordereau[0], kind="partner-reply",
+                       media_type="application/pdf")
+    summary = folder.premis
+    signers = [{"action": e.action, "signer": summary.agent(e), "desk": e.desk, "at": e.date}
+               for e in summary.performed() if e.action in SIGNATURE_ACTIONS | {"VISA"}]
     return StepResultData(output={
-        "mode": "iparapheur", "folder_id": folder["id"], "subtype": progress.get("subtype"),
+        "mode": "iparapheur", "folder_id": folder_id, "subtype": progress.get("subtype"),
         "folder_created_here": bool(progress.get("created")), "signers": signers,
         "signer": signers[-1]["signer"] if signers else None,
         "signed_at": signers[-1]["at"] if signers else None,
