@@ -286,10 +286,14 @@ class IparapheurClient:
         if task is None:
             raise PermanentError(f"{PARTNER}: draft folder {folder_id} has no START task",
                                  partner=PARTNER)
-        await self._json("PUT", f"{await self._desk_path()}/folder/{folder_id}/task/"
-                                f"{task.task_id}/start",
-                         json={"publicAnnotation": "", "privateAnnotation": "",
-                               "metadata": dict(metadata or {})})
+        path = f"{await self._desk_path()}/folder/{folder_id}/task/{task.task_id}/start"
+        params = {"publicAnnotation": "", "privateAnnotation": "",
+                  "metadata": dict(metadata or {})}  # SimpleTaskParams
+
+        async def go() -> None:
+            raise_for_status(await self._send("PUT", path, json=params), PARTNER)
+
+        await call(PARTNER, go)
 
     async def download(self, folder_id: str) -> tuple[bytes, bundle.FolderBundle]:
         """The folder's ZIP (documents, signatures, PREMIS, slip), raw and split."""

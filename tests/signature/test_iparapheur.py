@@ -259,3 +259,28 @@ def test_simulator_refuses_bad_credentials_and_unknown_subtypes(sim, tmp_path: P
     with pytest.raises(ConnectorError, match="no sub-type of type 'DEMAT' 'teleport'"):
         asyncio.run(sign.run(_context(runtime, {"a.pdf": (minimal_pdf("a"),
                                                           "application/pdf")})))
+
+
+def test_a_draft_left_by_an_earlier_try_is_found_and_started(sim, tmp_path: Path) -> None:
+    simulator, server = sim
+    runtime = _runtime(server.base_url, tmp_path)
+    ctx = _context(runtime, {"avenant.pdf": (minimal_pdf("Avenant"), "application/pdf")})
+    name = sign.folder_name(ctx.task.envelope.id)
+    token = httpx.post(f"{server.base_url}/auth/realms/api/protocol/openid-connect/token",
+                       data={"grant_type": "password", "client_id": "ipcore-web",
+                             "username": "demat", "password": "demat"}).json()["access_token"]
+    part = premis.draft(name, "DEMAT", "signature", [("avenant.pdf", True)])
+    resp = httpx.post(f"{server.base_url}/api/standard/v1/tenant/{TENANT_ID}/desk/{DESK_ID}"
+                      "/folder", params={"autoStart": "false"},
+                      headers={"Authorization": f"Bearer {token}"},
+                      files=[("folder", ("folder.xml", part, "application/xml")),
+                             ("documents", ("avenant.pdf", minimal_pdf("Avenant"),
+                                            "application/pdf"))])
+    assert resp.status_code == 201
+    first = asyncio.run(sign.run(ctx))
+    assert isinstance(first, Waiting) and first.note.endswith("started")
+    assert not first.progress["created"] and first.progress["folder_id"] == resp.json()["id"]
+    result, _, _ = _until_done(runtime, _context(runtime, {}, env=ctx.task.envelope,
+                                                 progress=first.progress))
+    assert result.output["signer"] == "Jeanne Martin"
+    assert simulator.created.count(name) == 1
