@@ -36,7 +36,7 @@ TOKEN_PATH = "/auth/realms/api/protocol/openid-connect/token"
 CLIENT_ID = "ipcore-web"
 # where a folder the bus created can be: not started, on one of our tasks, sent on
 # (DOWNSTREAM: an action of our desk was performed on it), ended
-LOOKUP_STATES = ("DRAFT", "PENDING", "DOWNSTREAM", "FINISHED", "REJECTED")
+LOOKUP_STATES = ("DOWNSTREAM", "DRAFT", "PENDING", "FINISHED", "REJECTED")
 LOOKUP_SORT = "CREATION_DATE,desc"  # FolderSortBy: the newest first (ours is recent)
 PAGE_SIZE = 50
 

@@ -136,9 +136,11 @@ class Premis:
         return self.agents.get(event.agent_id) or event.desk or event.agent_id
 
     def refusal(self) -> Event | None:
-        """The task that rejected the folder."""
-        return next((e for e in reversed(self.events) if e.action == "REJECT"
-                     and e.performed), None)
+        """The task that rejected the folder (a REJECT task, else the last performed task
+        with an annotation)."""
+        done = [e for e in reversed(self.events) if e.performed]
+        return next((e for e in done if e.action == "REJECT"),
+                    next((e for e in done if e.note), None))
 
 
 def parse(data: bytes) -> Premis:

@@ -105,12 +105,16 @@ def _context(runtime: FakeRuntime, files: dict[str, tuple[bytes, str]], *,
     return StepContext(runtime, task, runtime.tenants.get(SIREN), step)  # type: ignore[arg-type]
 
 
-def _until_done(runtime: FakeRuntime, ctx: StepContext, timeout: float = 30
+def _until_done(runtime: FakeRuntime, ctx: StepContext, timeout: float = 30,
+                seen: list[StepContext] | None = None
                 ) -> tuple[Any, StepContext, list[Waiting]]:
-    """Run the step like the router would: re-issue it with the saved progress."""
+    """Run the step like the router would: re-issue it with the saved progress (every
+    context tried is appended to ``seen``)."""
     waits: list[Waiting] = []
     deadline = time.monotonic() + timeout
     while True:
+        if seen is not None:
+            seen.append(ctx)
         try:
             result = asyncio.run(sign.run(ctx))
         except ConnectorError as exc:  # transient: the router retries the task
@@ -176,7 +180,11 @@ def test_rejection_is_a_business_outcome_and_the_folder_is_deleted(sim, tmp_path
                    meta={"parapheur_metadata": {"sim_reject": "Montant erroné, à revoir"}})
     with pytest.raises(StepRejected, match=r"rejected by Jeanne Martin \(Maire de Démo-sur-"
                                            r"Rhône\): Montant erroné"):
-        _until_done(runtime, ctx)
+        _until_done(runtime, ctx, seen=(tried := []))
+    kept = [runtime.store.blobs[a.file.sha256] for a in tried[-1].artefacts
+            if a.kind == "partner-reply"]
+    history = premis.parse(kept[-1])  # the refusal is journaled with its history
+    assert history.state == "REJECTED" and history.refusal().note == "Montant erroné, à revoir"
     assert not any(f.name == sign.folder_name(ctx.task.envelope.id)
                    for f in simulator.folders.values())
 

@@ -17,7 +17,7 @@ from connectors.iparapheur import bundle, premis
 from connectors.iparapheur.client import IparapheurClient, UploadFile
 from connectors.iparapheur.sim_state import DESK_ID, SUBTYPE_IDS, TENANT_ID, TYPE_ID
 from connectors.iparapheur.simulator import IparapheurSimulator
-from connectors.simulator import SimulatorServer
+from connectors.simulator import FailurePlan, SimulatorServer
 from workers.common.demo import minimal_pdf
 
 STD = "/api/standard/v1"
@@ -282,3 +282,24 @@ def test_bundle_refuses_what_is_not_a_folder_export() -> None:
     assert parts.detached == {"b.txt": {"b.txt.1.p7s": b"cms"}}
     assert parts.annexes == {"annexe.odt": b"o"} and parts.bordereau == ("f_bordereau.pdf",
                                                                          b"%PDF-slip")
+
+
+class _LostAnswerOnce(FailurePlan):
+    """The next creation's answer is lost (the folder is created, the client times out)."""
+
+    armed = True
+
+    def draw(self) -> str | None:
+        outcome, self.armed = ("timeout" if self.armed else None), False
+        return outcome
+
+    async def apply(self) -> None:  # other calls answer normally
+        return None
+
+
+def test_a_lost_creation_answer_is_asked_for_not_created_again(sim) -> None:
+    simulator, url = sim
+    simulator.failures = _LostAnswerOnce(timeout_seconds=2)
+    folder, _ = _create(_client(url, timeout=1), "demat-lost-answer")
+    [only] = simulator.folders.values()
+    assert folder["id"] == only.id and simulator.created.count("demat-lost-answer") == 1
