@@ -178,8 +178,7 @@ class IparapheurClient:
                                                          "size": self.page_size})
             for item in body.get("content") or []:
                 yield item
-            total = body.get("totalPages")
-            if body.get("last", True) if total is None else page + 1 >= int(total):
+            if _last_page(body, page):
                 return
             page += 1
 
@@ -319,3 +318,11 @@ class IparapheurClient:
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+
+
+def _last_page(body: dict[str, Any], page: int) -> bool:
+    """Whether ``page`` is the last page (``totalPages`` as Pastell reads it, else ``last``)."""
+    total = body.get("totalPages")
+    if total is None:
+        return bool(body.get("last", True))
+    return page + 1 >= int(total)

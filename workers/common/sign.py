@@ -94,6 +94,7 @@ def _facts(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _workflow(ctx: StepContext, client: IparapheurClient) -> StepResultData | Waiting:
+    """Create the folder once, then follow its PREMIS summary until it ends."""
     env = ctx.task.envelope
     progress = dict(ctx.task.progress)
     metadata = {str(k): str(v) for k, v in (env.metadata.get("parapheur_metadata") or {}).items()}
@@ -107,15 +108,26 @@ async def _workflow(ctx: StepContext, client: IparapheurClient) -> StepResultDat
                     "subtype": subtype or client.subtype_id}
     folder_id = progress["folder_id"]
     summary = await client.summary(folder_id)
-    if summary.state == "DRAFT":  # created by an earlier try that could not start it
-        await client.start(folder_id, summary, metadata)
-        return Waiting(poll_after=client.poll_seconds, progress=progress | {"state": "PENDING"},
-                       note=f"i-Parapheur folder {folder_id}: started")
+    if summary.state == "DRAFT":
+        return await _draft(client, folder_id, summary, progress, metadata)
     if summary.state == "PENDING":
         return _still_waiting(client, folder_id, summary, progress)
     if summary.state == "REJECTED":
         await _reject(ctx, client, folder_id, summary)
     return await _finished(ctx, client, folder_id, progress)
+
+
+async def _draft(client: IparapheurClient, folder_id: str, summary: Premis,
+                 progress: dict[str, Any], metadata: dict[str, str]) -> Waiting:
+    """A draft seen twice (not a folder still being initialised) is started here."""
+    started = bool(progress.get("draft_seen") and summary.start_task())
+    if started:
+        await client.start(folder_id, summary, metadata)
+    return Waiting(poll_after=client.poll_seconds,
+                   progress=progress | {"state": "PENDING" if started else "DRAFT",
+                                        "draft_seen": True},
+                   note=f"i-Parapheur folder {folder_id}: "
+                        + ("started" if started else "draft, to start at the next poll"))
 
 
 def folder_name(doc_id: str) -> str:
