@@ -1,68 +1,54 @@
-"""Verification of signed inputs: PAdES/PDF signatures, XMLDSig/XAdES, detached CMS.
+"""Verification of signed inputs: PAdES/PDF signatures, XMLDSig/XAdES, detached CMS,
+RFC 3161 time-stamp tokens.
 
-Each signature gives a ``SignatureCheck``: integrity (the signed bytes are intact and
-the signature value matches the certificate), signer, signing time, whether that time
-falls within the certificate's validity period, and trust (a chain to a given root;
-``None`` when no roots are given). Legacy SHA-1 XML signatures fail unless the caller
-passes ``legacy_sha1=True``.
+Each signature gives a ``SignatureCheck`` (``connectors.seal.verdict``): intact (the
+digests and the signature value hold, whatever the algorithm), signer, signing time,
+validity of the embedded chain at that time, findings (SHA-1, claimed time, incomplete
+chain...) and trust (a chain to given roots; ``None`` when no roots are given). Legacy
+SHA-1 XML signatures are reported intact when they are; their ``ok`` is refused unless
+the caller passes ``legacy_sha1=True`` (a policy, apart from intactness).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import logging
 import re
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
-from signxml import (
-    DigestAlgorithm,
-    InvalidInput,
-    SignatureConfiguration,
-    SignatureMethod,
-    XMLVerifier,
+from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+
+from connectors.seal.verdict import (
+    IMPRINT_UNCHECKED,
+    PARTIAL,
+    SHA1_DIGEST,
+    SHA1_SIGNATURE,
+    TIMESTAMP_INVALID,
+    SignatureCheck,
+    chain_trusted,
+    judge_certificates,
 )
 
 # pyhanko logs every path it cannot build with a traceback; the verdict says it already
-logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.ERROR)
-logging.getLogger("pyhanko_certvalidator").setLevel(logging.ERROR)
+logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)
+logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+
+__all__ = ["SignatureCheck", "chain_trusted", "looks_signed", "verify_cms_detached",
+           "verify_embedded", "verify_pdf", "verify_timestamp_token", "verify_xml"]
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _NS = {"ds": DS_NS}
 PDF_SIGNED_MARK = b"/ByteRange"
 XML_SIGNED_MARK = DS_NS.encode()
-
-
-@dataclass
-class SignatureCheck:
-    """The verdict on one signature of a file."""
-
-    format: str  # pades, xmldsig, xades, cms
-    intact: bool
-    signer: str | None = None
-    signed_at: str | None = None
-    cert_not_before: str | None = None
-    cert_not_after: str | None = None
-    within_validity: bool | None = None
-    trusted: bool | None = None
-    algorithm: str | None = None
-    reference: str | None = None
-    legacy: bool = False
-    timestamp: str | None = None  # time asserted by an RFC 3161 signature timestamp
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Intact and signed while the certificate was valid (trust is reported apart)."""
-        return self.intact and self.within_validity is not False and self.error is None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"ok": self.ok}
+LEGACY_REFUSED = "legacy SHA-1 signature refused (allow it with the legacy setting)"
 
 
 def looks_signed(data: bytes, media_type: str) -> bool:
@@ -90,9 +76,9 @@ async def verify_embedded(data: bytes, media_type: str, *,
 
 async def verify_pdf(data: bytes, *, trust_roots: list[x509.Certificate] | None = None
                      ) -> list[SignatureCheck]:
-    """Check every signature of a PDF with pyhanko (no network: no revocation fetching)."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import async_validate_pdf_signature
+    """Check every signature and document time-stamp of a PDF with pyhanko (no network:
+    no revocation fetching)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader  # lazy: start-up time
 
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
@@ -101,48 +87,97 @@ async def verify_pdf(data: bytes, *, trust_roots: list[x509.Certificate] | None 
         return [SignatureCheck("pades", False, error=f"unreadable PDF: {exc}")]
     out = []
     for sig in signatures:
+        is_stamp = sig.sig_object_type == "/DocTimeStamp"
         try:
-            status = await async_validate_pdf_signature(sig, _validation_context(trust_roots))
+            check = await (_pdf_doc_timestamp(sig, trust_roots) if is_stamp
+                           else _pdf_signature(sig, trust_roots))
         except Exception as exc:
-            out.append(SignatureCheck("pades", False, reference=sig.field_name,
-                                      error=f"{type(exc).__name__}: {exc}"))
-            continue
-        cert = x509.load_der_x509_certificate(status.signing_cert.dump())
-        stamp = status.timestamp_validity.timestamp if status.timestamp_validity else None
-        signed_at = stamp or status.signer_reported_dt
-        check = _with_cert(SignatureCheck(
-            "pades", bool(status.intact and status.valid), reference=sig.field_name,
-            algorithm=status.md_algorithm,
-            trusted=bool(status.trusted) if trust_roots else None,
-            timestamp=stamp.isoformat() if stamp else None), cert, signed_at)
-        if not status.intact:
-            check.error = "the signed bytes were modified after signing"
-        elif not status.valid:
-            check.error = "the signature value does not match the signer's certificate"
-        elif status.coverage is not None and "ENTIRE" not in str(status.coverage):
-            check.error = f"signature covers part of the file only ({status.coverage.name})"
+            check = SignatureCheck("pades-doc-timestamp" if is_stamp else "pades", False,
+                                   reference=sig.field_name,
+                                   error=f"{type(exc).__name__}: {exc}")
         out.append(check)
     return out
 
 
-def _validation_context(trust_roots: list[x509.Certificate] | None) -> Any:
-    from pyhanko_certvalidator import ValidationContext
+async def _pdf_signature(sig: Any, trust_roots: list[x509.Certificate] | None
+                         ) -> SignatureCheck:
+    from pyhanko.sign.validation import async_validate_pdf_signature  # lazy: start-up
+
+    status = await async_validate_pdf_signature(sig, _validation_context(trust_roots))
+    check = SignatureCheck("pades", bool(status.intact and status.valid),
+                           reference=sig.field_name, algorithm=status.md_algorithm,
+                           trusted=bool(status.trusted) if trust_roots else None)
+    signed_at, stamped = _stamp_time(check, status)
+    judge_certificates(check, _cert(status.signing_cert), _cms_certs(sig.signed_data),
+                       signed_at, stamped=stamped)
+    if not status.intact:
+        check.error = "invalid signature: the signed bytes were modified after signing"
+    elif not status.valid:
+        check.error = "invalid signature: the signature value does not match the signer"
+    elif status.coverage is not None and "ENTIRE" not in str(status.coverage):
+        check.find(PARTIAL)
+        check.error = f"signature covers part of the file only ({status.coverage.name})"
+    return check
+
+
+async def _pdf_doc_timestamp(sig: Any, trust_roots: list[x509.Certificate] | None
+                             ) -> SignatureCheck:
+    """A PAdES-LTA document time-stamp, checked as a time-stamp."""
+    from pyhanko.sign.validation import async_validate_pdf_timestamp  # lazy: start-up
+
+    status = await async_validate_pdf_timestamp(
+        sig, validation_context=_validation_context(trust_roots))
+    check = SignatureCheck("pades-doc-timestamp", bool(status.intact and status.valid),
+                           reference=sig.field_name, algorithm=status.md_algorithm,
+                           trusted=bool(status.trusted) if trust_roots else None,
+                           timestamp=status.timestamp.isoformat())
+    judge_certificates(check, _cert(status.signing_cert), _cms_certs(sig.signed_data),
+                       status.timestamp, stamped=True)
+    if not check.intact:
+        check.error = "invalid time-stamp: the stamped bytes or its signature do not match"
+    return check
+
+
+def _stamp_time(check: SignatureCheck, status: Any) -> tuple[datetime | None, bool]:
+    """The signing time to judge at: the signature time-stamp's when it holds."""
+    stamp = getattr(status, "timestamp_validity", None)
+    if stamp is not None:
+        if stamp.intact and stamp.valid:
+            check.timestamp = stamp.timestamp.isoformat()
+            return stamp.timestamp, True
+        check.find(TIMESTAMP_INVALID)
+    return status.signer_reported_dt, False
+
+
+def _validation_context(trust_roots: list[x509.Certificate] | None,
+                        moment: datetime | None = None) -> Any:
+    from pyhanko_certvalidator import ValidationContext  # lazy: start-up time
 
     roots = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
              for c in trust_roots or []]
     return ValidationContext(trust_roots=roots, allow_fetching=False,
-                             revocation_mode="soft-fail")
+                             revocation_mode="soft-fail", moment=moment)
+
+
+def _cert(cert: asn1_x509.Certificate) -> x509.Certificate:
+    return x509.load_der_x509_certificate(cert.dump())
+
+
+def _cms_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:
+    out = []
+    for choice in signed_data["certificates"] or []:
+        if choice.name == "certificate":
+            out.append(_cert(choice.chosen))
+    return out
 
 
 # --- XML ------------------------------------------------------------------------------
-
-_SHA1 = {SignatureMethod.RSA_SHA1, SignatureMethod.DSA_SHA1, SignatureMethod.ECDSA_SHA1}
 
 
 def verify_xml(data: bytes, *, trust_roots: list[x509.Certificate] | None = None,
                legacy_sha1: bool = False) -> list[SignatureCheck]:
     """Check every ``ds:Signature`` of an XML file (enveloped, e.g. one per PES bordereau)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -156,41 +191,39 @@ def _verify_one_xml(root: etree._Element, sig: etree._Element,
                     legacy_sha1: bool) -> SignatureCheck:
     is_xades = any("01903" in (el.tag if isinstance(el.tag, str) else "")
                    for el in sig.iter())
-    fmt = "xades" if is_xades else "xmldsig"
     method = sig.find("ds:SignedInfo/ds:SignatureMethod", _NS)
-    algorithm = method.get("Algorithm") if method is not None else None
     refs = [r.get("URI") for r in sig.findall("ds:SignedInfo/ds:Reference", _NS)]
-    reference = next((u for u in refs if u is not None and not _is_props_ref(sig, u)), None)
-    check = SignatureCheck(fmt, False, algorithm=algorithm, reference=reference)
-    legacy = _uses_sha1(sig)
-    check.legacy = legacy
-    if legacy and not legacy_sha1:
-        check.error = "legacy SHA-1 signature refused (allow it with the legacy setting)"
-        return check
+    check = SignatureCheck(
+        "xades" if is_xades else "xmldsig", False,
+        algorithm=method.get("Algorithm") if method is not None else None,
+        reference=next((u for u in refs if u is not None and not _is_props_ref(sig, u)),
+                       None))
+    _sha1_findings(check, sig)
     certs = _embedded_certs(sig)
     if not certs:
         check.error = "no X.509 certificate in ds:KeyInfo"
         return check
     signer = certs[0]
-    try:
-        XMLVerifier().verify(root, x509_cert=signer, expect_config=_xml_config(
-            legacy_sha1, _location(root, sig)), validate_schema=False)
+    try:  # cryptography only: the certificate's dates are judged apart, at signing time
+        XMLVerifier().verify(root, x509_cert=signer, validate_schema=False,
+                             expect_config=_xml_config(_location(root, sig), signer))
         check.intact = True
-    except (InvalidInput, Exception) as exc:
-        check.error = f"{type(exc).__name__}: {exc}"
-    signing_time = _signing_time(sig)
-    _with_cert(check, signer, signing_time)
+    except Exception as exc:  # signxml raises InvalidDigest, InvalidSignature, lxml errors
+        check.error = f"invalid signature: {type(exc).__name__}: {exc}"
+    judge_certificates(check, signer, certs, _signing_time(sig))
     if trust_roots:
         check.trusted = chain_trusted(signer, certs[1:], trust_roots)
+    if check.legacy and not legacy_sha1 and check.error is None:
+        check.error = LEGACY_REFUSED
     return check
 
 
-def _xml_config(legacy_sha1: bool, location: str) -> SignatureConfiguration:
-    if legacy_sha1:
-        return SignatureConfiguration(expect_references=True, location=location,
-                                      signature_methods=frozenset(SignatureMethod),
-                                      digest_algorithms=frozenset(DigestAlgorithm))
-    return SignatureConfiguration(expect_references=True, location=location)
+def _xml_config(location: str, signer: x509.Certificate) -> SignatureConfiguration:
+    """Every algorithm accepted (SHA-1 is a finding), the certificate taken as valid."""
+    return SignatureConfiguration(expect_references=True, location=location,
+                                  signature_methods=frozenset(SignatureMethod),
+                                  digest_algorithms=frozenset(DigestAlgorithm),
+                                  verification_time=signer.not_valid_before_utc)
 
 
 def _location(root: etree._Element, sig: etree._Element) -> str:
@@ -211,9 +244,14 @@ def _is_props_ref(sig: etree._Element, uri: str) -> bool:
                                 and el.tag.endswith("SignedProperties") for el in sig.iter())
 
 
-def _uses_sha1(sig: etree._Element) -> bool:
-    algos = [el.get("Algorithm", "") for el in sig.findall("ds:SignedInfo//*[@Algorithm]", _NS)]
-    return any(a.endswith(("#rsa-sha1", "#dsa-sha1", "#ecdsa-sha1", "#sha1")) for a in algos)
+def _sha1_findings(check: SignatureCheck, sig: etree._Element) -> None:
+    info = "ds:SignedInfo/"
+    if any(el.get("Algorithm", "").endswith("#sha1")
+           for el in sig.findall(f"{info}ds:Reference/ds:DigestMethod", _NS)):
+        check.find(SHA1_DIGEST)
+    if (check.algorithm or "").endswith("-sha1"):
+        check.find(SHA1_SIGNATURE)
+    check.legacy = bool(check.findings)
 
 
 def _embedded_certs(sig: etree._Element) -> list[x509.Certificate]:
@@ -227,8 +265,6 @@ def _embedded_certs(sig: etree._Element) -> list[x509.Certificate]:
 
 
 def _b64(text: str) -> bytes:
-    import base64
-
     return base64.b64decode("".join(text.split()))
 
 
@@ -243,71 +279,78 @@ def _signing_time(sig: etree._Element) -> datetime | None:
     return None
 
 
-# --- detached CMS -----------------------------------------------------------------------
+# --- detached CMS, time-stamp tokens ----------------------------------------------------
+
+
+def _der(blob: bytes) -> bytes:
+    if blob.lstrip().startswith(b"-----BEGIN"):
+        return _b64(b"".join(line for line in blob.splitlines()
+                             if not line.startswith(b"-----")).decode())
+    return blob
 
 
 async def verify_cms_detached(data: bytes, signature: bytes, *,
                               trust_roots: list[x509.Certificate] | None = None
                               ) -> SignatureCheck:
     """Check a detached CMS signature (DER or PEM) of ``data``."""
-    from asn1crypto import cms
-    from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
+    from pyhanko.sign.validation.generic_cms import async_validate_detached_cms  # lazy
 
     try:
-        if signature.lstrip().startswith(b"-----BEGIN"):
-            signature = _b64(b"".join(line for line in signature.splitlines()
-                                      if not line.startswith(b"-----")).decode())
-        signed_data = cms.ContentInfo.load(signature)["content"]
+        signed_data = cms.ContentInfo.load(_der(signature))["content"]
         status = await async_validate_detached_cms(
             data, signed_data, signer_validation_context=_validation_context(trust_roots))
     except Exception as exc:
         return SignatureCheck("cms", False, error=f"{type(exc).__name__}: {exc}")
-    cert = x509.load_der_x509_certificate(status.signing_cert.dump())
-    return _with_cert(SignatureCheck(
-        "cms", bool(status.intact and status.valid), algorithm=status.md_algorithm,
-        trusted=bool(status.trusted) if trust_roots else None), cert,
-        status.signer_reported_dt)
-
-
-# --- shared ---------------------------------------------------------------------------
-
-
-def _with_cert(check: SignatureCheck, cert: x509.Certificate,
-               signed_at: datetime | None) -> SignatureCheck:
-    check.signer = cert.subject.rfc4514_string()
-    check.cert_not_before = cert.not_valid_before_utc.isoformat()
-    check.cert_not_after = cert.not_valid_after_utc.isoformat()
-    when = signed_at or datetime.now(UTC)
-    check.signed_at = signed_at.isoformat() if signed_at else None
-    check.within_validity = cert.not_valid_before_utc <= when <= cert.not_valid_after_utc
-    if not check.within_validity and check.error is None:
-        check.error = (f"signed at {when.isoformat()} outside the certificate validity "
-                       f"{check.cert_not_before} .. {check.cert_not_after}")
+    check = SignatureCheck("cms", bool(status.intact and status.valid),
+                           algorithm=status.md_algorithm,
+                           trusted=bool(status.trusted) if trust_roots else None)
+    signed_at, stamped = _stamp_time(check, status)
+    judge_certificates(check, _cert(status.signing_cert), _cms_certs(signed_data),
+                       signed_at, stamped=stamped)
+    if not check.intact:
+        check.error = "invalid signature: the data or the signature value do not match"
     return check
 
 
-def chain_trusted(cert: x509.Certificate, intermediates: list[x509.Certificate],
-                  roots: list[x509.Certificate], depth: int = 5) -> bool:
-    """True when ``cert`` chains (by issuer name and signature) to one of ``roots``."""
-    current = cert
-    pool = [c for c in intermediates if c != cert]
-    for _ in range(depth):
-        for root in roots:
-            if current == root or _issued_by(current, root):
-                return True
-        parent = next((c for c in pool if _issued_by(current, c)), None)
-        if parent is None:
-            return False
-        pool.remove(parent)
-        current = parent
-    return False
+async def verify_timestamp_token(token: bytes, data: bytes | None = None, *,
+                                 trust_roots: list[x509.Certificate] | None = None
+                                 ) -> SignatureCheck:
+    """Check an RFC 3161 token (a TimeStampResp or a bare token): the TSA's signature over
+    the TSTInfo and, when ``data`` is given, its imprint of ``data``."""
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data  # lazy
 
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
     try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):
-        return False
-    return True
+        signed_data = _token_signed_data(_der(token))
+        info = tsp.TSTInfo.load(signed_data["encap_content_info"]["content"].parsed.dump())
+        imprint = info["message_imprint"]["hashed_message"].native
+
+        def expected(algo: str) -> bytes:
+            return hashlib.new(algo, data).digest() if data is not None else imprint
+
+        status = await validate_tst_signed_data(signed_data, _validation_context(
+            trust_roots), expected)
+    except Exception as exc:
+        return SignatureCheck("rfc3161", False, error=f"{type(exc).__name__}: {exc}")
+    check = SignatureCheck("rfc3161", bool(status["intact"] and status["valid"]),
+                           algorithm=status.get("md_algorithm"),
+                           timestamp=status["timestamp"].isoformat(),
+                           trusted=status.get("trust_problem_indic") is None if trust_roots else None)
+    if data is None:
+        check.find(IMPRINT_UNCHECKED)
+    judge_certificates(check, _cert(status["signing_cert"]), _cms_certs(signed_data),
+                       status["timestamp"], stamped=True)
+    if not check.intact:
+        check.error = "invalid time-stamp: the imprint or the TSA signature do not match"
+    return check
+
+
+def _token_signed_data(der: bytes) -> cms.SignedData:
+    try:
+        resp = tsp.TimeStampResp.load(der)
+        token = resp["time_stamp_token"]
+        if token.native is not None and resp["status"]["status"].native:
+            return token["content"]
+    except (ValueError, TypeError, KeyError):
+        pass
+    info = cms.ContentInfo.load(der)
+    return info["content"]
