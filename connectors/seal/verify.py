@@ -334,7 +334,8 @@ async def verify_timestamp_token(token: bytes, data: bytes | None = None, *,
     check = SignatureCheck("rfc3161", bool(status["intact"] and status["valid"]),
                            algorithm=status.get("md_algorithm"),
                            timestamp=status["timestamp"].isoformat(),
-                           trusted=status.get("trust_problem_indic") is None if trust_roots else None)
+                           trusted=(status.get("trust_problem_indic") is None
+                                    if trust_roots else None))
     if data is None:
         check.find(IMPRINT_UNCHECKED)
     judge_certificates(check, _cert(status["signing_cert"]), _cms_certs(signed_data),

@@ -1,10 +1,12 @@
 """Signature check at intake: files that arrive signed are verified, and the verdict kept.
 
 Called by the ``validate`` step. Every PDF or XML file carrying a signature is checked
-(integrity, signer, signing time within the certificate's validity, trust when roots are
-known). A signature that does not verify refuses the document (``StepError`` naming the
-file) unless the tenant setting ``signature_check`` is ``record``; legacy SHA-1 XML
-signatures verify only with the tenant setting ``accept_legacy_sha1_signatures: true``.
+and its verdict kept (``connectors.seal.verdict``: intact, signer, signing time, chain
+valid at signing time, findings such as ``sha1-digest``, trust when roots are known). A
+signature that is not intact or was not valid at its signing time refuses the document
+(``StepError`` naming the file) unless the tenant setting ``signature_check`` is
+``record``; an intact legacy SHA-1 XML signature is refused as a policy, unless the
+tenant setting ``accept_legacy_sha1_signatures`` is true.
 Tenant settings ``signature_trust`` (PEM files) add trust roots; a tenant's ``seal``
 connector adds its own chain and, with demo material, the demo CA. The tenant setting or
 the validate step's option ``signature_check: false`` skips the check (e.g. pay slips that
