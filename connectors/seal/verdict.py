@@ -55,8 +55,9 @@ class SignatureCheck:
 
     @property
     def ok(self) -> bool:
-        """Intact and signed while the certificate was valid (trust is reported apart)."""
-        return self.intact and self.within_validity is not False and self.error is None
+        """Intact and signed while the certificates were valid (trust is reported apart)."""
+        return (self.intact and self.within_validity is not False
+                and self.valid_at_signing_time is not False and self.error is None)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ok": self.ok}
@@ -97,6 +98,12 @@ def judge_certificates(check: SignatureCheck, signer: x509.Certificate,
     if not check.within_validity and check.error is None:
         check.error = (f"signed at {when.isoformat()} outside the certificate validity "
                        f"{check.cert_not_before} .. {check.cert_not_after}")
+    elif check.valid_at_signing_time is False and check.error is None:
+        bad = next(c for c in chain if not _valid_at(c, when))
+        check.error = (f"signed at {when.isoformat()} outside the validity of the chain's "
+                       f"certificate {bad.subject.rfc4514_string()} "
+                       f"({bad.not_valid_before_utc.isoformat()} .. "
+                       f"{bad.not_valid_after_utc.isoformat()})")
     return check
 
 

@@ -11,11 +11,13 @@ the caller passes ``legacy_sha1=True`` (a policy, apart from intactness).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +50,7 @@ DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _NS = {"ds": DS_NS}
 PDF_SIGNED_MARK = b"/ByteRange"
 XML_SIGNED_MARK = DS_NS.encode()
+C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 LEGACY_REFUSED = "legacy SHA-1 signature refused (allow it with the legacy setting)"
 
 
@@ -210,7 +213,8 @@ def _verify_one_xml(root: etree._Element, sig: etree._Element,
         check.intact = True
     except Exception as exc:  # signxml raises InvalidDigest, InvalidSignature, lxml errors
         check.error = f"invalid signature: {type(exc).__name__}: {exc}"
-    judge_certificates(check, signer, certs, _signing_time(sig))
+    signed_at, stamped = _xades_time(check, sig, trust_roots)
+    judge_certificates(check, signer, certs, signed_at, stamped=stamped)
     if trust_roots:
         check.trusted = chain_trusted(signer, certs[1:], trust_roots)
     if check.legacy and not legacy_sha1 and check.error is None:
@@ -266,6 +270,44 @@ def _embedded_certs(sig: etree._Element) -> list[x509.Certificate]:
 
 def _b64(text: str) -> bytes:
     return base64.b64decode("".join(text.split()))
+
+
+def _xades_time(check: SignatureCheck, sig: etree._Element,
+                trust_roots: list[x509.Certificate] | None) -> tuple[datetime | None, bool]:
+    """The time to judge at: a XAdES-T signature time-stamp's when it holds (it proves
+    the signature existed then), else the declared ``SigningTime``."""
+    stamp = next((el for el in sig.iter() if isinstance(el.tag, str)
+                  and el.tag.endswith("}SignatureTimeStamp")), None)
+    encapsulated = next((el for el in stamp.iter() if isinstance(el.tag, str)
+                         and el.tag.endswith("}EncapsulatedTimeStamp")), None) \
+        if stamp is not None else None
+    value = sig.find("ds:SignatureValue", _NS)
+    if encapsulated is None or value is None:
+        return _signing_time(sig), False
+    method = stamp.find("ds:CanonicalizationMethod", _NS)
+    algorithm = method.get("Algorithm", C14N) if method is not None else C14N
+    stamped = etree.tostring(value, method="c14n", exclusive="exc-c14n" in algorithm,
+                             with_comments=algorithm.endswith("#WithComments"))
+    try:
+        token = _b64(encapsulated.text or "")
+    except ValueError:
+        token = b""
+    result = _run(verify_timestamp_token(token, stamped, trust_roots=trust_roots))
+    if not (result.intact and result.valid_at_signing_time) or result.timestamp is None:
+        check.find(TIMESTAMP_INVALID)
+        return _signing_time(sig), False
+    check.timestamp = result.timestamp
+    return datetime.fromisoformat(result.timestamp), True
+
+
+def _run(coro: Any) -> Any:
+    """Run ``coro`` to its end from sync code, also when an event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _signing_time(sig: etree._Element) -> datetime | None:

@@ -4,6 +4,7 @@ SHA-1 a finding, altered files invalid, PAdES-LTA document time-stamps as time-s
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import io
 from pathlib import Path
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import signxml.xades.xades as xades_module
-from asn1crypto import cms
+from asn1crypto import cms, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -27,6 +28,7 @@ from connectors.seal.verdict import (
     IMPRINT_UNCHECKED,
     SHA1_DIGEST,
     SHA1_SIGNATURE,
+    TIMESTAMP_INVALID,
 )
 from connectors.seal.verify import (
     LEGACY_REFUSED,
@@ -34,6 +36,8 @@ from connectors.seal.verify import (
     verify_timestamp_token,
     verify_xml,
 )
+from connectors.tsa.simulator import TsaSimulator
+from connectors.tsa.token import build_request
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PES_SHA1 = SAMPLES / "pes" / "PESALR2_49101169800000_171227_2045.xml"
@@ -99,16 +103,18 @@ def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: str, issuer_key: rsa.RSA
             .sign(issuer_key, hashes.SHA256()))
 
 
-def _sign_pes_at(when: dt.datetime, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    """A PES-like XAdES signed at ``when`` by a certificate valid 2016-01-01..2017-01-01
-    under a CA embedded in the signature."""
+def _sign_pes_at(when: dt.datetime, monkeypatch: pytest.MonkeyPatch,
+                 valid: tuple[dt.datetime, dt.datetime] | None = None) -> bytes:
+    """A PES-like XAdES signed at ``when`` by a certificate valid ``valid`` (default
+    2016-01-01..2017-01-01) under a CA embedded in the signature."""
     utc = dt.UTC
+    start, end = valid or (dt.datetime(2016, 1, 1, tzinfo=utc),
+                           dt.datetime(2017, 1, 1, tzinfo=utc))
     ca_key, key = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
                    for _ in range(2))
     ca = _cert("Test CA", ca_key, "Test CA", ca_key, dt.datetime(2015, 1, 1, tzinfo=utc),
                dt.datetime(2035, 1, 1, tzinfo=utc), True)
-    signer = _cert("Ordonnateur", key, "Test CA", ca_key, dt.datetime(2016, 1, 1, tzinfo=utc),
-                   dt.datetime(2017, 1, 1, tzinfo=utc), False)
+    signer = _cert("Ordonnateur", key, "Test CA", ca_key, start, end, False)
 
     class Frozen(dt.datetime):
         @classmethod
@@ -201,3 +207,64 @@ def test_rfc3161_token_checked_against_the_stamped_bytes() -> None:
     assert alone.intact and IMPRINT_UNCHECKED in alone.findings
     other = asyncio.run(verify_timestamp_token(token, stamped + b" "))
     assert not other.intact and other.error.startswith("invalid time-stamp")
+
+
+# --- XAdES-T: the signature time-stamp's time is the signing time --------------------
+
+
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def _add_signature_timestamp(signed: bytes, tsa: TsaSimulator) -> bytes:
+    """Add a XAdES-T ``SignatureTimeStamp`` (an RFC 3161 token over the canonical
+    ``ds:SignatureValue``) to the unsigned properties: the signature stays intact."""
+    root = etree.fromstring(signed)
+    value = root.find(f".//{{{DS}}}SignatureValue")
+    request, _ = build_request(etree.tostring(value, method="c14n"))
+    token = tsp.TimeStampResp.load(tsa.respond(request))["time_stamp_token"].dump()
+    props = root.find(f".//{{{XADES}}}QualifyingProperties")
+    stamp = etree.SubElement(etree.SubElement(etree.SubElement(
+        props, f"{{{XADES}}}UnsignedProperties"), f"{{{XADES}}}UnsignedSignatureProperties"),
+        f"{{{XADES}}}SignatureTimeStamp")
+    etree.SubElement(stamp, f"{{{DS}}}CanonicalizationMethod",
+                     Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315")
+    etree.SubElement(stamp, f"{{{XADES}}}EncapsulatedTimeStamp").text = \
+        base64.b64encode(token).decode()
+    return etree.tostring(root)
+
+
+def test_xades_t_time_stamp_time_is_the_signing_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = dt.datetime.now(dt.UTC)
+    data = _sign_pes_at(now, monkeypatch, valid=(now - dt.timedelta(days=30),
+                                                 now + dt.timedelta(days=30)))
+    stamped = _add_signature_timestamp(data, TsaSimulator(tmp_path / "tsa"))
+    [check] = verify_xml(stamped)
+    assert check.intact and check.ok and check.time_source == "timestamp"
+    assert check.timestamp and check.signed_at == check.timestamp
+    assert CLAIMED_TIME not in check.findings
+
+
+def test_xades_t_a_claimed_time_is_not_proof_the_time_stamp_wins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims 2016 (within the certificate's 2016 validity) but was time-stamped today,
+    after the certificate expired: not valid at (proven) signing time."""
+    data = _sign_pes_at(dt.datetime(2016, 6, 1, tzinfo=dt.UTC), monkeypatch)
+    [check] = verify_xml(_add_signature_timestamp(data, TsaSimulator(tmp_path / "tsa")))
+    assert check.intact and check.time_source == "timestamp"
+    assert check.valid_at_signing_time is False and not check.ok
+
+
+def test_xades_t_with_a_broken_time_stamp_falls_back_to_the_claimed_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = dt.datetime.now(dt.UTC)
+    data = _sign_pes_at(now, monkeypatch, valid=(now - dt.timedelta(days=30),
+                                                 now + dt.timedelta(days=30)))
+    stamped = _add_signature_timestamp(data, TsaSimulator(tmp_path / "tsa"))
+    root = etree.fromstring(stamped)
+    root.find(f".//{{{XADES}}}EncapsulatedTimeStamp").text = base64.b64encode(
+        b"\x30\x03\x02\x01\x00").decode()
+    [check] = verify_xml(etree.tostring(root))
+    assert check.intact and check.time_source == "signing-time"
+    assert {TIMESTAMP_INVALID, CLAIMED_TIME} <= set(check.findings)
