@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from bus.audit.inspect import inspect_path
 from bus.cli import main
 from connectors.seal import LocalSeal
+from connectors.seal.keys import demo_ca
+from workers.common.demo import minimal_pdf
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 REPORT_KEYS = {"file", "kind", "standard", "valid", "messages", "signature", "fields"}
@@ -88,3 +91,20 @@ def test_rfc3161_token_file(tmp_path: Path) -> None:
     assert r["kind"] == "rfc3161" and r["signature"]["intact"] is True
     assert r["signature"]["signed_at"] == "2020-11-01T00:00:00+00:00"
     assert "imprint-not-checked" not in r["signature"]["findings"]
+
+
+def test_trust_is_unknown_without_roots_and_judged_with_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    var = tmp_path / "var"
+    seal = LocalSeal.from_options({}, var_dir=var)
+    signed = asyncio.run(seal.seal("216900910", minimal_pdf("acte"), "application/pdf"))
+    pdf = tmp_path / "acte.pdf"
+    pdf.write_bytes(signed.data)
+    roots = tmp_path / "ca.pem"
+    roots.write_bytes(demo_ca(var).cert.public_bytes(serialization.Encoding.PEM))
+    assert main(["inspect", str(pdf), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["signature"]["trusted"] is None
+    assert main(["inspect", str(pdf), "--json", "--trust", str(roots)]) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    assert (report["kind"], report["signature"]["intact"], report["signature"]["trusted"]) \
+        == ("pdf.signed", True, True)
