@@ -25,7 +25,7 @@ from connectors.simulator import SimulatorServer
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.flow import StepDefinition
 from schemas.messages import StepTask
-from workers.common import sign
+from workers.common import sign, versions
 from workers.common.demo import minimal_pdf
 from workers.step import StepContext, StepRejected, Waiting
 
@@ -167,8 +167,10 @@ def test_signed_folder_is_created_once_polled_and_verified(sim, tmp_path: Path) 
     later = _context(runtime, {}, env=ctx.task.envelope)
     later.task.outputs["sign"] = out  # what a transmit / deposit step receives
     original = ctx.task.envelope.files[0]
-    assert sign.signed_file(later, original).sha256 == signed.file.sha256
-    assert sign.signed_file(_context(runtime, {}, env=ctx.task.envelope), original) == original
+    assert versions.current_version(later, original).sha256 == signed.file.sha256
+    assert versions.archived_files(later)[-1].sha256 == out["signature_history"]["sha256"]
+    unsigned = _context(runtime, {}, env=ctx.task.envelope)
+    assert versions.current_version(unsigned, original) == original
     counts = httpx.get(f"{server.base_url}/_sim/counts").json()
     assert counts["created"][sign.folder_name(ctx.task.envelope.id)] == 1
 

@@ -37,15 +37,6 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     return await _workflow(ctx, connector)
 
 
-def signed_file(ctx: StepContext, original: FileRef, step: str = "sign") -> FileRef:
-    """The signed version of the main file when step ``step`` signed it, else ``original``
-    (what transmitting or depositing steps send on)."""
-    value = (ctx.task.outputs.get(step) or {}).get("signed_file")
-    if not value:
-        return original
-    return FileRef.model_validate(value | {"role": original.role})
-
-
 def files_to_sign(ctx: StepContext) -> list[tuple[int, FileRef]]:
     """The main files (every non-signature file when none is marked main)."""
     files = list(enumerate(ctx.task.envelope.files))
@@ -175,15 +166,16 @@ async def _finished(ctx: StepContext, client: IparapheurClient, folder_id: str,
         detached = folder.detached.get(name) or {}
         if not detached:
             checks = await verify_embedded(data, media)
-            signatures += await _kept(ctx, data, _signed(name), media, checks, "embedded")
+            signatures += await _kept(ctx, data, _signed(name), media, checks, "embedded",
+                                      original=name)
             continue
         source = await _read(ctx, original) if original else data
         for sig_name, cms in detached.items():
             check = await verify_cms_detached(source, cms)
             signatures += await _kept(ctx, cms, sig_name, "application/pkcs7-signature",
-                                      [check], "detached")
-    await ctx.keep(folder.premis_xml, name="iparapheur-premis.xml", kind="partner-reply",
-                   media_type="application/xml")
+                                      [check], "detached", original=name)
+    history = await ctx.keep(folder.premis_xml, name="iparapheur-premis.xml",
+                             kind="partner-reply", media_type="application/xml")
     if folder.bordereau:
         await ctx.keep(folder.bordereau[1], name=folder.bordereau[0], kind="partner-reply",
                        media_type="application/pdf")
@@ -195,7 +187,8 @@ async def _finished(ctx: StepContext, client: IparapheurClient, folder_id: str,
         "folder_created_here": bool(progress.get("created")), "signers": signers,
         "signer": signers[-1]["signer"] if signers else None,
         "signed_at": signers[-1]["at"] if signers else None,
-        "signed_file": _first_signed(signatures), "signatures": signatures})
+        "signed_file": _first_signed(signatures), "signatures": signatures,
+        "signature_history": history.file.model_dump(mode="json")})
 
 
 def _signed(name: str) -> str:
@@ -204,8 +197,10 @@ def _signed(name: str) -> str:
 
 
 async def _kept(ctx: StepContext, data: bytes, name: str, media: str,
-                checks: list[SignatureCheck], how: str) -> list[dict[str, Any]]:
-    """Keep a signed file or signature after checking that every signature verifies."""
+                checks: list[SignatureCheck], how: str, *, original: str
+                ) -> list[dict[str, Any]]:
+    """Keep a signed file or signature (of the submitted file ``original``) after checking
+    that every signature verifies."""
     bad = [c for c in checks if not c.intact]
     if not checks or bad:
         why = bad[0].error if bad else "no signature found"
@@ -215,7 +210,8 @@ async def _kept(ctx: StepContext, data: bytes, name: str, media: str,
     fmt = "cms" if how == "detached" else checks[0].format
     digest = signature_digest(data, "pades" if fmt == "pades" else
                               "xades" if fmt in ("xades", "xmldsig") else "cms")
-    return [{"file": name, "artefact": art.file.model_dump(mode="json"), "format": fmt,
+    return [{"file": name, "original": original, "artefact": art.file.model_dump(mode="json"),
+             "format": fmt,
              "detached": how == "detached",
              "signatures": len(checks), "signer": checks[-1].signer,
              "signed_at": checks[-1].signed_at, "signature_sha256": digest,
