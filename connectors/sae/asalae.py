@@ -2,10 +2,18 @@
 
 - ``POST /sedaMessages`` (multipart): ``seda_message`` = the ArchiveTransfer manifest,
   ``attachments`` = the SIP archive (ZIP or TGZ); the transfer is known by its
-  ``MessageIdentifier``;
+  ``MessageIdentifier``. A SIP over ``chunk_size_in_bytes`` (2 MiB by default: As@lae
+  takes no larger attachment) goes in chunks: ``POST /sedaMessages`` with
+  ``send_chunked_attachments=true`` and no attachments answers
+  ``chunk_session_identifier`` and ``chunk_security_identifier``, then each chunk is a
+  ``POST /sedaAttachmentsChunkFiles`` (``chunk_content``, ``session_identifier``,
+  ``security_identifier``, ``number_of_files``, ``file_index``, ``file_name``,
+  ``compression_algorithm``, ``number_of_chunks``, ``chunk_index`` from 1);
 - ``GET /sedaMessages/sequence:ArchiveTransfer/message:Acknowledgement/
   originOrganizationIdentification:{transferring agency}/originMessageIdentifier:{id}``:
-  the Acknowledgement (XML), and ``message:ArchiveTransferReply`` for the ATR;
+  the Acknowledgement (XML), and ``message:ArchiveTransferReply`` for the ATR; while
+  the message is not ready the archive answers HTTP 500 ``Transfert en cours de
+  traitement`` (read as "not yet"), an unknown transfer is a 404;
 - ``GET /ping``, ``GET /versions``. HTTP basic authentication, the password being sent
   as its SHA-256 hex digest (As@lae's convention).
 
@@ -29,6 +37,9 @@ from connectors.sae.sip import SipPackage
 
 PARTNER = "sae"
 SEND_ATTEMPTS = 2  # each one asks the archive first
+CHUNK_SIZE = 2097152  # As@lae's attachment ceiling (Pastell's chunk_size_in_bytes default)
+NOT_YET = "en cours de traitement"  # the 500 body of a message not produced yet
+COMPRESSION = {"tar.gz": "TARGZ", "zip": "ZIP", "tar": "TAR"}
 
 
 @dataclass
@@ -48,7 +59,11 @@ class AsalaeClient:
 
     def __init__(self, base_url: str, *, login: str = "", password: str = "",
                  timeout: float = 60.0, sip_format: str = "zip",
-                 poll_seconds: float = 300.0, max_poll_seconds: float = 3600.0) -> None:
+                 poll_seconds: float = 300.0, max_poll_seconds: float = 3600.0,
+                 chunk_size: int = CHUNK_SIZE) -> None:
+        if chunk_size < 1:
+            raise ValueError("asalae connector: option 'chunk_size_in_bytes' must be >= 1")
+        self.chunk_size = chunk_size
         auth = httpx.BasicAuth(login, hashlib.sha256(password.encode()).hexdigest()) \
             if login else None
         self.base_url = base_url.rstrip("/")
@@ -60,13 +75,14 @@ class AsalaeClient:
     @classmethod
     def from_options(cls, options: dict[str, Any], *, var_dir: Path) -> AsalaeClient:
         """Options: url, login, password, timeout, sip_format (zip, tar, tar.gz),
-        poll_seconds (first wait for ACK/ATR), max_poll_seconds."""
+        poll_seconds (first wait for ACK/ATR), max_poll_seconds, chunk_size_in_bytes."""
         return cls(resolve_url(options["url"], var_dir), login=options.get("login", ""),
                    password=options.get("password", ""),
                    timeout=float(options.get("timeout", 60)),
                    sip_format=options.get("sip_format", "zip"),
                    poll_seconds=float(options.get("poll_seconds", 300)),
-                   max_poll_seconds=float(options.get("max_poll_seconds", 3600)))
+                   max_poll_seconds=float(options.get("max_poll_seconds", 3600)),
+                   chunk_size=int(options.get("chunk_size_in_bytes", CHUNK_SIZE)))
 
     def poll_after(self, polls: int) -> float:
         """Seconds before the next ACK/ATR poll: grows by half each time, capped."""
@@ -90,7 +106,7 @@ class AsalaeClient:
         url = self._message_url(message, transferring, transfer_id)
         resp = await call(PARTNER, lambda: self.http.get(url,
                                                          headers={"Accept": "application/xml"}))
-        if resp.status_code == 404:
+        if resp.status_code == 404 or (resp.status_code == 500 and NOT_YET in resp.text):
             return None
         return raise_for_status(resp, PARTNER).content
 
@@ -112,18 +128,15 @@ class AsalaeClient:
                    ) -> TransferLookup:
         """Send the SIP unless the archive already has this transfer; return what the
         archive holds afterwards (ACK and ATR may still be ``None``)."""
-        async def post() -> httpx.Response:
-            with package.path.open("rb") as fh:
-                return await self.http.post(f"{self.base_url}/sedaMessages", files={
-                    "seda_message": ("bordereau.xml", package.manifest, "application/xml"),
-                    "attachments": (package.filename, fh, package.media_type)})
-
         for attempt in range(1, SEND_ATTEMPTS + 1):
             found = await self.lookup(transferring, transfer_id)
             if found.known:
                 return found
             try:
-                raise_for_status(await call(PARTNER, post, attempts=1), PARTNER)
+                if package.size > self.chunk_size:
+                    await self._send_chunked(package)
+                else:
+                    await self._send_whole(package)
                 return TransferLookup()
             except TransientError:
                 if attempt == SEND_ATTEMPTS:
@@ -132,6 +145,41 @@ class AsalaeClient:
                 raise PermanentError(f"archive refused transfer {transfer_id}: {exc}",
                                      partner=PARTNER, status=exc.status) from None
         raise AssertionError("unreachable")
+
+    async def _send_whole(self, package: SipPackage) -> None:
+        async def post() -> httpx.Response:
+            with package.path.open("rb") as fh:
+                return await self.http.post(f"{self.base_url}/sedaMessages", files={
+                    "seda_message": ("bordereau.xml", package.manifest, "application/xml"),
+                    "attachments": (package.filename, fh, package.media_type)})
+
+        raise_for_status(await call(PARTNER, post, attempts=1), PARTNER)
+
+    async def _send_chunked(self, package: SipPackage) -> None:
+        """Open a chunk session with the manifest, then send the SIP chunk by chunk."""
+        resp = raise_for_status(await call(PARTNER, lambda: self.http.post(
+            f"{self.base_url}/sedaMessages", data={"send_chunked_attachments": "true"},
+            files={"seda_message": ("bordereau.xml", package.manifest, "application/xml")}),
+            attempts=1), PARTNER)
+        session = resp.json() if resp.content else None
+        if not isinstance(session, dict) or not session.get("chunk_session_identifier") \
+                or not session.get("chunk_security_identifier"):
+            raise PermanentError("this As@lae does not take attachments in chunks "
+                                 f"(answer {resp.text[:200]!r})", partner=PARTNER)
+        total = -(-package.size // self.chunk_size)
+        with package.path.open("rb") as fh:
+            for index in range(1, total + 1):
+                data = fh.read(self.chunk_size)
+                fields = {"session_identifier": str(session["chunk_session_identifier"]),
+                          "security_identifier": str(session["chunk_security_identifier"]),
+                          "number_of_files": "1", "file_index": "1",
+                          "file_name": package.filename,
+                          "compression_algorithm": COMPRESSION[package.format],
+                          "number_of_chunks": str(total), "chunk_index": str(index)}
+                raise_for_status(await call(PARTNER, lambda d=data, f=fields: self.http.post(
+                    f"{self.base_url}/sedaAttachmentsChunkFiles", data=f,
+                    files={"chunk_content": ("archive_part", d, "application/octet-stream")}),
+                    attempts=3), PARTNER)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -19,10 +19,14 @@ from schemas.xmlschemas import load_xsd, xsd_errors
 
 SEDA_VERSIONS = ("2.1", "2.2")
 XSD_DIR = Path(schemas.__file__).resolve().parent / "xsd"
+# MessageDigest/@algorithm: As@lae takes the XML-Enc URIs (Pastell's As@lae SEDA
+# generators), Vitam the DigestAlgorithmCodeList names ("SHA-512"); both are read.
 DIGEST_ALGORITHMS = {
     "sha256": "http://www.w3.org/2001/04/xmlenc#sha256",
     "sha512": "http://www.w3.org/2001/04/xmlenc#sha512",
 }
+DIGEST_CODE_NAMES = {"sha256": "SHA-256", "sha512": "SHA-512"}
+DIGEST_SPELLINGS = ("xmlenc", "codelist")
 ACCEPTED = "000"
 LEVELS = ("Fonds", "Subfonds", "Class", "Collection", "Series", "Subseries", "RecordGrp",
           "SubGrp", "File", "Item", "OtherLevel")
@@ -161,6 +165,7 @@ class Transfer:
     access_rule: Rule | None = None
     appraisal_rule: Rule | None = None
     date: datetime = field(default_factory=lambda: datetime.now(UTC))
+    digest_spelling: str = "xmlenc"  # or "codelist" (Vitam): see DIGEST_ALGORITHMS
 
 
 class _Writer:
@@ -213,8 +218,12 @@ def build_archive_transfer(transfer: Transfer) -> bytes:
                 "MimeTypeCodeListVersion", "FileFormatCodeListVersion"):
         w.el(codes, tag, "CodeListVersion0")
     package = w.el(root, "DataObjectPackage")
+    if transfer.digest_spelling not in DIGEST_SPELLINGS:
+        raise SedaError(f"digest spelling {transfer.digest_spelling!r} is not one of "
+                        f"{', '.join(DIGEST_SPELLINGS)}")
+    names = DIGEST_ALGORITHMS if transfer.digest_spelling == "xmlenc" else DIGEST_CODE_NAMES
     for obj in transfer.objects:
-        _data_object(w, package, obj)
+        _data_object(w, package, obj, names)
     descriptive = w.el(package, "DescriptiveMetadata")
     for unit in transfer.units:
         _unit(w, descriptive, unit)
@@ -231,13 +240,14 @@ def build_archive_transfer(transfer: Transfer) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def _data_object(w: _Writer, parent: etree._Element, obj: DataObject) -> None:
+def _data_object(w: _Writer, parent: etree._Element, obj: DataObject,
+                 names: dict[str, str]) -> None:
     if obj.algorithm not in DIGEST_ALGORITHMS:
         raise SedaError(f"data object {obj.filename!r}: unknown digest algorithm "
                         f"{obj.algorithm!r} (known: {', '.join(DIGEST_ALGORITHMS)})")
     node = w.el(parent, "BinaryDataObject", id=obj.id)
     w.el(node, "Uri", obj.uri)
-    w.el(node, "MessageDigest", obj.digest, algorithm=DIGEST_ALGORITHMS[obj.algorithm])
+    w.el(node, "MessageDigest", obj.digest, algorithm=names[obj.algorithm])
     w.el(node, "Size", str(obj.size))
     fmt = w.el(node, "FormatIdentification")
     w.el(fmt, "MimeType", obj.mime_type)
@@ -288,43 +298,26 @@ def _text(node: etree._Element, path: str, ns: str) -> str | None:
     return found.text.strip() if found is not None and found.text else None
 
 
-@dataclass
-class TransferSummary:
-    """What an archive needs to read back from an ArchiveTransfer."""
-
-    version: str
-    message_id: str
-    archival_agency: str
-    transferring_agency: str
-    objects: list[DataObject]
-    units: list[tuple[str, str]]  # (unit id, title), depth first
-    comment: str = ""
+ACCEPTED_CODES = {ACCEPTED: "As@lae", "OK": "Vitam", "WARNING": "Vitam"}
 
 
-def read_transfer(data: bytes) -> TransferSummary:
-    """Validate and summarise an ArchiveTransfer."""
+def _reading(data: bytes, expected: str) -> tuple[etree._Element, str, str, str | None]:
+    """Parse a reply tolerantly: (root, version, namespace, schema error or None).
+
+    Only what cannot be read at all (not XML, not SEDA 2.x, another message) raises
+    ``SedaError``; a reply that fails its schema is still read, with the schema's words.
+    """
     root = parse(data)
-    version = validate(root, "ArchiveTransfer")
-    ns = namespace(version)
-    algorithms = {uri: name for name, uri in DIGEST_ALGORITHMS.items()}
-    objects = []
-    for node in root.iter(f"{{{ns}}}BinaryDataObject"):
-        digest = node.find(f"{{{ns}}}MessageDigest")
-        objects.append(DataObject(
-            id=node.get("id", ""), uri=_text(node, "s:Uri", ns) or "",
-            filename=_text(node, "s:FileInfo/s:Filename", ns) or "",
-            size=int(_text(node, "s:Size", ns) or -1),
-            digest=(digest.text or "").strip() if digest is not None else "",
-            algorithm=algorithms.get(digest.get("algorithm", "") if digest is not None else "",
-                                     "unknown"),
-            mime_type=_text(node, "s:FormatIdentification/s:MimeType", ns) or ""))
-    units = [(u.get("id", ""), _text(u, "s:Content/s:Title", ns) or "")
-             for u in root.iter(f"{{{ns}}}ArchiveUnit")]
-    return TransferSummary(
-        version=version, message_id=_text(root, "s:MessageIdentifier", ns) or "",
-        archival_agency=_text(root, "s:ArchivalAgency/s:Identifier", ns) or "",
-        transferring_agency=_text(root, "s:TransferringAgency/s:Identifier", ns) or "",
-        objects=objects, units=units, comment=_text(root, "s:Comment", ns) or "")
+    version = version_of(root)
+    name = etree.QName(root).localname
+    if name != expected:
+        raise SedaError(f"expected a {expected}, got a {name}")
+    try:
+        validate(root, expected)
+        problem = None
+    except SedaError as exc:
+        problem = str(exc)
+    return root, version, namespace(version), problem
 
 
 @dataclass
@@ -336,22 +329,26 @@ class Acknowledgement:
     received_id: str
     date: str
     comment: str = ""
+    schema_error: str | None = None  # the reply was read although its schema refuses it
 
 
 def parse_acknowledgement(data: bytes) -> Acknowledgement:
-    """Validate and read an Acknowledgement (``SedaError`` if it is not one)."""
-    root = parse(data)
-    version = validate(root, "Acknowledgement")
-    ns = namespace(version)
+    """Read an Acknowledgement (``SedaError`` only if it cannot be read as one)."""
+    root, version, ns, problem = _reading(data, "Acknowledgement")
+    received = _text(root, "s:MessageReceivedIdentifier", ns)
+    if not received:
+        raise SedaError("Acknowledgement has no MessageReceivedIdentifier"
+                        + (f" ({problem})" if problem else ""))
     return Acknowledgement(
         version=version, message_id=_text(root, "s:MessageIdentifier", ns) or "",
-        received_id=_text(root, "s:MessageReceivedIdentifier", ns) or "",
-        date=_text(root, "s:Date", ns) or "", comment=_text(root, "s:Comment", ns) or "")
+        received_id=received, date=_text(root, "s:Date", ns) or "",
+        comment=_text(root, "s:Comment", ns) or "", schema_error=problem)
 
 
 @dataclass
 class TransferReply:
-    """An ArchiveTransferReply: accepted (ReplyCode 000) with identifiers, or refused."""
+    """An ArchiveTransferReply: accepted (As@lae ``000``, Vitam ``OK`` or ``WARNING``)
+    with the archival identifiers, or refused (any other ReplyCode)."""
 
     version: str
     message_id: str
@@ -359,97 +356,61 @@ class TransferReply:
     reply_code: str
     date: str
     comment: str = ""
-    archival_id: str | None = None  # identifier the archive gave the root unit
+    archival_id: str | None = None  # identifier the archive gave the (first) root unit
     unit_ids: dict[str, str] = field(default_factory=dict)  # unit id -> archival identifier
+    grant_date: str = ""
+    schema_error: str | None = None  # the reply was read although its schema refuses it
 
     @property
     def accepted(self) -> bool:
-        return self.reply_code == ACCEPTED
+        return self.reply_code in ACCEPTED_CODES
+
+    @property
+    def warning(self) -> bool:
+        """Vitam accepted the transfer with warnings."""
+        return self.reply_code == "WARNING"
 
 
-def parse_transfer_reply(data: bytes) -> TransferReply:
-    """Validate and read an ArchiveTransferReply."""
-    root = parse(data)
-    version = validate(root, "ArchiveTransferReply")
-    ns = namespace(version)
+def _unit_ids(root: etree._Element, ns: str) -> tuple[dict[str, str], list[str]]:
+    """Archival identifier of every unit (As@lae: ArchivalAgencyArchiveUnitIdentifier;
+    Vitam: SystemId) and those of the root units, in order."""
     unit_ids: dict[str, str] = {}
     roots: list[str] = []
     descriptive = root.find(f"{{{ns}}}DataObjectPackage/{{{ns}}}DescriptiveMetadata")
-    if descriptive is not None:
-        for unit in descriptive.iter(f"{{{ns}}}ArchiveUnit"):
-            ident = _text(unit, "s:Content/s:ArchivalAgencyArchiveUnitIdentifier", ns)
-            if ident:
-                unit_ids[unit.get("id", "")] = ident
-                if unit.getparent() is descriptive:
-                    roots.append(ident)
+    if descriptive is None:
+        return unit_ids, roots
+    for unit in descriptive.iter(f"{{{ns}}}ArchiveUnit"):
+        ident = _text(unit, "s:Content/s:ArchivalAgencyArchiveUnitIdentifier", ns) or \
+            _text(unit, "s:Content/s:SystemId", ns)
+        if ident:
+            unit_ids[unit.get("id", "")] = ident
+            if unit.getparent() is descriptive:
+                roots.append(ident)
+    return unit_ids, roots
+
+
+def _reply_comment(root: etree._Element, ns: str) -> str:
+    """The Comment, else (Vitam) the last operation event's OutcomeDetailMessage."""
+    comment = _text(root, "s:Comment", ns)
+    if comment:
+        return comment
+    events = root.findall(f"{{{ns}}}Operation/{{{ns}}}Event")
+    detail = _text(events[-1], "s:OutcomeDetailMessage", ns) if events else None
+    return " ".join(detail.split()) if detail else ""
+
+
+def parse_transfer_reply(data: bytes) -> TransferReply:
+    """Read an ArchiveTransferReply (``SedaError`` only if it has no ReplyCode to read)."""
+    root, version, ns, problem = _reading(data, "ArchiveTransferReply")
+    code = _text(root, "s:ReplyCode", ns)
+    if not code:
+        raise SedaError("ArchiveTransferReply has no ReplyCode"
+                        + (f" ({problem})" if problem else ""))
+    unit_ids, roots = _unit_ids(root, ns)
     return TransferReply(
         version=version, message_id=_text(root, "s:MessageIdentifier", ns) or "",
         request_id=_text(root, "s:MessageRequestIdentifier", ns) or "",
-        reply_code=_text(root, "s:ReplyCode", ns) or "",
-        date=_text(root, "s:Date", ns) or "", comment=_text(root, "s:Comment", ns) or "",
-        archival_id=roots[0] if roots else None, unit_ids=unit_ids)
-
-
-# --- replies (what an archive writes; used by the simulator) -------------------------
-
-
-def build_acknowledgement(version: str, *, message_id: str, received_id: str,
-                          sender: str, receiver: str, comment: str = "") -> bytes:
-    """An Acknowledgement of transfer ``received_id`` from ``sender`` (the archive)."""
-    w = _Writer(version)
-    root = w.el(None, "Acknowledgement")
-    if comment:
-        w.el(root, "Comment", comment)
-    w.el(root, "Date", datetime.now(UTC).isoformat(timespec="seconds"))
-    w.el(root, "MessageIdentifier", message_id)
-    w.el(root, "MessageReceivedIdentifier", received_id)
-    w.agency(root, "Sender", Agency(sender))
-    w.agency(root, "Receiver", Agency(receiver))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-def build_transfer_reply(transfer: bytes, *, message_id: str, reply_code: str,
-                         comment: str = "", unit_ids: dict[str, str] | None = None) -> bytes:
-    """The ArchiveTransferReply to ``transfer``; when accepted it repeats the package with
-    the archival identifier of every unit (``unit_ids``: unit id -> identifier)."""
-    original = parse(transfer)
-    version = version_of(original)
-    ns = namespace(version)
-    w = _Writer(version)
-    root = w.el(None, "ArchiveTransferReply")
-    if comment:
-        w.el(root, "Comment", comment)
-    w.el(root, "Date", datetime.now(UTC).isoformat(timespec="seconds"))
-    w.el(root, "MessageIdentifier", message_id)
-    w.el(root, "CodeListVersions")
-    if reply_code == ACCEPTED:
-        package = original.find(f"{{{ns}}}DataObjectPackage")
-        if package is not None:
-            for unit in package.iter(f"{{{ns}}}ArchiveUnit"):
-                ident = (unit_ids or {}).get(unit.get("id", ""))
-                if ident:
-                    _insert_archival_id(unit.find(f"{{{ns}}}Content"), ns, ident)
-            root.append(package)
-    w.el(root, "ReplyCode", reply_code)
-    w.el(root, "MessageRequestIdentifier", _text(original, "s:MessageIdentifier", ns) or "")
-    w.el(root, "GrantDate", datetime.now(UTC).isoformat(timespec="seconds"))
-    w.agency(root, "ArchivalAgency",
-             Agency(_text(original, "s:ArchivalAgency/s:Identifier", ns) or ""))
-    w.agency(root, "TransferringAgency",
-             Agency(_text(original, "s:TransferringAgency/s:Identifier", ns) or ""))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-def _insert_archival_id(content: etree._Element | None, ns: str, ident: str) -> None:
-    """Put ArchivalAgencyArchiveUnitIdentifier at its place in a unit's Content."""
-    if content is None:
-        return
-    before = {f"{{{ns}}}{t}" for t in ("DescriptionLevel", "Title", "FilePlanPosition",
-                                        "SystemId", "OriginatingSystemId")}
-    position = 0
-    for i, child in enumerate(content):
-        if child.tag in before:
-            position = i + 1
-    node = etree.Element(f"{{{ns}}}ArchivalAgencyArchiveUnitIdentifier")
-    node.text = ident
-    content.insert(position, node)
+        reply_code=code, date=_text(root, "s:Date", ns) or "",
+        comment=_reply_comment(root, ns), archival_id=roots[0] if roots else None,
+        unit_ids=unit_ids, grant_date=_text(root, "s:GrantDate", ns) or "",
+        schema_error=problem)

@@ -1,10 +1,16 @@
-"""An As@lae-style archive simulator: the REST paths of ``connectors.sae.asalae``, SEDA
-2.1/2.2 replies of the transfer's own version, configurable delays and outcomes.
+"""An As@lae archive simulator: the REST paths of ``connectors.sae.asalae`` (see its
+CONTRACT.md), SEDA 2.1/2.2 replies of the transfer's own version, delays and outcomes.
 
-A transfer received (``POST /sedaMessages``) is checked as an archive would: the
-manifest against its SEDA schema, every BinaryDataObject against the attachments
-(present, size, digest). It is then acknowledged after ``ack_delay`` seconds and
-answered after ``atr_delay`` seconds:
+A transfer arrives whole (``POST /sedaMessages`` with ``seda_message`` and
+``attachments``, the attachments at most ``max_attachment_bytes``, 2 MiB as As@lae) or
+in chunks (``POST /sedaMessages`` with ``send_chunked_attachments=true`` answers a
+``chunk_session_identifier`` and ``chunk_security_identifier``, then one ``POST
+/sedaAttachmentsChunkFiles`` per chunk; the transfer exists once the last chunk is in).
+It is checked as an archive would: the manifest against its SEDA schema, every
+BinaryDataObject against the attachments (present, size, digest, in either digest
+spelling). Until a reply is due the message URL answers HTTP 500 ``Transfert en cours
+de traitement``; an unknown transfer is a 404. It is acknowledged after ``ack_delay``
+seconds and answered after ``atr_delay`` seconds:
 
 - ``000`` accepted, with an archival identifier per ArchiveUnit (``AE_<year>_<n>`` for
   the transfer, ``AE_<year>_<n>_<i>`` below it), repeated in the ATR's package;
@@ -23,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import secrets
 import tarfile
+import tempfile
 import threading
 import time
 import zipfile
@@ -31,11 +39,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from fastapi import FastAPI, Response, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Form, Response, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from connectors.frames import read_chunks
-from connectors.sae import seda
+from connectors.sae import archive_side, seda
 from connectors.simulator import (
     FailurePlan,
     HttpSimulator,
@@ -43,6 +51,9 @@ from connectors.simulator import (
 )
 
 MARKER = "[sim:refuse]"
+MAX_ATTACHMENT = 2 * 1024 * 1024  # "asalae ne prend pas les pièces de plus de 2Mo"
+NOT_YET = "Transfert en cours de traitement"
+COMPRESSIONS = ("TARGZ", "ZIP", "TAR")
 REASONS = {
     "300": "Transfert refusé par l'archiviste (simulateur)",
 }
@@ -54,7 +65,7 @@ class SimTransfer:
 
     key: str
     number: int
-    summary: seda.TransferSummary | None
+    summary: archive_side.TransferSummary | None
     manifest: bytes
     received: float
     reply_code: str
@@ -62,6 +73,48 @@ class SimTransfer:
     ack: bytes | None = None
     atr: bytes | None = None
     unit_ids: dict[str, str] = field(default_factory=dict)
+
+
+class ChunkSession:
+    """One chunked upload: the manifest and the chunks received so far (on disk)."""
+
+    def __init__(self, manifest: bytes, security: str) -> None:
+        self.manifest = manifest
+        self.security = security
+        self.total: int | None = None
+        self.file_name = ""
+        self.chunks: dict[int, IO[bytes]] = {}
+
+    def problem(self, files: int, file_index: int, total: int, index: int,
+                compression: str) -> str | None:
+        if files != 1 or file_index != 1:
+            return "one attachments file per transfer (number_of_files, file_index)"
+        if compression not in COMPRESSIONS:
+            return f"compression_algorithm {compression!r} not in {', '.join(COMPRESSIONS)}"
+        if self.total not in (None, total) or not 1 <= index <= total:
+            return f"chunk_index {index} does not fit number_of_chunks {total}"
+        return None
+
+    def add(self, index: int, total: int, data: bytes, file_name: str) -> None:
+        self.total, self.file_name = total, file_name
+        spool = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)  # noqa: SIM115
+        spool.write(data)
+        self.chunks.setdefault(index, spool)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.total) and len(self.chunks) == self.total
+
+    def assemble(self) -> IO[bytes]:
+        whole = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller)
+        for index in sorted(self.chunks):
+            part = self.chunks[index]
+            part.seek(0)
+            for data in read_chunks(part):
+                whole.write(data)
+            part.close()
+        whole.seek(0)
+        return whole
 
 
 class SaeSimulator(HttpSimulator):
@@ -74,8 +127,11 @@ class SaeSimulator(HttpSimulator):
 
 
     def __init__(self, failures: FailurePlan | None = None, *, ack_delay: float = 0.0,
-                 atr_delay: float = 1.0, default_scenario: str = "accept") -> None:
+                 atr_delay: float = 1.0, default_scenario: str = "accept",
+                 max_attachment_bytes: int = MAX_ATTACHMENT) -> None:
         super().__init__(failures)
+        self.max_attachment_bytes = max_attachment_bytes
+        self.sessions: dict[str, ChunkSession] = {}
         self.ack_delay = ack_delay
         self.atr_delay = atr_delay
         self.default_scenario = default_scenario
@@ -117,12 +173,17 @@ class SaeSimulator(HttpSimulator):
                     "version": "V2-sim"}
 
         @app.post("/sedaMessages")
-        async def receive(seda_message: UploadFile, attachments: UploadFile | None = None
-                          ) -> Response:
+        async def receive(seda_message: UploadFile, attachments: UploadFile | None = None,
+                          send_chunked_attachments: str | None = Form(None)) -> Response:
             outcome = sim.failures.draw()
             if outcome == "error":
                 return Response(status_code=503, content="injected failure")
             manifest = await seda_message.read()
+            if send_chunked_attachments == "true":
+                return JSONResponse(sim.open_session(manifest))
+            if attachments is not None and (attachments.size or 0) > sim.max_attachment_bytes:
+                return JSONResponse({"error": f"attachments over {sim.max_attachment_bytes} "
+                                     "bytes: send them in chunks"}, status_code=400)
             attached = attachments.file if attachments is not None else None
             transfer = await asyncio.to_thread(sim.receive, manifest, attached)
             if transfer is None:
@@ -132,20 +193,58 @@ class SaeSimulator(HttpSimulator):
                 await asyncio.sleep(sim.failures.timeout_seconds)
             return JSONResponse("ok")
 
+        @app.post("/sedaAttachmentsChunkFiles")
+        async def chunk(chunk_content: UploadFile, session_identifier: str = Form(),
+                        security_identifier: str = Form(), file_name: str = Form(),
+                        number_of_chunks: int = Form(), chunk_index: int = Form(),
+                        compression_algorithm: str = Form(), number_of_files: int = Form(1),
+                        file_index: int = Form(1)) -> Response:
+            outcome = sim.failures.draw()
+            if outcome == "error":
+                return Response(status_code=503, content="injected failure")
+            session = sim.sessions.get(session_identifier)
+            if session is None or session.security != security_identifier:
+                return JSONResponse({"error": "unknown chunk session"}, status_code=404)
+            problem = session.problem(number_of_files, file_index, number_of_chunks,
+                                      chunk_index, compression_algorithm)
+            if problem:
+                return JSONResponse({"error": problem}, status_code=400)
+            session.add(chunk_index, number_of_chunks, await chunk_content.read(), file_name)
+            if session.complete:
+                await asyncio.to_thread(sim.finish_session, session_identifier)
+            if outcome == "timeout":
+                await asyncio.sleep(sim.failures.timeout_seconds)
+            return JSONResponse("ok")
+
         @app.get("/sedaMessages/{path:path}")
         async def message(path: str) -> Response:
             await sim.failures.apply()
             parts = dict(p.partition(":")[::2] for p in path.split("/") if ":" in p)
             key = f"{parts.get('originOrganizationIdentification', '')}/" \
                   f"{parts.get('originMessageIdentifier', '')}"
+            if key not in sim.transfers:
+                return PlainTextResponse("message not found", status_code=404)
             body = sim.reply(key, parts.get("message", ""))
             if body is None:
-                return Response(status_code=404, content="message not found")
+                return PlainTextResponse(NOT_YET, status_code=500)
             return Response(content=body, media_type="application/xml")
 
         return app
 
     # --- archive behaviour ---------------------------------------------------------
+
+    def open_session(self, manifest: bytes) -> dict[str, str]:
+        """A chunked upload of ``manifest``'s attachments begins."""
+        ident = secrets.token_hex(8)
+        self.sessions[ident] = ChunkSession(manifest, secrets.token_hex(16))
+        return {"chunk_session_identifier": ident,
+                "chunk_security_identifier": self.sessions[ident].security}
+
+    def finish_session(self, ident: str) -> None:
+        """Every chunk is in: the attachments are whole, the transfer is received."""
+        session = self.sessions.pop(ident)
+        with session.assemble() as whole:
+            self.receive(session.manifest, whole)
 
     def receive(self, manifest: bytes, attachments: IO[bytes] | None) -> SimTransfer | None:
         """Record a transfer and decide its outcome; ``None`` if it is not one at all."""
@@ -172,9 +271,9 @@ class SaeSimulator(HttpSimulator):
         return transfer
 
     def _check(self, manifest: bytes, attachments: IO[bytes] | None
-               ) -> tuple[seda.TransferSummary | None, str, str]:
+               ) -> tuple[archive_side.TransferSummary | None, str, str]:
         try:
-            summary = seda.read_transfer(manifest)
+            summary = archive_side.read_transfer(manifest)
         except seda.SedaError as exc:
             return None, "200", f"bordereau non conforme: {exc}"
         problem = _check_objects(summary, attachments)
@@ -198,7 +297,7 @@ class SaeSimulator(HttpSimulator):
         if message == "Acknowledgement" and age >= self.ack_delay:
             if transfer.ack is None:
                 archive = transfer.summary.archival_agency if transfer.summary else "SAE"
-                transfer.ack = seda.build_acknowledgement(
+                transfer.ack = archive_side.build_acknowledgement(
                     version, message_id=f"ACK_{transfer.number}",
                     received_id=transfer_id, sender=archive, receiver=transferring,
                     comment="Votre transfert d'archive a été pris en compte (simulateur)")
@@ -209,7 +308,7 @@ class SaeSimulator(HttpSimulator):
                 comment = transfer.reason if transfer.reply_code == seda.ACCEPTED else \
                     f"{transfer.reason} (Archive refusée - code de retour : " \
                     f"{transfer.reply_code})"
-                transfer.atr = seda.build_transfer_reply(
+                transfer.atr = archive_side.build_transfer_reply(
                     transfer.manifest, message_id=f"ATR_{transfer.number}",
                     reply_code=transfer.reply_code, comment=comment,
                     unit_ids=transfer.unit_ids)
@@ -228,7 +327,8 @@ class SaeSimulator(HttpSimulator):
 
 
 
-def _check_objects(summary: seda.TransferSummary, attachments: IO[bytes] | None) -> str | None:
+def _check_objects(summary: archive_side.TransferSummary, attachments: IO[bytes] | None
+                   ) -> str | None:
     """Compare the manifest's data objects with the received archive; a problem or None."""
     if not summary.objects:
         return None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sae import seda
+from connectors.sae import archive_side, seda
 from connectors.sae.sip import SipError, SipFile, write_sip
 from tests.conftest import SHARED
 
@@ -49,11 +49,11 @@ def test_transfer_and_replies_validate_against_the_official_schemas(
     obj = seda.DataObject(id="o-1", uri="content/a.pdf", filename="a.pdf", size=3,
                           digest="ab" * 64, algorithm="sha512", mime_type="application/pdf")
     manifest = _transfer(version, [obj])
-    ack = seda.build_acknowledgement(version, message_id="ACK_1", received_id="DEMAT_T1",
+    ack = archive_side.build_acknowledgement(version, message_id="ACK_1", received_id="DEMAT_T1",
                                      sender="AD069", receiver="216900910")
-    accepted = seda.build_transfer_reply(manifest, message_id="ATR_1", reply_code="000",
+    accepted = archive_side.build_transfer_reply(manifest, message_id="ATR_1", reply_code="000",
                                          unit_ids={"u-root": "AE_1", "u-doc": "AE_1_0001"})
-    refused = seda.build_transfer_reply(manifest, message_id="ATR_2", reply_code="300",
+    refused = archive_side.build_transfer_reply(manifest, message_id="ATR_2", reply_code="300",
                                         comment="refusé")
     paths = []
     for name, data in (("at", manifest), ("ack", ack), ("atr", accepted), ("ref", refused)):
@@ -69,7 +69,7 @@ def test_transfer_and_replies_validate_against_the_official_schemas(
     no = seda.parse_transfer_reply(refused)
     assert not no.accepted and no.reply_code == "300" and no.comment == "refusé"
     assert seda.parse_acknowledgement(ack).received_id == "DEMAT_T1"
-    summary = seda.read_transfer(manifest)
+    summary = archive_side.read_transfer(manifest)
     assert summary.version == version and summary.objects[0].algorithm == "sha512"
 
 
@@ -79,7 +79,7 @@ def test_reference_samples_parse() -> None:
     atr = seda.parse_transfer_reply((SAMPLES / "ArchiveTransferReply-2.1-accepted.xml")
                                     .read_bytes())
     assert atr.accepted and atr.archival_id == "AE_2022_15"
-    assert seda.read_transfer((SAMPLES / "ArchiveTransfer-2.1.xml").read_bytes()).units
+    assert archive_side.read_transfer((SAMPLES / "ArchiveTransfer-2.1.xml").read_bytes()).units
 
 
 def test_invalid_messages_are_refused_with_the_reason() -> None:

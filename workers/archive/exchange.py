@@ -1,13 +1,19 @@
 """One SIP's exchange with the archive: package, keep the manifest, send once, then
 collect the Acknowledgement and the ArchiveTransferReply. Used by the archive step
-(one document) and by the batcher (one batch)."""
+(one document) and by the batcher (one batch).
+
+Replies are read tolerantly and never dropped: every message the archive sends is
+stored before it is read; one that fails its SEDA schema is still read (As@lae's
+``000`` or Vitam's ``OK``/``WARNING``/``KO``) and its schema message is kept in
+``Replies.problems``; one that cannot be read at all is an ``UnreadableReply`` that
+names the stored copy."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,15 @@ class Replies:
     ack: FileRef | None = None
     atr: FileRef | None = None
     reply: seda.TransferReply | None = None
+    problems: list[str] = field(default_factory=list)  # schema messages of kept replies
+
+
+class UnreadableReply(PermanentError):
+    """The archive sent a reply that cannot be read; ``kept`` is its stored copy."""
+
+    def __init__(self, message: str, kept: FileRef) -> None:
+        super().__init__(message, partner="sae")
+        self.kept = kept
 
 
 async def send_sip(store: ObjectStore, sae: AsalaeClient, tenant: str, transferring: str,
@@ -69,26 +84,38 @@ async def fetch_replies(store: ObjectStore, sae: AsalaeClient, tenant: str, tran
         ack = found.ack if found and found.ack else \
             await sae.acknowledgement(transferring, transfer_id)
         if ack is not None:
-            _parse(seda.parse_acknowledgement, ack, "Acknowledgement", transfer_id)
-            out.ack = await asyncio.to_thread(
-                store.put_bytes, tenant, ack, name=f"{transfer_id}-ack.xml",
-                role=FileRole.ANNEX, media_type="application/xml")
+            out.ack = await _store(store, tenant, ack, f"{transfer_id}-ack.xml")
+            parsed = _read(seda.parse_acknowledgement, ack, "Acknowledgement", transfer_id,
+                           out.ack)
+            _note(out, "Acknowledgement", parsed.schema_error)
     atr = found.atr if found and found.atr else \
         await sae.transfer_reply(transferring, transfer_id)
     if atr is not None:
-        out.reply = _parse(seda.parse_transfer_reply, atr, "ArchiveTransferReply", transfer_id)
-        out.atr = await asyncio.to_thread(
-            store.put_bytes, tenant, atr, name=f"{transfer_id}-atr.xml",
-            role=FileRole.ANNEX, media_type="application/xml")
+        out.atr = await _store(store, tenant, atr, f"{transfer_id}-atr.xml")
+        out.reply = _read(seda.parse_transfer_reply, atr, "ArchiveTransferReply", transfer_id,
+                          out.atr)
+        _note(out, "ArchiveTransferReply", out.reply.schema_error)
     return out
 
 
-def _parse(parser: Callable[[bytes], Any], data: bytes, what: str, transfer_id: str) -> Any:
+async def _store(store: ObjectStore, tenant: str, data: bytes, name: str) -> FileRef:
+    return await asyncio.to_thread(store.put_bytes, tenant, data, name=name,
+                                   role=FileRole.ANNEX, media_type="application/xml")
+
+
+def _note(out: Replies, what: str, problem: str | None) -> None:
+    if problem:
+        out.problems.append(f"{what} kept although its schema refuses it: {problem}")
+
+
+def _read(parser: Callable[[bytes], Any], data: bytes, what: str, transfer_id: str,
+          kept: FileRef) -> Any:
     try:
         return parser(data)
     except seda.SedaError as exc:
-        raise PermanentError(f"archive sent an invalid {what} for transfer {transfer_id}: "
-                             f"{exc}", partner="sae") from None
+        raise UnreadableReply(f"archive sent an unreadable {what} for transfer "
+                              f"{transfer_id} (kept as object {kept.sha256}): {exc}",
+                              kept) from None
 
 
 def refusal_message(transfer_id: str, reply: seda.TransferReply) -> str:

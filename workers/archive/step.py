@@ -26,6 +26,7 @@ from schemas.messages import Artefact, JournalEvent
 from workers.archive import batch, mapping
 from workers.archive.exchange import (
     Replies,
+    UnreadableReply,
     fetch_replies,
     refusal_message,
     send_sip,
@@ -77,8 +78,12 @@ async def _single(ctx: StepContext, options: ArchiveOptions, settings: TenantArc
                     "manifest": manifest.model_dump(mode="json") if manifest else None}
     transfer_id = progress["transfer_id"]
     have_ack = FileRef.model_validate(progress["ack"]) if progress.get("ack") else None
-    replies = await fetch_replies(store, sae, tenant, transferring, transfer_id,
-                                  have_ack=have_ack, found=found)
+    try:
+        replies = await fetch_replies(store, sae, tenant, transferring, transfer_id,
+                                      have_ack=have_ack, found=found)
+    except UnreadableReply as exc:  # journaled with the failure: the reply is never lost
+        ctx.artefacts.append(Artefact(file=exc.kept, step=ctx.step.name, kind="partner-reply"))
+        raise
     if replies.ack is not None:
         progress["ack"] = replies.ack.model_dump(mode="json")
     if replies.reply is None:
@@ -95,7 +100,8 @@ async def _single(ctx: StepContext, options: ArchiveOptions, settings: TenantArc
     return StepResultData(output={
         "transfer_id": transfer_id, "reply_code": reply.reply_code,
         "archival_id": reply.unit_ids.get(mapping.unit_id(ctx.task.doc_id)) or reply.archival_id,
-        "seda_version": reply.version, "atr_id": reply.message_id, "batch": None})
+        "seda_version": reply.version, "atr_id": reply.message_id, "batch": None,
+        **({"reply_problems": replies.problems} if replies.problems else {})})
 
 
 async def _transfer_id(ctx: StepContext, sae: AsalaeClient, transferring: str
