@@ -1,11 +1,14 @@
-"""The ``envoi-BP-Generique`` envelope (schema v1.3.2): one ``assure`` entry per pay slip."""
+"""The ``envoi-BP-Generique`` envelope (schema v1.3.2): one ``assure`` entry per pay slip;
+its ``nom_fichier`` names the package (see ``package``). ``content_errors`` adds the
+checks Pastell's ENSAP connector makes beyond the schema (``XmlEnveloppeValidator``,
+``PdfEnveloppeValidator``)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from lxml import etree
@@ -17,6 +20,8 @@ XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "ensap" / \
 THEME_PAY = 8
 SSTHEME_PAY_SLIP = 43
 _NAME_OK = re.compile(r"[^A-Za-zÀ-ÖØ-öø-ÿŒœ \-']")
+_SRE_PART = re.compile(r"^\w{1,5}$")
+_PDF_NAME = re.compile(r"^\d{13,15}_\d{14}_BPaie_01\d{2}\d{4}\.pdf$")
 
 
 @dataclass(frozen=True)
@@ -51,18 +56,32 @@ class EnsapEntry:
 
 @dataclass(frozen=True)
 class Emitter:
-    """The sending organisation as ENSAP knows it."""
+    """The sending organisation as ENSAP knows it: ``code_emetteur`` (9 characters) in
+    the envelope, the emitter name and code the SRE gave it (1-5 word characters each)
+    in the package name."""
 
     code_emetteur: str
     code_cft: str = ""
     code_employeur: str | None = None
+    sre_name: str = ""
+    sre_code: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.code_emetteur) != 9:
+            raise ValueError(f"ENSAP code_emetteur must have 9 characters, "
+                             f"got {len(self.code_emetteur)}")
+        for field, value in (("nom_emetteur_sre", self.sre_name),
+                             ("code_emetteur_sre", self.sre_code)):
+            if not _SRE_PART.match(value):
+                raise ValueError(f"ENSAP {field} must be 1 to 5 letters, digits or '_', "
+                                 f"got {value!r}")
 
 
-def envelope_name(emitter: Emitter, period: date, batch_id: str, at: date) -> str:
-    """``nom_fichier`` of the message (at most 80 characters)."""
-    tail = re.sub(r"[^A-Za-z0-9]", "", batch_id)[-24:]
-    return f"ENVOI-PJ-BPG-{SSTHEME_PAY_SLIP}-{emitter.code_emetteur}-{tail}-" \
-           f"{period:%Y%m}-{at:%d%m%Y}"[:80]
+def envelope_name(emitter: Emitter, period: date, at: datetime) -> str:
+    """``nom_fichier`` of the message, also the package's name:
+    ``ENVOI-PJ-BPG-43-<SRE name>-<SRE code>-<YYYYMM>-<DDMMYYhhmmss>`` (ENSAP's example)."""
+    return f"ENVOI-PJ-BPG-{SSTHEME_PAY_SLIP}-{emitter.sre_name}-{emitter.sre_code}-" \
+           f"{period:%Y%m}-{at:%d%m%y%H%M%S}"
 
 
 def birth_name(value: str) -> str:
@@ -72,17 +91,17 @@ def birth_name(value: str) -> str:
     return " ".join(text.split())[:65] or "INCONNU"
 
 
-def build_envelope(emitter: Emitter, batch_id: str, entries: list[EnsapEntry],
-                   at: date | None = None) -> bytes:
+def build_envelope(emitter: Emitter, entries: list[EnsapEntry],
+                   at: datetime | None = None) -> bytes:
     """The envelope XML of a batch (UTF-8); numero_ordre follows ``entries``' order."""
     if not entries:
         raise ValueError("an ENSAP envelope needs at least one pay slip")
-    at = at or date.today()
+    at = at or datetime.now()
     root = etree.Element("envoi-BP-Generique")
     message = etree.SubElement(root, "message")
     _add(message, "version_fichier", "01.00")
     _add(message, "nature_flux", "ENVOI-BP-GENERIQUE")
-    _add(message, "nom_fichier", envelope_name(emitter, entries[0].period_start, batch_id, at))
+    _add(message, "nom_fichier", envelope_name(emitter, entries[0].period_start, at))
     _add(message, "date_traitement", f"{at:%d%m%Y}")
     sender = etree.SubElement(root, "emetteur")
     _add(sender, "code_emetteur", emitter.code_emetteur)
@@ -134,9 +153,63 @@ def schema_errors(xml: bytes) -> list[str]:
     return [str(e) for e in xsd_errors(schema(), doc)]
 
 
+def package_name(xml: bytes) -> str:
+    """The envelope's ``message/nom_fichier`` (the package's name)."""
+    doc = etree.fromstring(xml, safe_parser())
+    return doc.findtext("message/nom_fichier", "").strip()
+
+
+def content_errors(xml: bytes, files: list[str]) -> list[str]:
+    """Checks beyond the schema (Pastell's ENSAP validators) on a schema-valid envelope,
+    ``files`` being the names of the PDFs beside it; empty when all pass."""
+    doc = etree.fromstring(xml, safe_parser())
+    errors = []
+    if not _is_date(doc.findtext("message/date_traitement", "")):
+        errors.append('date_traitement: la date doit être au format "JJMMAAAA"')
+    if len(doc.findtext("emetteur/code_emetteur", "")) != 9:
+        errors.append("code_emetteur: le code émetteur doit contenir exactement 9 caractères")
+    named: list[str] = []
+    for assure in doc.iterfind("assure"):
+        errors += _assure_errors(assure)
+        named += [d.findtext("nom_fichier", "") for d in assure.iterfind("gestionnaire/document")]
+    errors += [f"le fichier {n} est déjà référencé dans le XML"
+               for n in sorted({n for n in named if named.count(n) > 1})]
+    errors += [f"le fichier {n} n'est pas référencé dans le XML" for n in files if n not in named]
+    errors += [f"le fichier {n} n'est pas dans le paquet" for n in named if n not in files]
+    return errors
+
+
+def _assure_errors(assure: etree._Element) -> list[str]:
+    who = f"assure {assure.findtext('numero_dossier', '')}"
+    errors = []
+    if assure.findtext("sexe", "") not in ("1", "2"):
+        errors.append(f"{who}: sexe invalide")
+    if not _is_date(assure.findtext("date_naissance", "")):
+        errors.append(f"{who}: date de naissance invalide")
+    for manager in assure.iterfind("gestionnaire"):
+        siret = manager.findtext("siret", "")
+        if len(siret) != 14 or not siret.isdigit():
+            errors.append(f"{who}: le SIRET doit contenir exactement 14 chiffres")
+        for doc in manager.iterfind("document"):
+            day = doc.findtext("date_document", "")
+            if not _is_date(day) or not day.startswith("01"):
+                errors.append(f"{who}: date_document doit être le premier du mois (JJMMAAAA)")
+            if not _PDF_NAME.match(doc.findtext("nom_fichier", "")):
+                errors.append(f'{who}: nom_fichier doit être "<NIR>_<SIRET>_BPaie_'
+                              '<DATE_DOCUMENT>.pdf"')
+    return errors
+
+
+def _is_date(text: str) -> bool:
+    try:
+        return datetime.strptime(text, "%d%m%Y").strftime("%d%m%Y") == text
+    except ValueError:
+        return False
+
+
 def entries_of(xml: bytes) -> list[dict[str, str]]:
     """Per ``assure``: numero_ordre, reference_emetteur, nom_fichier, poids_fichier."""
-    doc = etree.fromstring(xml, etree.XMLParser(no_network=True, resolve_entities=False))
+    doc = etree.fromstring(xml, safe_parser())
     return [{"numero_ordre": a.findtext("numero_ordre", ""),
              "reference_emetteur": a.findtext("reference_emetteur", ""),
              "nom_fichier": a.findtext("gestionnaire/document/nom_fichier", ""),

@@ -1,95 +1,131 @@
-"""Encrypted transfer package of an ENSAP batch.
+"""The ENSAP transfer package of a batch, as Pastell's ENSAP connector builds it:
+``index.xml`` (the ``envoi-BP-Generique`` envelope) and the PDFs it names in a tar.gz,
+OpenPGP-encrypted to ENSAP's public key, named ``<nom_fichier>.tar.gz.gpg``.
 
-Choice (documented in README): the batch is a ZIP (envelope XML + one PDF per
-entry) encrypted with AES-256-GCM under a fresh data key, framed in chunks exactly
-like files at rest (``connectors.frames``: per-frame nonce and tag, authenticated index
-and final flag), the data key wrapped with RSA-OAEP (SHA-256) to ENSAP's
-certificate. The package travels as the HTTP body; the wrapped key, recipient
-certificate fingerprint and ZIP digest travel as headers.
+Files are streamed through temporary files (a lot holds thousands of pay slips), never
+held whole in memory. OpenPGP is done by ``pysequoia`` (Sequoia-PGP); ENSAP's key is an
+OpenPGP certificate (ASCII-armoured or binary).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import os
+import re
+import tarfile
 import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator
-from typing import IO
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+import pysequoia
 
-from connectors.frames import FrameSealer, frames_of, open_frames, read_chunks, seal_frames
+from connectors.frames import read_chunks
 
-KEY_TRANSPORT = "RSA-OAEP-256"
-OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-SPOOL = 8 * 1024 * 1024
+INDEX = "index.xml"
+SUFFIX = ".tar.gz.gpg"
+# Pastell's ArchiveGenerator checks the name against this (YYYYMMDDhhmmss); the ENSAP
+# example envelope ends with 12 digits (DDMMYYhhmmss): both are taken.
+ARCHIVE_NAME = re.compile(r"^ENVOI-PJ-BPG-(43|45)-\w{1,5}-\w{1,5}-\d{6}-(\d{12}|\d{14})$")
 
 
 class PackageError(ValueError):
-    """A package that cannot be opened (wrong recipient, corrupt, tampered)."""
+    """A package that cannot be opened (wrong recipient, not OpenPGP, not a tar.gz)."""
 
 
-def cert_fingerprint(cert: x509.Certificate) -> str:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-
-
-def _sealer(dek: bytes, wrapped: bytes, zip_sha256: str) -> FrameSealer:
-    return FrameSealer(dek, b"ENSAP-PKG-1|" + wrapped + zip_sha256.encode())
-
-
-def build_zip(members: Iterable[tuple[str, Iterable[bytes]]]) -> tuple[IO[bytes], str, int]:
-    """ZIP of ``members`` (name, chunks) in a spooled file; its digest and size."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 (returned)
-    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, chunks in members:
-            with zf.open(name, "w", force_zip64=True) as dest:
-                for chunk in chunks:
-                    dest.write(chunk)
-    size = spool.tell()
-    spool.seek(0)
-    digest = hashlib.sha256()
-    for chunk in read_chunks(spool):
-        digest.update(chunk)
-    spool.seek(0)
-    return spool, digest.hexdigest(), size
-
-
-def seal_package(cert: x509.Certificate, zipped: IO[bytes], zip_sha256: str, size: int
-                 ) -> tuple[dict[str, str], Iterator[bytes]]:
-    """Headers and encrypted body frames of a ZIP for the holder of ``cert``."""
-    public = cert.public_key()
-    if not isinstance(public, rsa.RSAPublicKey):
-        raise PackageError("the ENSAP certificate must carry an RSA key")
-    dek = os.urandom(32)
-    wrapped = public.encrypt(dek, OAEP)
-    headers = {"X-Ensap-Key-Transport": KEY_TRANSPORT,
-               "X-Ensap-Wrapped-Key": base64.b64encode(wrapped).decode(),
-               "X-Ensap-Recipient": cert_fingerprint(cert),
-               "X-Ensap-Package-Sha256": zip_sha256,
-               "Content-Type": "application/octet-stream"}
-    return headers, seal_frames(_sealer(dek, wrapped, zip_sha256), frames_of(zipped, size))
-
-
-def open_package(key: rsa.RSAPrivateKey, headers: dict[str, str], body: bytes) -> bytes:
-    """The ZIP inside a package (what ENSAP does on reception); ``PackageError`` if bad."""
-    if headers.get("x-ensap-key-transport") != KEY_TRANSPORT:
-        raise PackageError(f"key transport must be {KEY_TRANSPORT}")
+def load_certificate(data: bytes) -> pysequoia.Cert:
+    """ENSAP's OpenPGP public key; ``PackageError`` naming the problem if it is not one."""
+    if b"BEGIN CERTIFICATE" in data:
+        raise PackageError("ENSAP encrypts with OpenPGP: give its OpenPGP public key, "
+                           "not an X.509 certificate")
     try:
-        wrapped = base64.b64decode(headers["x-ensap-wrapped-key"])
-        zip_sha = headers["x-ensap-package-sha256"]
-        dek = key.decrypt(wrapped, OAEP)
-        data = b"".join(open_frames(_sealer(dek, wrapped, zip_sha), io.BytesIO(body)))
-    except (KeyError, ValueError) as exc:
-        raise PackageError(f"package does not open: {exc}") from None
-    except Exception as exc:  # DecryptionError and friends
-        raise PackageError(f"package does not decrypt: {exc}") from None
-    if hashlib.sha256(data).hexdigest() != zip_sha:
-        raise PackageError("package digest does not match its content")
-    return data
+        return pysequoia.Cert.from_bytes(data)
+    except Exception as exc:  # pysequoia raises plain exceptions with Sequoia's words
+        raise PackageError(f"not an OpenPGP public key: {exc}") from None
+
+
+def write_targz(dest: Path, index_xml: bytes, pdfs: Iterable[tuple[str, Iterable[bytes]]]
+                ) -> None:
+    """The tar.gz of a lot at ``dest``: ``index.xml`` first, then each PDF (streamed)."""
+    work = dest.parent
+    with tarfile.open(dest, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, INDEX, [index_xml], work)
+        for name, chunks in pdfs:
+            if "/" in name or name in ("", INDEX):
+                raise PackageError(f"pay slip file name {name!r} cannot go in the package")
+            _add(tar, name, chunks, work)
+
+
+def _add(tar: tarfile.TarFile, name: str, chunks: Iterable[bytes], work: Path) -> None:
+    with tempfile.TemporaryFile(dir=work) as spool:
+        for chunk in chunks:
+            spool.write(chunk)
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = spool.tell(), int(time.time()), 0o644
+        spool.seek(0)
+        tar.addfile(info, spool)
+
+
+def encrypt(cert: pysequoia.Cert, src: Path, dest: Path) -> None:
+    """``src`` encrypted (binary OpenPGP message) for the holder of ``cert``."""
+    pysequoia.encrypt_file(str(src), str(dest), recipients=[cert], armor=False)
+
+
+def build_package(cert: pysequoia.Cert, folder: Path, index_xml: bytes,
+                  pdfs: Iterable[tuple[str, Iterable[bytes]]], name: str) -> Path:
+    """Write and encrypt the package ``<name>.tar.gz.gpg`` in ``folder``; its path."""
+    if not ARCHIVE_NAME.match(name):
+        raise PackageError(f"package name {name!r} is not ENVOI-PJ-BPG-<sstheme>-<emitter "
+                           "name>-<emitter code>-<YYYYMM>-<timestamp>")
+    plain = folder / f"{name}.tar.gz"
+    write_targz(plain, index_xml, pdfs)
+    sealed = folder / f"{name}{SUFFIX}"
+    encrypt(cert, plain, sealed)
+    plain.unlink()
+    return sealed
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of an opened package."""
+
+    size: int
+    sha256: str
+    head: bytes  # first bytes (file type check)
+
+
+def open_package(key: pysequoia.Tsk, sealed: Path, folder: Path
+                 ) -> tuple[bytes, dict[str, Member]]:
+    """Decrypt and read a package (what ENSAP does): ``index.xml`` and the other files."""
+    plain = folder / "package.tar.gz"
+    try:
+        pysequoia.decrypt_file(str(sealed), str(plain), decryptor=key.decryptor())
+    except Exception as exc:  # Sequoia's words: not OpenPGP, not for this key, corrupt
+        raise PackageError(f"package does not decrypt with ENSAP's key: {exc}") from None
+    try:
+        with tarfile.open(plain, "r:gz") as tar:
+            return _members(tar)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise PackageError(f"decrypted package is not a tar.gz: {exc}") from None
+
+
+def _members(tar: tarfile.TarFile) -> tuple[bytes, dict[str, Member]]:
+    index: bytes | None = None
+    members: dict[str, Member] = {}
+    for info in tar:
+        fh = tar.extractfile(info) if info.isfile() else None
+        if fh is None:
+            continue
+        if info.name == INDEX:
+            index = fh.read()
+            continue
+        if info.name in members:
+            raise PackageError(f"{info.name} appears twice in the package")
+        digest, head = hashlib.sha256(), b""
+        for chunk in read_chunks(fh):
+            head = head or chunk[:8]
+            digest.update(chunk)
+        members[info.name] = Member(size=info.size, sha256=digest.hexdigest(), head=head)
+    if index is None:
+        raise PackageError(f"the package holds no {INDEX}")
+    return index, members

@@ -69,7 +69,7 @@ class MemoryStore:
 def bus(monkeypatch: pytest.MonkeyPatch):
     sim = EnsapSimulator()
     server = sim.serve()
-    client = EnsapClient(server.base_url, Emitter(TENANT))
+    client = EnsapClient(server.base_url, Emitter(TENANT, sre_name="SIM", sre_code="21690"))
     runtime = SimpleNamespace(store=MemoryStore(), flows=FlowRegistry.load(), settings=None,
                               woken=[])
 

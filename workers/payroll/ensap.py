@@ -226,7 +226,7 @@ async def _deposit(ctx: StepContext, client: EnsapClient, lot: str,
                    loaded: list[tuple[EnsapEntry, FileRef]]) -> dict[str, Any]:
     """Build, keep (encrypted artefact) and send the lot's envelope with its PDFs."""
     entries = [e for e, _ in loaded]
-    xml = build_envelope(client.emitter, lot, entries)
+    xml = build_envelope(client.emitter, entries)
     await ctx.keep(xml, name=f"ensap-envelope-{lot}.xml", kind="generated",
                    media_type="application/xml")
     store, tenant = ctx.runtime.store, ctx.tenant.siren
