@@ -86,6 +86,9 @@ async def _single(ctx: StepContext, options: ArchiveOptions, settings: TenantArc
         raise
     if replies.ack is not None:
         progress["ack"] = replies.ack.model_dump(mode="json")
+    problems = [*progress.get("reply_problems", []), *replies.problems]
+    if problems:  # a reply kept although its schema refuses it: said in the output
+        progress["reply_problems"] = problems
     if replies.reply is None:
         waited = time.time() - progress["sent_at"]
         note = "waiting for the archive's ATR" if replies.ack else "waiting for the ACK"
@@ -101,7 +104,7 @@ async def _single(ctx: StepContext, options: ArchiveOptions, settings: TenantArc
         "transfer_id": transfer_id, "reply_code": reply.reply_code,
         "archival_id": reply.unit_ids.get(mapping.unit_id(ctx.task.doc_id)) or reply.archival_id,
         "seda_version": reply.version, "atr_id": reply.message_id, "batch": None,
-        **({"reply_problems": replies.problems} if replies.problems else {})})
+        **({"reply_problems": problems} if problems else {})})
 
 
 async def _transfer_id(ctx: StepContext, sae: AsalaeClient, transferring: str
