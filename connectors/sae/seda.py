@@ -1,5 +1,6 @@
 """SEDA 2.1 / 2.2 messages: ArchiveTransfer (built here), Acknowledgement and
-ArchiveTransferReply (built by the simulator, parsed by the bus), with local
+ArchiveTransferReply (read here, tolerantly: As@lae and Vitam replies do not always
+pass their schema; written by ``archive_side`` for the simulator), with local
 validation against the official schemas shipped in ``schemas/xsd/seda-2.x/``.
 
 The two versions share their structure for what the bus writes; only the
