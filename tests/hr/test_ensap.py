@@ -159,3 +159,22 @@ def test_failures_are_transient() -> None:
         asyncio.run(go())
     finally:
         server.stop()
+
+
+def test_options_name_what_is_missing_or_wrong(tmp_path: Path) -> None:
+    real = {"url": "https://ensap.example.invalid", "code_emetteur": "216900910"}
+    with pytest.raises(ValueError, match="'public_key'"):
+        EnsapClient.from_options(real, var_dir=tmp_path)
+    key = tmp_path / "ensap.asc"
+    key.write_bytes(EnsapSimulator().public_key)
+    with pytest.raises(ValueError, match="nom_emetteur_sre, code_emetteur_sre"):
+        EnsapClient.from_options(real | {"public_key": str(key)}, var_dir=tmp_path)
+    pem = tmp_path / "ensap.pem"
+    pem.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    with pytest.raises(PackageError, match=r"not an X\.509 certificate"):
+        EnsapClient.from_options(real | {"certificate": str(pem), "nom_emetteur_sre": "DSR",
+                                         "code_emetteur_sre": "P1"}, var_dir=tmp_path)
+    client = EnsapClient.from_options(real | {"public_key": str(key), "nom_emetteur_sre": "DSR",
+                                              "code_emetteur_sre": "P1"}, var_dir=tmp_path)
+    assert client.emitter.sre_name == "DSR"
+    asyncio.run(client.aclose())
