@@ -5,6 +5,7 @@ in the logs, the journal or the index."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -17,6 +18,9 @@ import pytest
 from bus.client import DematClient
 from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings
+from bus.state import StateStore
+from schemas.envelope import FileRef
+from tests.common.test_signed_version_e2e import digests, sip_object_digest
 from tests.conftest import SHARED
 from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
 
@@ -85,6 +89,7 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
     assert all(ensap["lots"][lot] == 1 for lot in lots) and ensap["pay_slip_duplicates"] == {}
     mail = httpx.get(f"{sims['securemail']}/_sim/counts").json()
     assert mail["mails"][summary["ids"][4]] == 1
+    _sealed_version_travelled(settings, states, sims)
 
     from bus.runtime import Runtime
 
@@ -103,6 +108,28 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
     for secret in secrets:
         assert secret not in text, "personal value in the index"
         assert secret not in logs, "personal value in the logs"
+
+
+def _sealed_version_travelled(settings: Settings, states: list, sims: dict) -> None:
+    """ENSAP's package (as the simulator decrypted it), the agent space and the archived
+    SIP hold the sealed pay slip, not the submitted PDF."""
+    from bus.runtime import Runtime
+
+    store = Runtime(settings).store
+    for i, state in enumerate(states):
+        state = StateStore(store, cache_size=0).load_sync(state.doc_id)
+        sealed = state.outputs()["seal"]["signed_file"]
+        assert sealed["sha256"] != state.envelope.files[0].sha256
+        data = store.read_file(state.envelope.tenant, FileRef.model_validate(sealed))
+        assert sip_object_digest(settings, state) in digests(data), i
+        if "ensap" in CHANNELS[i]:
+            lot = httpx.get(f"{sims['ensap']}/ensap/lots/{state.outputs()['ensap']['lot']}")
+            assert sealed["sha256"] in {e["sha256"] for e in lot.json()["entries"]}, i
+        if "agent-space" in CHANNELS[i]:
+            folder = state.outputs()["agent-space"]["location"]
+            got = httpx.get(f"{folder}/bulletin-2026-10-{state.envelope.metadata['matricule']}"
+                            ".pdf").content
+            assert hashlib.sha256(got).hexdigest() == sealed["sha256"], i
 
 
 def _completed(index_file: Path, ids: list[str]) -> bool:
