@@ -38,13 +38,31 @@ async def _submit_and_wait(settings: Settings, files: list[Path], *, key: str | 
         return receipt, await client.wait(receipt.doc_id, timeout)
 
 
-def test_demo_json_completes_every_document(demat, services: Services) -> None:
+def test_demo_json_completes_every_document(demat, services: Services,
+                                            tmp_path: Path) -> None:
     run = demat("demo", "--json", "--timeout", "120")
     assert run.returncode == 0, run.stderr
     rows = json.loads(run.stdout)
     assert len(rows) >= 2
     assert {r["state"] for r in rows} == {"completed"}
     assert {"id", "flow", "state"} <= set(rows[0])
+    _every_exported_file_is_known_and_valid(demat, rows, tmp_path)
+
+
+def _every_exported_file_is_known_and_valid(demat, rows: list[dict], tmp_path: Path) -> None:
+    """``demat inspect`` on every file ``demat export`` writes for every demo document."""
+    paths: list[str] = []
+    for row in rows:
+        out = tmp_path / row["id"]
+        assert demat("export", row["id"], "--dir", str(out)).returncode == 0
+        paths += [str(p) for p in sorted(out.rglob("*")) if p.is_file()]
+    run = demat("inspect", "--json", *paths)
+    assert run.returncode == 0, run.stderr
+    reports = json.loads(run.stdout)
+    assert len(reports) == len(paths)
+    bad = [(r["file"].split(str(tmp_path))[-1], r["kind"], r["messages"][:2])
+           for r in reports if r["kind"] == "unknown" or r["valid"] is not True]
+    assert not bad, bad
 
 
 def test_document_is_deposited_journaled_and_exported(

@@ -183,7 +183,7 @@ def test_ensap_envelope() -> None:
 
 def test_pades_lta_pdf() -> None:
     r = _inspect(SAMPLES / "pdf/pades-lta-dss-indirect-arrs-test.pdf")
-    assert (r["kind"], r["valid"]) == ("pdf.signed", None)
+    assert (r["kind"], r["valid"]) == ("pdf.signed", True)  # structure read in full
     sig = r["signature"]
     assert (sig["intact"], sig["valid_at_signing_time"]) == (True, True)
     assert [d["format"] for d in sig["details"]] == ["pades", "pades-doc-timestamp"]
@@ -191,7 +191,14 @@ def test_pades_lta_pdf() -> None:
 
 def test_plain_pdf() -> None:
     r = _inspect(SAMPLES / "pdf/minimal.pdf")
-    assert (r["kind"], r["signature"]["present"]) == ("pdf", False)
+    assert (r["kind"], r["signature"]["present"], r["valid"]) == ("pdf", False, True)
+
+
+def test_a_truncated_pdf_is_invalid(tmp_path: Path) -> None:
+    data = (SAMPLES / "pdf/pades-lta-dss-indirect-arrs-test.pdf").read_bytes()
+    (tmp_path / "cut.pdf").write_bytes(data[:len(data) // 3])
+    r = inspect_path(tmp_path / "cut.pdf").as_dict()
+    assert r["kind"].startswith("pdf") and r["valid"] is False
 
 
 @pytest.mark.parametrize(("data", "reason"), [

@@ -77,7 +77,7 @@ def test_detached_cms_checked_against_the_file_next_to_it(tmp_path: Path) -> Non
     (tmp_path / "note.txt").unlink()
     alone = inspect_path(tmp_path / "note.txt.p7s").as_dict()
     assert alone["kind"] == "cms.detached" and alone["signature"]["present"] is False
-    assert "not at hand" in alone["messages"][0]
+    assert any("not at hand" in m for m in alone["messages"])
 
 
 def test_rfc3161_token_file(tmp_path: Path) -> None:

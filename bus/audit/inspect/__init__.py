@@ -5,8 +5,10 @@ its signature is worth, for archivists.
 with the reason in ``messages``. Kinds: ``actes.<Message>``, ``pes.aller``,
 ``pes.acquit``, ``pes.retour``, ``pes.acquit_retour``, ``seda.<Message>``,
 ``invoice.facturx``, ``invoice.cii``, ``invoice.ubl``, ``invoice.pivot``,
-``ensap.envelope``, ``pdf``, ``pdf.signed``, ``xml``, ``cms.detached``, ``cms``,
-``rfc3161``, ``unknown``.
+``ensap.envelope``, ``ensap.package``, ``actes.archive``, ``archive.tar.gz``,
+``archive.zip``, ``openpgp.message``, ``demat.state``, ``demat.envelope``,
+``demat.manifest``, ``demat.journal``, ``json``, ``pdf``, ``pdf.signed``, ``xml``,
+``xml.signed``, ``text``, ``cms.detached``, ``cms``, ``rfc3161``, ``unknown``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from asn1crypto import cms, tsp
 from cryptography import x509
 from lxml import etree
 
+from bus.audit.inspect.containers import (
+    GZIP_MAGIC,
+    ZIP_MAGIC,
+    check_pdf_structure,
+    is_openpgp,
+    read_archive,
+    read_json,
+    read_openpgp,
+    read_text,
+)
 from bus.audit.inspect.report import Report, signature_summary
 from bus.audit.inspect.xml_kinds import invoice_fields, invoice_verdict, read_xml
 from connectors.seal.verify import (
@@ -87,8 +99,19 @@ async def _inspect(report: Report, data: bytes, signed_path: Path | None,
         await _pdf(report, data, roots)
     elif head.startswith(b"<"):
         _xml(report, data, roots)
+    elif head[:1] in (b"{", b"["):
+        read_json(report, data)
+    elif data.startswith((GZIP_MAGIC, ZIP_MAGIC)):
+        await read_archive(report, data, _member)
+    elif is_openpgp(data):
+        read_openpgp(report, data)
     else:
         await _der(report, data, signed_path, roots)
+
+
+async def _member(name: str, data: bytes) -> Report:
+    """The report on one member of an archive."""
+    return await inspect_async(name, data)
 
 
 def _xml(report: Report, data: bytes, roots: list[x509.Certificate] | None) -> None:
@@ -98,6 +121,9 @@ def _xml(report: Report, data: bytes, roots: list[x509.Certificate] | None) -> N
         report.note(f"not well-formed XML: {exc}")
         return
     read_xml(report, data, root)
+    if report.kind == "xml":
+        report.valid = True
+        report.note(f"well-formed XML; no schema is known for <{etree.QName(root).localname}>")
     if root.find(f".//{{{DS_NS}}}Signature") is not None or (
             etree.QName(root).localname == "Signature"
             and etree.QName(root).namespace == DS_NS):
@@ -127,16 +153,20 @@ async def _pdf(report: Report, data: bytes, roots: list[x509.Certificate] | None
         if report.kind == "pdf":
             report.kind, report.standard = "pdf.signed", "signed PDF (PAdES)"
     if report.kind.startswith("pdf"):
-        report.note("no schema for a PDF: not validated")
+        check_pdf_structure(report, data)
 
 
 async def _der(report: Report, data: bytes, signed_path: Path | None,
                roots: list[x509.Certificate] | None) -> None:
     content_type, detached = _cms_kind(data)
     if content_type is None:
-        report.note("not a PDF, XML, CMS signature nor RFC 3161 time-stamp token")
+        if not read_text(report, data):
+            report.note("not a PDF, XML, JSON, archive, OpenPGP message, CMS signature, "
+                        "RFC 3161 time-stamp token nor text")
         return
     signed = signed_path.read_bytes() if signed_path is not None else None
+    report.valid = True
+    report.note("DER structure read in full (CMS SignedData)")
     if content_type == "tst_info":
         report.kind, report.standard = "rfc3161", "RFC 3161 time-stamp token"
         report.signatures = [await verify_timestamp_token(data, signed, trust_roots=roots)]

@@ -12,8 +12,11 @@ from connectors.seal.verdict import SignatureCheck
 class Report:
     """What one file is, whether it is valid, its signature and its key fields.
 
-    ``valid``: ``True``/``False`` against the official schema of its kind, ``None`` when
-    there is no schema to check it with (plain PDF, CMS, token, unknown file).
+    ``valid``: ``True``/``False`` by the deepest check its kind allows: the official schema
+    (XSD) of partner XML, demat-bus's models for its records, every member of an
+    archive, a full parse for PDF, DER and OpenPGP structures, well-formedness for XML
+    and JSON without a known schema (``messages`` says which); ``None`` when nothing
+    could be checked (unknown file, enveloping CMS).
     """
 
     file: str
