@@ -12,6 +12,7 @@ both so a retried step never transmits twice.
 
 from __future__ import annotations
 
+import html
 import re
 import ssl
 from collections.abc import Sequence
@@ -27,13 +28,14 @@ from connectors.errors import BusinessRefusal, PermanentError
 from connectors.http import call, raise_for_status, resolve_url
 from connectors.s2low.actes import (
     PREFECTURE_LETTERS,
-    ActesArchive,
     ActesError,
     AnomalieActe,
+    AnomalieEnveloppe,
     ARActe,
     parse_message,
     unpack,
 )
+from connectors.s2low.replies import RawReply, read_reply, reply_reason, split_flux
 from schemas.acte import ActeMetadata, Classification
 
 PARTNER = "s2low"
@@ -41,25 +43,33 @@ ACTES = "/modules/actes"
 
 
 class ActesStatus(IntEnum):
-    """Status of an S²LOW ACTES transaction."""
+    """Every status S²LOW defines for an ACTES transaction (``src/Enum/ActesStatus.php``)."""
 
-    ERROR = -1
-    CANCELLED = 0
-    POSTED = 1
-    WAITING_TRANSMISSION = 2
-    TRANSMITTED = 3
-    ACK_RECEIVED = 4
-    VALIDATED = 5
-    REFUSED = 6
-    LETTER_RECEIVED = 7          # prefecture message received
-    LETTER_AR_SENT = 8           # prefecture message received, acknowledgement sent
-    LETTER_ANSWER_ACK = 11       # our answer to a letter was acknowledged
-    SENT_TO_SAE = 12
-    WAITING_POST = 17
-    WAITING_SIGNATURE = 18
-    WAITING_SAE = 19
-    SAE_ERROR = 20
-    LETTER_NO_AR = 21            # prefecture message received, no acknowledgement expected
+    ERROR = -1                   # ERREUR (the reply XML, if any, says why)
+    CANCELLED = 0                # ANNULE
+    POSTED = 1                   # POSTE
+    WAITING_TRANSMISSION = 2     # EN_ATTENTE_TRANSMISSION
+    TRANSMITTED = 3              # TRANSMIS
+    ACK_RECEIVED = 4             # ACQUITTEMENT_RECU
+    VALIDATED = 5                # VALIDE
+    REFUSED = 6                  # REFUSE
+    LETTER_RECEIVED = 7          # DOCUMENT_RECU: prefecture message received
+    LETTER_AR_SENT = 8           # ACQUITTEMENT_ENVOYE: received, acknowledgement sent
+    DOCUMENT_SENT = 9            # DOCUMENT_ENVOYE
+    SEND_REFUSED = 10            # REFUS_ENVOI
+    LETTER_ANSWER_ACK = 11       # ACQUITTEMENT_DOC_RECU: our answer acknowledged
+    SENT_TO_SAE = 12             # ENVOYE_SAE
+    SAE_ARCHIVED = 13            # ARCHIVE_SAE
+    SAE_ARCHIVE_ERROR = 14       # ERREUR_ARCHIVAGE
+    SAE_RECEIVED = 15            # RECU_SAE
+    DESTROYED = 16               # DETRUITE
+    WAITING_POST = 17            # EN_ATTENTE_POST: created, waiting to be posted
+    WAITING_SIGNATURE = 18       # EN_ATTENTE_SIGNATURE
+    WAITING_SAE = 19             # EN_ATTENTE_TRANSMISSION_SAE
+    SAE_ERROR = 20               # ERREUR_ENVOI_SAE
+    LETTER_NO_AR = 21            # DOCUMENT_RECU_SANS_AR: no acknowledgement expected
+    SAE_IMPOSSIBLE = 22          # IMPOSSIBLE_ENVOYER_SAE
+    IN_PROGRESS = 999            # EN_COURS
 
     @classmethod
     def of(cls, value: int) -> ActesStatus | int:
@@ -67,6 +77,13 @@ class ActesStatus(IntEnum):
             return cls(value)
         except ValueError:
             return value
+
+
+# reached only after the acknowledgement (archiving): the acte was acknowledged
+ARCHIVING = frozenset({ActesStatus.VALIDATED, ActesStatus.SENT_TO_SAE, ActesStatus.SAE_ARCHIVED,
+                       ActesStatus.SAE_ARCHIVE_ERROR, ActesStatus.SAE_RECEIVED,
+                       ActesStatus.DESTROYED, ActesStatus.WAITING_SAE, ActesStatus.SAE_ERROR,
+                       ActesStatus.SAE_IMPOSSIBLE})
 
 
 class TransactionType(IntEnum):
@@ -100,13 +117,23 @@ class TransactionStatus(BaseModel):
 
     def raise_for_refusal(self) -> None:
         """``BusinessRefusal`` when the prefecture rejected the acte (anomaly, refusal)."""
-        if isinstance(self.reply, AnomalieActe):
+        if isinstance(self.reply, AnomalieActe | AnomalieEnveloppe | RawReply):
             raise BusinessRefusal(f"S²LOW transaction {self.transaction_id}: "
-                                  f"{self.reply.reason}", partner=PARTNER)
+                                  f"{reply_reason(self.reply)}", partner=PARTNER)
         if self.status in (ActesStatus.ERROR, ActesStatus.REFUSED):
             raise BusinessRefusal(f"S²LOW transaction {self.transaction_id} "
                                   f"{ActesStatus(self.status).name.lower()}: {self.message}",
                                   partner=PARTNER)
+
+
+class StampedFile(BaseModel):
+    """A file of a transaction (``actes_transac_get_files_list.php`` row)."""
+
+    id: int
+    name: str = ""
+    posted_filename: str = ""
+    mimetype: str = ""
+    size: int | None = None
 
 
 class TransactionRef(BaseModel):
@@ -115,7 +142,6 @@ class TransactionRef(BaseModel):
     id: int
     number: str
     decision_date: date | None = None
-    unique_id: str | None = None
     status: int | None = None
 
 
@@ -166,10 +192,11 @@ class S2lowClient:
 
     # ------------------------------------------------------------ plumbing
 
-    async def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+    async def _get(self, path: str, params: dict[str, Any], *,
+                   redirects: bool = True) -> httpx.Response:
         async def get() -> httpx.Response:
-            return raise_for_status(await self.http.get(f"{ACTES}/{path}", params=params),
-                                    PARTNER)
+            return raise_for_status(await self.http.get(
+                f"{ACTES}/{path}", params=params, follow_redirects=redirects), PARTNER)
         return await call(PARTNER, get)
 
     async def _post(self, path: str, data: dict[str, Any], files: list[Any] | None = None,
@@ -184,14 +211,22 @@ class S2lowClient:
 
     async def create_acte_transaction(self, meta: ActeMetadata, pdf: bytes,
                                       annexes: Sequence[bytes] = (), *,
-                                      pdf_name: str = "acte.pdf") -> int:
-        """Post an acte (``actes_transac_create.php``); return the transaction id."""
+                                      pdf_name: str = "acte.pdf", en_attente: bool = False
+                                      ) -> int:
+        """Post an acte (``actes_transac_create.php``, fields as the script reads them);
+        return the transaction id. ``en_attente``: S²LOW keeps it at status 17."""
         if len(annexes) != len(meta.annexes):
             raise PermanentError(f"annexes: {len(meta.annexes)} described, {len(annexes)} given",
                                  partner=PARTNER)
+        try:  # S²LOW reads the subject in ISO-8859-1, as Pastell sends it
+            subject = meta.subject.encode("iso-8859-1")
+        except UnicodeEncodeError as exc:
+            raise PermanentError(f"subject: {meta.subject[exc.start:exc.end]!r} cannot be sent "
+                                 "to S²LOW (ISO-8859-1 only)", partner=PARTNER) from None
         data: dict[str, Any] = {
             "api": "1", "nature_code": str(int(meta.nature)), "number": meta.number,
-            "subject": meta.subject, "decision_date": meta.decision_date.isoformat(),
+            "subject": subject, "decision_date": meta.decision_date.isoformat(),
+            "en_attente": "1" if en_attente else "0",
             "document_papier": "1" if meta.document_papier else "0",
             "type_acte": meta.main_typology, "type_pj[]": [a.typology for a in meta.annexes]}
         for i, level in enumerate(meta.classification_levels, start=1):
@@ -202,13 +237,6 @@ class S2lowClient:
         lines = _api_lines(await self._post("actes_transac_create.php", data, files),
                            "create acte")
         return _int(lines, "create acte")
-
-    async def submit_archive(self, name: str, data: bytes) -> list[int]:
-        """Post a ready-made envelope archive (``actes_transac_submit.php``)."""
-        files = [("enveloppe", (name, data, "application/x-gzip"))]
-        lines = _api_lines(await self._post("actes_transac_submit.php", {"api": "1"}, files),
-                           "submit archive")
-        return [int(x) for x in lines[1:1 + int(lines[0])]]
 
     async def find_transaction(self, number: str, decision_date: date | None = None, *,
                                kind: int = TransactionType.ACTE,
@@ -222,7 +250,8 @@ class S2lowClient:
                                 kind: int = TransactionType.ACTE,
                                 statuses: Sequence[int] | None = None, first: bool = False
                                 ) -> list[TransactionRef]:
-        """Transactions of type ``kind`` about acte ``number`` (``api/list_actes.php``)."""
+        """Transactions of type ``kind`` about acte ``number`` (``api/list_actes.php``: rows
+        of id, subject, number, date, nature_descr, classification, type)."""
         found = []
         for status in statuses or self.search_statuses:
             offset, limit = 0, 100
@@ -242,13 +271,15 @@ class S2lowClient:
         return found
 
     async def submit_acte(self, meta: ActeMetadata, pdf: bytes, annexes: Sequence[bytes] = (),
-                          *, pdf_name: str = "acte.pdf") -> SubmitResult:
+                          *, pdf_name: str = "acte.pdf", en_attente: bool = False
+                          ) -> SubmitResult:
         """Transmit once: reuse the transaction S²LOW already holds for this acte, if any."""
         found = await self.find_transaction(meta.number, meta.decision_date)
         if found:
             return SubmitResult(transaction_id=found.id, created=False)
         try:
-            tid = await self.create_acte_transaction(meta, pdf, annexes, pdf_name=pdf_name)
+            tid = await self.create_acte_transaction(meta, pdf, annexes, pdf_name=pdf_name,
+                                                     en_attente=en_attente)
         except DuplicateActeError:
             found = await self.find_transaction(meta.number, meta.decision_date)
             if not found:
@@ -256,47 +287,57 @@ class S2lowClient:
             return SubmitResult(transaction_id=found.id, created=False)
         return SubmitResult(transaction_id=tid, created=True)
 
-    async def submit_acte_archive(self, archive: ActesArchive, number: str,
-                                  decision_date: date) -> SubmitResult:
-        """Transmit a ready-made archive once: reuse the transaction S²LOW already holds."""
-        found = await self.find_transaction(number, decision_date)
-        if found:
-            return SubmitResult(transaction_id=found.id, created=False)
-        try:
-            (tid,) = await self.submit_archive(archive.name, archive.data)
-        except DuplicateActeError:
-            found = await self.find_transaction(number, decision_date)
-            if not found:
-                raise
-            return SubmitResult(transaction_id=found.id, created=False)
-        return SubmitResult(transaction_id=tid, created=True)
-
     async def get_status(self, transaction_id: int) -> TransactionStatus:
-        """Status code, message and parsed reply XML of a transaction."""
+        """Status code, message and reply XML of a transaction (read tolerantly)."""
         resp = await self._get("actes_transac_get_status.php", {"transaction": transaction_id})
         body = resp.content
         head, _, rest = body.partition(b"\n")
         if head.strip() != b"OK":
             _ko(rest, f"status of {transaction_id}")
         status_line, _, rest = rest.partition(b"\n")
-        flux, message = _split_flux(rest)
+        flux, message = split_flux(rest)
         return TransactionStatus(transaction_id=transaction_id, status=int(status_line),
                                  message=message, flux=flux,
-                                 reply=_parse_or_none(flux) if flux else None)
+                                 reply=read_reply(flux) if flux else None)
 
-    async def get_aractes(self, transaction_id: int) -> ARActe:
-        """The ARActe of an acknowledged acte (``actes_transac_get_ARActe.php``)."""
-        resp = await self._get("actes_transac_get_ARActe.php", {"id": transaction_id})
+    async def get_aractes(self, transaction_id: int) -> tuple[ARActe, bytes]:
+        """The ARActe kept with status 4, whatever the status now
+        (``actes_transac_get_ARActe.php``, which redirects when there is none)."""
+        resp = await self._get("actes_transac_get_ARActe.php", {"id": transaction_id},
+                               redirects=False)
+        if resp.is_redirect or not resp.content.strip():
+            raise PermanentError(f"S²LOW: no ARActe for {transaction_id}", partner=PARTNER)
         reply = _parse(resp.content, f"ARActe of {transaction_id}")
         if not isinstance(reply, ARActe):
             raise PermanentError(f"S²LOW: expected ARActe, got {reply.kind}", partner=PARTNER)
-        return reply
+        return reply, resp.content
 
-    async def get_tampon(self, transaction_id: int) -> bytes:
-        """The acte's PDF stamped with its reception by the prefecture."""
-        resp = await self._get("actes_transac_get_tampon.php", {"transaction": transaction_id})
+    async def list_files(self, transaction_id: int) -> list[StampedFile]:
+        """The files of a transaction (``actes_transac_get_files_list.php``, JSON; the first
+        row is the ``Acte`` form, then the acte's document and its annexes)."""
+        resp = await self._get("actes_transac_get_files_list.php",
+                               {"transaction": transaction_id})
         if resp.content.startswith(b"KO"):
-            _ko(resp.content.partition(b"\n")[2], f"tampon of {transaction_id}")
+            _ko(resp.content.partition(b"\n")[2], f"files of {transaction_id}")
+        rows = _json_list(resp)
+        return [StampedFile.model_validate(row) for row in rows]
+
+    async def get_stamped(self, transaction_id: int, *, date_affichage: date | None = None
+                          ) -> bytes:
+        """The acte's PDF stamped by S²LOW (``actes_download_file.php?file=ID&tampon=true``
+        on the document of ``list_files``)."""
+        files = await self.list_files(transaction_id)
+        if len(files) < 2 or files[1].mimetype != "application/pdf":
+            raise PermanentError(f"S²LOW: transaction {transaction_id} has no PDF document to "
+                                 "stamp", partner=PARTNER)
+        params: dict[str, Any] = {"file": files[1].id, "tampon": "true"}
+        if date_affichage:
+            params["date_affichage"] = date_affichage.isoformat()
+        resp = await self._get("actes_download_file.php", params, redirects=False)
+        if resp.is_redirect:
+            raise PermanentError(f"S²LOW refused the stamped file of {transaction_id}: "
+                                 f"redirected to {resp.headers.get('location', '?')}",
+                                 partner=PARTNER)
         return resp.content
 
     async def cancel(self, transaction_id: int) -> int:
@@ -393,7 +434,8 @@ def _mime(name: str) -> str:
 
 
 def _ko(rest: bytes, what: str) -> None:
-    message = rest.decode("latin-1").strip() or "unknown error"
+    """S²LOW's ``KO`` answer: ISO-8859-1, HTML-escaped (``get_hecho``)."""
+    message = html.unescape(rest.decode("latin-1")).strip() or "unknown error"
     duplicate = "même numéro interne" in message or "entre en conflit" in message
     error = DuplicateActeError if duplicate else PermanentError
     raise error(f"S²LOW refused {what}: {message}", partner=PARTNER)
@@ -424,32 +466,26 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
 
 def _match(row: dict[str, Any], number: str, decision_date: date | None, status: int,
            kind: int = TransactionType.ACTE) -> TransactionRef | None:
+    """A ``list_actes.php`` row (``date`` is ``date(decision_date)``) for this acte."""
     if str(row.get("number")) != number or int(row.get("type") or 1) != kind:
         return None
-    raw = str(row.get("decision_date") or "")[:10]
+    raw = str(row.get("date") or "")[:10]
     day = date.fromisoformat(raw) if raw else None
     if decision_date and day and day != decision_date:
         return None
-    return TransactionRef(id=int(row["id"]), number=number, decision_date=day,
-                          unique_id=row.get("unique_id") or None, status=status)
+    return TransactionRef(id=int(row["id"]), number=number, decision_date=day, status=status)
 
 
-def _split_flux(rest: bytes) -> tuple[bytes | None, str]:
-    """Separate the reply XML from the message that may follow it."""
-    text = rest.lstrip()
-    if not text.startswith(b"<"):
-        return None, rest.decode("latin-1").strip()
-    m = re.search(rb"<([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)[\s>/]", re.sub(
-        rb"^<\?xml[^>]*\?>\s*", b"", text))
-    if not m:
-        return text, ""
-    qname = (m[1] or b"") + m[2]
-    end = re.search(rb"</" + re.escape(qname) + rb"\s*>", text)
-    if end is None:  # self-closing root
-        start = text.find(b"<" + qname)
-        end = re.compile(rb"/>").search(text, start)
-    cut = end.end() if end else len(text)
-    return text[:cut], text[cut:].decode("latin-1").strip()
+def _json_list(resp: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        rows = resp.json()
+    except ValueError as exc:
+        raise PermanentError(f"S²LOW: expected JSON, got {resp.text[:200]!r}", partner=PARTNER
+                             ) from exc
+    if not isinstance(rows, list):
+        raise PermanentError(f"S²LOW: expected a JSON list, got {resp.text[:200]!r}",
+                             partner=PARTNER)
+    return rows
 
 
 def _parse(xml: bytes, what: str) -> Any:
@@ -457,10 +493,3 @@ def _parse(xml: bytes, what: str) -> Any:
         return parse_message(xml)
     except ActesError as exc:
         raise PermanentError(f"S²LOW: {what}: {exc}", partner=PARTNER) from exc
-
-
-def _parse_or_none(xml: bytes) -> Any:
-    try:
-        return parse_message(xml)
-    except ActesError:
-        return None

@@ -1,35 +1,46 @@
 """The HELIOS routes of the S²LOW simulator (PES Aller to the treasury, acquits, returns).
 
-Mounted on the S²LOW simulator app (``mount_helios``), so they share its
-authentication, failure injection and life-cycle pace. A posted PES Aller is
-validated against the DGFiP schema as it is read (refused with the schema's
-message otherwise), then moves one status per ``step_delay``: posted (1), waiting
-transmission (2), transmitted (3), acquit received (4) with a ``PES_ACQUIT`` valid
-against its schema; a ``PES_Retour`` then waits in the authority's list. A
-``NomFic`` containing ``REFUS`` ends refused (6, negative acquit), ``ERREUR`` in
-error (-1). Imports are counted per account and file name (``/_sim/helios/counts``);
-a second file with the same name is refused, as Hélios does.
+Mounted on the S²LOW simulator app (``mount_helios``): same authentication, failure
+injection and pace. Answers as ``connectors/s2low/CONTRACT.md`` records them:
+
+- the import refuses a file whose SHA-1 any transaction already holds
+  (``doublon détecté. Ce fichier a déjà été posté.``, no id), an empty file and a
+  missing ``enveloppe``; it does not validate the PES (S²LOW does it afterwards):
+  a PES that breaks its schema ends in error (-1) with the schema's message;
+- a valid PES moves one status per ``step_delay``: 1, 2, 3, then by its ``NomFic``:
+  ``REFUS``: 6 with a negative ``PES_ACQUIT`` that breaks the XSD as Hélios's do
+  (``CodCol`` 000, error code and text); ``ERREUR``: -1; ``INFO``: 8 (information
+  available, acquit); ``ARCHIV``: 4, then 9 and 10 (archiving); otherwise 4, and a
+  ``PES_Retour`` waits in the authority's list;
+- ``list_pes_aller.php`` answers only archivist accounts (``archivists``), ids only.
+
+``/_sim/helios/counts``: transactions created per account and file name
+(``submissions``), and every post received (``posts``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
 
-from connectors.frames import read_chunks
 from connectors.simulator import SubmissionCounter
-from schemas.pes import PesError, PesInfo, build_acquit, build_retour, validate_aller
+from schemas.pes import ACQUIT_NS, PesError, PesInfo, build_acquit, build_retour, validate_aller
 
-PLAN = ((2, "En attente de transmission"), (3, "Transmis"), (4, "Acquittement reçu"))
+DUPLICATE = "doublon détecté. Ce fichier a déjà été posté."
+NO_FILE = "Aucune enveloppe trouvée : la taille de l'enveloppe dépasse probablement la " \
+          "taille maximum"
+EMPTY = "Le fichier présenté est vide (0 octet)"
+NOT_ARCHIVIST = "L'utilisateur n'est pas archiviste"
+REFUSAL = "Bordereau rejeté par le comptable : pièce justificative absente"
 
 
 @dataclass
@@ -38,12 +49,14 @@ class HeliosTx:
     login: str
     filename: str
     sha1: str
-    info: PesInfo
+    data: bytes
+    info: PesInfo | None
     created: float
     history: list[tuple[int, str]] = field(default_factory=list)
     acquit: bytes | None = None
     done: int = 0
     scenario: str = "ack"
+    error: str = ""
     submitted: str = field(default_factory=lambda: date.today().isoformat())
 
     @property
@@ -63,21 +76,27 @@ class Retour:
 class HeliosSimulator:
     """State of the HELIOS half of the simulated S²LOW."""
 
-    def __init__(self, *, step_delay: float = 0.0) -> None:
+    def __init__(self, *, step_delay: float = 0.0, archivists: set[str] | None = None,
+                 login_of: Any = None) -> None:
         self.step_delay = step_delay
+        self.archivists = set(archivists or ())
+        self.login_of = login_of or (lambda request: "")
         self.transactions: dict[int, HeliosTx] = {}
         self.retours: dict[int, Retour] = {}
         self.submissions = SubmissionCounter()
+        self.posts = SubmissionCounter()
         self.lock = threading.RLock()
 
     def mount(self, app: FastAPI) -> None:
         """Add the HELIOS endpoints to ``app`` (the S²LOW simulator's)."""
         app.add_api_route("/modules/helios/api/helios_importer_fichier.php", self._import,
                           methods=["POST"])
+        app.add_api_route("/modules/helios/api/list_pes_aller.php", self._list,
+                          methods=["GET"])
         for path, handler in {
             "api/helios_transac_get_status.php": self._status,
             "helios_download_acquit.php": self._acquit,
-            "api/list_pes_aller.php": self._list,
+            "helios_download_file.php": self._file,
             "api/helios_get_list.php": self._retour_list,
             "api/helios_get_retour.php": self._retour,
             "api/helios_change_status.php": self._retour_read,
@@ -102,110 +121,128 @@ class HeliosSimulator:
         def move(status: int, message: str) -> Any:
             return lambda t: t.history.append((status, message))
 
-        steps = [move(s, m) for s, m in PLAN[:2]]
+        if tx.scenario == "invalid":
+            return [move(-1, f"Le fichier PES n'est pas valide : {tx.error}")]
+        steps = [move(2, "En attente de transmission"),
+                 move(3, f"Transaction {tx.id} transmise au serveur.")]
         if tx.scenario == "error":
             return [*steps, move(-1, "Erreur lors de la transmission au trésor")]
         if tx.scenario == "refused":
             return [*steps, self._refuse]
-        return [*steps, self._acknowledge]
+        if tx.scenario == "info":
+            return [*steps, lambda t: self._acknowledge(t, 8, "Information disponible")]
+        ack = [*steps, lambda t: self._acknowledge(t, 4, "Acquittement reçu")]
+        if tx.scenario == "archive":
+            return [*ack, move(9, "Envoyé au SAE"), move(10, "Accepté par le SAE")]
+        return ack
 
-    def _acknowledge(self, tx: HeliosTx) -> None:
+    def _acknowledge(self, tx: HeliosTx, status: int, message: str) -> None:
+        assert tx.info is not None
         tx.acquit = build_acquit(tx.info, accepted=True)
-        tx.history.append((4, "Acquittement reçu"))
+        tx.history.append((status, message))
         with self.lock:
             rid = max(self.retours, default=0) + 1
             name = f"PES_RETOUR_{tx.info.file_name or tx.filename}.xml"
             self.retours[rid] = Retour(rid, tx.login, name, build_retour(tx.info))
 
     def _refuse(self, tx: HeliosTx) -> None:
-        tx.acquit = build_acquit(tx.info, accepted=False)
-        tx.history.append((6, "Refusé par le trésor : bordereau rejeté"))
+        assert tx.info is not None
+        tx.acquit = treasury_refusal(tx.info, REFUSAL)
+        tx.history.append((6, "Refusé par le comptable"))
 
     # ------------------------------------------------------------ endpoints
 
     async def _import(self, request: Request) -> Response:
         form = await request.form()
         upload = form.get("enveloppe")
+        login = self.login_of(request)
         if upload is None or isinstance(upload, str):
-            return _import_answer(None, "KO", "Aucun fichier n'a été envoyé")
-        name = upload.filename or "pes.xml"
-        login = _login(request)
-        sha1 = hashlib.sha1()
-
-        def chunks() -> Any:
-            upload.file.seek(0)
-            for block in read_chunks(upload.file):
-                sha1.update(block)
-                yield block
-
-        try:
-            info = await asyncio.to_thread(validate_aller, chunks())
-        except PesError as exc:
-            self.submissions.add(f"{login}/{name}")
-            return _import_answer(None, "KO", f"Le fichier PES n'est pas valide : {exc}")
-        self.submissions.add(f"{login}/{name}")
-        with self.lock:
-            same = next((t for t in self.transactions.values()
-                         if t.login == login and t.filename == name), None)
-            if same is not None:
-                return _import_answer(None, "KO", f"Le fichier {name} a déjà été transmis "
-                                      f"(transaction {same.id})")
+            return _import_answer(None, "KO", NO_FILE)
+        name = upload.filename or ""
+        data = await upload.read()
+        self.posts.add(f"{login}/{name}")
+        if not data:
+            return _import_answer(None, "KO", EMPTY)
+        sha1 = hashlib.sha1(data).hexdigest()
+        with self.lock:  # S²LOW: "select count(id) FROM helios_transactions WHERE sha1=?"
+            if any(t.sha1 == sha1 for t in self.transactions.values()):
+                return _import_answer(None, "KO", DUPLICATE)
             tid = max(self.transactions, default=0) + 1
-            marker = (info.file_name or name).upper()
-            scenario = "refused" if "REFUS" in marker else "error" if "ERREUR" in marker \
-                else "ack"
-            tx = HeliosTx(tid, login, name, sha1.hexdigest(), info, time.monotonic(),
-                          scenario=scenario)
-            tx.history.append((1, "Posté"))
+            tx = HeliosTx(tid, login, name, sha1, data, None, time.monotonic())
+            tx.history.append((1, "Fichier bien reçu par la plate-forme S2low"))
             self.transactions[tid] = tx
-        return _import_answer(tid, "OK", "")
+            self.submissions.add(f"{login}/{name}")
+        try:  # S²LOW analyses the file after the import answer
+            tx.info = await asyncio.to_thread(validate_aller, [data])
+            marker = (tx.info.file_name or name).upper()
+            tx.scenario = next((s for m, s in (("REFUS", "refused"), ("ERREUR", "error"),
+                                               ("INFO", "info"), ("ARCHIV", "archive"))
+                                if m in marker), "ack")
+        except PesError as exc:
+            tx.scenario, tx.error = "invalid", str(exc)
+        return _import_answer(tid, "OK", "Téléchargement du fichier réussi.")
 
-    def _tx(self, request: Request, key: str) -> HeliosTx | None:
+    def _tx(self, request: Request, key: str) -> HeliosTx | str:
         self._advance()
+        raw = request.query_params.get(key, "")
+        if not raw:
+            return "Pas de numéro de transaction."
         try:
-            tx = self.transactions.get(int(request.query_params.get(key, "")))
+            tx = self.transactions.get(int(raw))
         except ValueError:
-            return None
-        return tx if tx is not None and tx.login == _login(request) else None
+            return "Numéro de transaction invalide"
+        if tx is None:
+            return "Numéro de transaction invalide"
+        return tx if tx.login == self.login_of(request) else "Accès refusé"
 
     async def _status(self, request: Request) -> Response:
         tx = self._tx(request, "transaction")
-        if tx is None:
-            return _xml("<transaction><resultat>KO</resultat><message>Transaction inconnue"
-                        "</message></transaction>")
+        raw = request.query_params.get("transaction", "")
+        if isinstance(tx, str):
+            return _transaction(raw if raw.isdigit() else "0", "KO", tx, "")
         status, message = tx.history[-1]
-        return _xml(f"<transaction><id>{tx.id}</id><resultat>OK</resultat>"
-                    f"<status>{status}</status><message>{escape(message)}</message>"
-                    "</transaction>")
+        return _transaction(str(tx.id), "OK", message, str(status))
 
     async def _acquit(self, request: Request) -> Response:
         tx = self._tx(request, "id")
-        if tx is None or tx.acquit is None:
-            return Response("Pas d'acquittement pour cette transaction", media_type="text/plain")
-        return Response(tx.acquit, media_type="text/xml")
+        if isinstance(tx, str) or tx.acquit is None:
+            return RedirectResponse("/modules/helios/index.php", status_code=302)
+        return Response(tx.acquit, media_type="text/xml",
+                        headers={"Content-Disposition": f'attachment; filename="ACQUIT_{tx.id}'
+                                                        '.xml"'})
 
-    async def _list(self, request: Request) -> dict:
+    async def _file(self, request: Request) -> Response:
+        tx = self._tx(request, "id")
+        if isinstance(tx, str):
+            return RedirectResponse("/modules/helios/index.php", status_code=302)
+        return Response(tx.data, media_type="text/xml")
+
+    async def _list(self, request: Request) -> Response:
         self._advance()
+        login = self.login_of(request)
+        if login not in self.archivists:
+            return JSONResponse({"error": NOT_ARCHIVIST}, status_code=400)
         params = request.query_params
-        status = int(params.get("status_id", "1") or 1)
-        offset, limit = int(params.get("offset", "0") or 0), int(params.get("limit", "100") or 100)
-        login = _login(request)
+        status = _int(params.get("status_id"), 0)
+        offset, limit = _int(params.get("offset"), 0), _int(params.get("limit"), 100)
+        since = params.get("min_date") or ""
         with self.lock:
-            rows = [{"id": t.id, "filename": t.filename, "sha1": t.sha1,
-                     "submission_date": t.submitted, "status_id": t.status}
-                    for t in self.transactions.values() if t.login == login
-                    and t.status == status]
-        return {"status_id": status, "offset": offset, "limit": limit,
-                "transactions": rows[offset:offset + limit]}
+            rows = [{"id": t.id} for t in sorted(self.transactions.values(), key=lambda t: t.id)
+                    if t.login == login and t.status == status and t.submitted >= since]
+        return JSONResponse({"status_id": status, "authority_id": 1, "offset": offset,
+                             "limit": limit, "transactions": rows[offset:offset + limit]})
 
     async def _retour_list(self, request: Request) -> Response:
         self._advance()
-        login = _login(request)
+        login = self.login_of(request)
         with self.lock:
             rows = "".join(f"<pes_retour><id>{r.id}</id><nom>{escape(r.name)}</nom>"
                            f"<date>{date.today().isoformat()}</date></pes_retour>"
                            for r in self.retours.values() if r.login == login and not r.read)
-        return _xml(f"<liste><resultat>OK</resultat>{rows}</liste>")
+        # S²LOW leaves <resultat> empty when the list succeeds
+        return _xml(f"<liste><idColl>1</idColl><resultat/><message>liste réussi</message>"
+                    f"<dateDemande>{time.strftime('%Y-%m-%d %I:%M:%S')}</dateDemande>{rows}"
+                    "</liste>", "utf-8")
 
     async def _retour(self, request: Request) -> Response:
         retour = self._retour_of(request)
@@ -227,37 +264,62 @@ class HeliosSimulator:
             retour = self.retours.get(int(request.query_params.get("id", "")))
         except ValueError:
             return None
-        return retour if retour is not None and retour.login == _login(request) else None
+        return retour if retour is not None and retour.login == self.login_of(request) else None
 
     async def _counts(self) -> dict:
-        return {"submissions": self.submissions.snapshot(),
+        return {"submissions": self.submissions.snapshot(), "posts": self.posts.snapshot(),
                 "duplicates": self.submissions.duplicates(),
                 "transactions": {f"{t.login}/{t.filename}": t.status
                                  for t in self.transactions.values()}}
 
 
 def mount_helios(app: FastAPI, s2low: Any = None) -> HeliosSimulator:
-    """Mount the HELIOS routes on an S²LOW simulator app (pace from its ``step_delay``)."""
-    sim = HeliosSimulator(step_delay=float(getattr(s2low, "step_delay", 0.0)))
+    """Mount the HELIOS routes on an S²LOW simulator app (its pace, accounts)."""
+    sim = HeliosSimulator(step_delay=float(getattr(s2low, "step_delay", 0.0)),
+                          archivists=getattr(s2low, "archivists", None),
+                          login_of=getattr(s2low, "login_of", None))
     sim.mount(app)
     return sim
 
 
-def _login(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            return base64.b64decode(header[6:]).decode().partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            return ""
-    return ""
+def treasury_refusal(info: PesInfo, reason: str) -> bytes:
+    """A negative PES_ACQUIT as Hélios emits them: ``CodCol`` 000 (breaks the XSD
+    pattern), one element in error with its code and text."""
+    xml = (f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<n:PES_ACQUIT xmlns:n="{ACQUIT_NS}">'
+           f"<Enveloppe><Parametres><Version V=\"2\"/><TypFic V={quoteattr(info.file_type)}/>"
+           f"<NomFic V={quoteattr(info.file_name)}/></Parametres><Emetteur><Sigle V=\"HELIOS\"/>"
+           "<Adresse V=\"DGFIP\"/></Emetteur></Enveloppe><EnTetePES>"
+           f"<DteStr V=\"{date.today().isoformat()}\"/><IdPost V={quoteattr(info.poste)}/>"
+           f"<IdColl V={quoteattr(info.collectivity)}/><CodCol V=\"000\"/>"
+           f"<CodBud V={quoteattr(info.code_bud)}/></EnTetePES><ACQUIT><EnTeteAcquit>"
+           "<IdVer V=\"2\"/></EnTeteAcquit><ElementACQUIT><DomaineAck V=\"0\"/>"
+           "<EtatAck V=\"0\"/><Erreur><NumAnoAck V=\"ERREUR_AUTRE\"/>"
+           f"<LibelleAnoAck V={quoteattr(reason)}/></Erreur></ElementACQUIT></ACQUIT>"
+           "</n:PES_ACQUIT>\n")
+    return xml.encode("iso-8859-1", "replace")
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw or default)
+    except ValueError:
+        return default
 
 
 def _import_answer(tid: int | None, result: str, message: str) -> Response:
-    return _xml(f"<import><id>{tid or ''}</id><resultat>{result}</resultat>"
-                f"<message>{escape(message)}</message></import>")
+    """``<import>`` as ``HeliosController::importAPIAction`` writes it (DOM, UTF-8)."""
+    return _xml(f"<import>\n  <id>{tid or ''}</id>\n  <resultat>{result}</resultat>\n"
+                f"  <message>{escape(message)}</message>\n</import>", "utf-8")
 
 
-def _xml(body: str) -> Response:
-    return Response(f'<?xml version="1.0" encoding="ISO-8859-1"?>\n{body}'.encode(
-        "iso-8859-1", "replace"), media_type="text/xml; charset=ISO-8859-1")
+def _transaction(tid: str, result: str, message: str, status: str) -> Response:
+    """``HeliosAPIResponse``: declared ISO-8859-1, its text written in UTF-8 (quirk)."""
+    body = (f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<transaction >\n        '
+            f"<id>{tid}</id><resultat>{result}</resultat><message>{escape(message)}</message>"
+            f"<status>{status}</status></transaction>")
+    return Response(body.encode("utf-8"), media_type="text/xml")
+
+
+def _xml(body: str, encoding: str = "iso-8859-1") -> Response:
+    head = f'<?xml version="1.0" encoding="{encoding.upper()}"?>\n'
+    return Response((head + body + "\n").encode(encoding, "replace"), media_type="text/xml")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from lxml import etree
+
 from connectors.s2low import actes as A
 from connectors.s2low.client import ActesStatus, TransactionType
 from schemas.acte import (
@@ -20,8 +22,8 @@ from schemas.acte import (
     TenantActesSettings,
 )
 
-SCENARIOS = ("ack", "anomaly", "refused", "error", "stuck", "courrier", "pieces",
-             "observations", "defere")
+SCENARIOS = ("ack", "anomaly", "envelope", "refused", "error", "stuck", "archive",
+             "courrier", "pieces", "observations", "defere")
 LETTER_OF = {"courrier": (TransactionType.COURRIER_SIMPLE, "CourrierSimple"),
              "pieces": (TransactionType.DEMANDE_PIECES, "DemandePieceComplementaire"),
              "observations": (TransactionType.LETTRE_OBSERVATIONS, "LettreObservations"),
@@ -88,6 +90,25 @@ class SimTransaction:
         self.history.append((status, message, flux))
 
 
+def anomalie_enveloppe(tx: SimTransaction, on: date, nature: str, detail: str) -> bytes:
+    """The ministry's ``AnomalieEnveloppe`` about the envelope that carried ``tx``."""
+    a, i = f"{{{A.NS}}}", f"{{{A.INSEE_NS}}}"
+    root = etree.Element(f"{a}AnomalieEnveloppe", nsmap={"actes": A.NS, "insee": A.INSEE_NS})
+    etree.SubElement(root, f"{a}Date").text = on.isoformat()
+    etree.SubElement(root, f"{a}Nature").text = nature
+    etree.SubElement(root, f"{a}Detail").text = detail
+    received = etree.SubElement(root, f"{a}EnveloppeRecue")
+    sender = etree.SubElement(received, f"{a}Emetteur")
+    etree.SubElement(sender, f"{a}IDCL", {
+        f"{a}Departement": tx.authority.departement, f"{i}SIREN": tx.authority.siren,
+        f"{a}Arrondissement": str(tx.authority.arrondissement),
+        f"{a}Nature": tx.authority.nature_autorite})
+    forms = etree.SubElement(received, f"{a}FormulairesEnvoyes")
+    etree.SubElement(etree.SubElement(forms, f"{a}Formulaire"), f"{a}NomFichier").text = \
+        tx.form_name
+    return etree.tostring(root, xml_declaration=True, encoding="ISO-8859-1")
+
+
 class PrefectureSide:
     """Transactions and the prefecture's answers (mixed into ``S2lowSimulator``, which
     holds the state these methods use: ``transactions``, ``lock``, ``step_delay``...)."""
@@ -126,7 +147,8 @@ class PrefectureSide:
 
     def _acte_plan(self, tx: SimTransaction) -> None:
         outcome: dict[str, Callable[[SimTransaction], None]] = {
-            "anomaly": self._anomaly, "refused": lambda t: t.set(ActesStatus.REFUSED, "Refusé"),
+            "anomaly": self._anomaly, "envelope": self._envelope_anomaly,
+            "refused": lambda t: t.set(ActesStatus.REFUSED, "Refusé"),
             "error": lambda t: t.set(ActesStatus.ERROR, "Erreur lors de la transmission"),
         }
         tx.plan = self._transmission_steps()
@@ -135,6 +157,11 @@ class PrefectureSide:
         tx.plan.append(outcome.get(tx.scenario, self._acknowledge))
         if tx.scenario in LETTER_OF:
             tx.plan.append(self._send_letter)
+        if tx.scenario == "archive":  # archived after its acknowledgement: 19, 12, 13
+            tx.plan += [lambda t: t.set(ActesStatus.WAITING_SAE,
+                                        "En attente de transmission au SAE"),
+                        lambda t: t.set(ActesStatus.SENT_TO_SAE, "Envoyé au SAE"),
+                        lambda t: t.set(ActesStatus.SAE_ARCHIVED, "Archivé par le SAE")]
 
     def _acknowledge(self, tx: SimTransaction) -> None:
         tx.unique_id = A.official_id(tx.authority.departement, tx.authority.siren,
@@ -149,6 +176,11 @@ class PrefectureSide:
             "La classification matières/sous-matières n'est pas valide",
             self.classification.version_date), "AnomalieActe")
         tx.set(ActesStatus.ERROR, "Anomalie reçue de la préfecture", xml)
+
+    def _envelope_anomaly(self, tx: SimTransaction) -> None:
+        tx.set(ActesStatus.ERROR, "Anomalie enveloppe reçue de la préfecture",
+               anomalie_enveloppe(tx, date.today(), "5", "PREF-VERIF-02 : Votre numéro de "
+                                  "SIREN n'est pas encore enregistré dans l'application ACTES."))
 
     def _send_letter(self, acte: SimTransaction) -> None:
         kind, root = LETTER_OF[acte.scenario]

@@ -58,6 +58,9 @@ from schemas.acte import (
     acte_key,
 )
 
+SUBMIT_DEPRECATED = ("Cette fonctionnalité est déprécié. Vous devez désormais utiliser : "
+                     "'/modules/actes/actes_transac_create.php' pour créer un acte.")
+
 
 class S2lowSimulator(PrefectureSide, HttpSimulator):
     """The FastAPI app, its transactions, failure plan and per-acte submission counter."""
@@ -75,7 +78,8 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
                  users: dict[str, str] | None = None,
                  classification: Classification | None = None,
                  trigramme: str = A.TRIGRAMME,
-                 authorities: dict[str, TenantActesSettings] | None = None) -> None:
+                 authorities: dict[str, TenantActesSettings] | None = None,
+                 archivists: set[str] | None = None) -> None:
         self.authority = authority or DEFAULT_AUTHORITY
         self.authorities = dict(authorities or {})  # login -> authority of that account
         self.step_delay = step_delay
@@ -84,6 +88,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         super().__init__(failures)
         self.method_failures: dict[str, FailurePlan] = {}  # HTTP method -> its own plan
         self.users = users
+        self.archivists = set(archivists or ())  # accounts with the archivist role
         self.classification = classification or default_classification()
         self.trigramme = trigramme
         self.submissions = SubmissionCounter()
@@ -109,7 +114,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             if outcome == "error":
                 return Response("injected failure", status_code=503)
             if not sim._authenticated(request):
-                return _text("KO\nÉchec de l'authentification")
+                return unauthenticated(request.url.path)
             response = await call_next(request)
             if outcome == "timeout":  # the effect happened, the answer is lost
                 await asyncio.sleep(sim.failures.timeout_seconds)
@@ -134,6 +139,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             "actes_transac_submit.php": ("POST", sim._submit),
             "actes_transac_get_status.php": ("GET", sim._status),
             "actes_transac_get_ARActe.php": ("GET", sim._aracte),
+            "actes_transac_get_files_list.php": ("GET", sim._files_list),
             "actes_transac_get_tampon.php": ("GET", sim._tampon),
             "actes_download_file.php": ("GET", sim._download),
             "actes_transac_cancel.php": ("POST", sim._cancel),
@@ -150,13 +156,19 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         sim.helios = mount_helios(app, sim)
         return app
 
-    def _who(self, request: Request) -> TenantActesSettings:
-        """The authority of the account calling (S²LOW: one account, one authority)."""
+    def login_of(self, request: Request) -> str:
+        """The account calling (HTTP Basic login; "" with the certificate alone)."""
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
-            login = base64.b64decode(header[6:]).decode().partition(":")[0]
-            return self.authorities.get(login, self.authority)
-        return self.authority
+            try:
+                return base64.b64decode(header[6:]).decode().partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                return ""
+        return ""
+
+    def _who(self, request: Request) -> TenantActesSettings:
+        """The authority of the account calling (S²LOW: one account, one authority)."""
+        return self.authorities.get(self.login_of(request), self.authority)
 
     def _authenticated(self, request: Request) -> bool:
         if not self.users:
@@ -169,6 +181,8 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
 
     async def _create(self, request: Request) -> Response:
         form = await request.form()
+        if str(form.get("api") or request.query_params.get("api") or "") != "1":
+            return RedirectResponse("/modules/actes/actes_transac_add.php", status_code=302)
         number = str(form.get("number") or "")
         if not NUMBER_RE.match(number):
             return _ko("Le numéro n'est pas correct")
@@ -208,34 +222,14 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         except (ValidationError, A.ActesError) as exc:
             return _ko(f"Erreur lors de la génération de l'acte : {exc}")
         tx = self._register_acte(meta, archive.name, archive.data, archive.form_name, who)
+        if str(form.get("en_attente") or "") in ("1", "on", "true"):
+            tx.set(ActesStatus.WAITING_POST, "En attente d'être postée")
+            tx.plan, tx.done = [], 0  # someone with the right to post must confirm it
         return _ok(f"{tx.id}\n")
 
     async def _submit(self, request: Request) -> Response:
-        form = await request.form()
-        upload = form.get("enveloppe")
-        if upload is None or isinstance(upload, str):
-            return _ko("Pas de fichier archive spécifié.")
-        data = await upload.read()
-        try:
-            verified = A.verify_archive(upload.filename or "", data, trigramme=self.trigramme)
-        except A.ActesError as exc:
-            return _ko(f"Erreur d'importation de l'enveloppe :\n{exc}")
-        who = self._who(request)
-        if verified.envelope.siren != who.siren:
-            return _ko("Le SIREN de l'enveloppe ne correspond pas à la collectivité")
-        created = []
-        for form_name, xml in verified.forms.items():
-            message = A.parse_message(xml)
-            if not isinstance(message, A.ActeForm):
-                return _ko(f"Type de message non supporté en import : {message.kind}")
-            acte = message.acte
-            self.submissions.add(acte_key(who.siren, acte.decision_date, acte.number))
-            if self._find(acte.number, who.siren) is not None:
-                return _ko("Un numéro interne d'acte entre en conflit avec un acte existant "
-                           "dans la base de données.")
-            created.append(self._register_acte(acte, upload.filename or "", data, form_name,
-                                               who).id)
-        return _ok(f"{len(created)}\n" + "".join(f"{i}\n" for i in created))
+        """Deprecated: S²LOW refuses envelopes (``app.envelope_submission_enabled`` off)."""
+        return _ko(SUBMIT_DEPRECATED)
 
     async def _status(self, request: Request) -> Response:
         params = request.query_params
@@ -254,33 +248,50 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
     async def _aracte(self, request: Request) -> Response:
         tx = self._tx(request.query_params.get("id", ""))
         flux = tx.flux(ActesStatus.ACK_RECEIVED) if tx else None
-        if flux is None:
-            return _text("Cette transaction n'existe pas")
+        if flux is None:  # S²LOW: "Cette transaction n'existe pas" in the web session
+            return RedirectResponse("index.php", status_code=302)
         return Response(flux, media_type="application/xml")
 
     async def _tampon(self, request: Request) -> Response:
+        """Deprecated in S²LOW's source but still answering: redirect to the first PDF."""
         tx = self._tx(request.query_params.get("transaction", ""), TransactionType.ACTE)
         if tx is None:
             return _text("KO\nNuméro de transaction invalide.")
-        if tx.flux(ActesStatus.ACK_RECEIVED) is None:
+        if not any(s == ActesStatus.ACK_RECEIVED for s, _, _ in tx.history):
             return _text("KO\nPas d'acquittement recu")
-        return RedirectResponse(f"actes_download_file.php?file={tx.id}&tampon=true",
+        pdf = next(i for i, (n, _) in enumerate(_files(tx)) if n.lower().endswith("pdf"))
+        return RedirectResponse(f"actes_download_file.php?file={_file_id(tx, pdf)}&tampon=true",
                                 status_code=302)
+
+    async def _files_list(self, request: Request) -> Response:
+        tx = self._tx(request.query_params.get("transaction", ""))
+        if tx is None:
+            return _text("KO\nNuméro de transaction invalide.")
+        if all(s in (1, 2, 3) for s, _, _ in tx.history):
+            return _text("KO\nPas d'acquittement recu")
+        rows = [{"id": _file_id(tx, i), "name": name, "posted_filename": name,
+                 "mimetype": _mime(name), "size": len(data), "sign": None}
+                for i, (name, data) in enumerate(_files(tx))]
+        return JSONResponse(rows)
 
     async def _download(self, request: Request) -> Response:
         params = request.query_params
-        if params.get("env"):
+        if params.get("env", "").isdigit():
             name, data = self.archives.get(int(params["env"]), ("", b""))
             return Response(data, media_type="application/x-gzip",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
-        tx = self._tx(params.get("file", ""), TransactionType.ACTE)
-        if tx is None:
-            return Response("fichier introuvable", status_code=404)
-        name, pdf = next((n, d) for n, d in tx.files.items() if n.endswith("-1-1_1.pdf"))
-        if params.get("tampon") == "true":
-            pdf += (f"\n% Tampon S2LOW: {tx.unique_id} recu en prefecture le "
-                    f"{date.today():%d/%m/%Y}\n").encode()
-        return Response(pdf, media_type="application/pdf")
+        file_id = params.get("file", "")
+        tx = self._tx(int(file_id) // 100) if file_id.isdigit() else None
+        files = _files(tx) if tx else []
+        if tx is None or not file_id.isdigit() or int(file_id) % 100 >= len(files):
+            return RedirectResponse("/", status_code=302)  # "Paramètre manquant." / error
+        name, data = files[int(file_id) % 100]
+        if params.get("tampon") and name.lower().endswith(".pdf"):
+            shown = params.get("date_affichage") or ""
+            data += (f"\n% Tampon S2LOW: {tx.unique_id} recu en prefecture le "
+                     f"{date.today():%d/%m/%Y}{' affiche le ' + shown if shown else ''}\n"
+                     ).encode()
+        return Response(data, media_type=_mime(name))
 
     async def _cancel(self, request: Request) -> Response:
         form = await request.form()
@@ -387,9 +398,9 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         params = request.query_params
         status = int(params.get("status_id") or 0)
         offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
-        rows = [{"id": t.id, "type": t.type, "number": t.number, "unique_id": t.unique_id,
-                 "subject": t.subject, "decision_date": t.decision_date.isoformat(),
-                 "nature_code": int(t.nature), "last_status_id": t.status}
+        rows = [{"id": t.id, "subject": t.subject, "number": t.number,  # as S²LOW selects
+                 "date": t.decision_date.isoformat(), "nature_descr": t.nature.name.title(),
+                 "classification": _classification(t), "type": str(t.type)}
                 for t in sorted(self.transactions.values(), key=lambda t: t.id)
                 if t.status == status and t.authority.siren == self._who(request).siren]
         return JSONResponse({"status_id": status, "authority_id": 1, "offset": offset,
@@ -421,4 +432,43 @@ def _ok(rest: str) -> Response:
 
 
 def _ko(message: str) -> Response:
-    return _text(f"KO\n{message}\n")
+    """``returnAndExit`` in API mode: ``KO``, then the message HTML-escaped."""
+    escaped = (message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+               .replace('"', "&quot;").replace("'", "&#039;"))
+    return _text(f"KO\n{escaped}\n")
+
+
+def _files(tx: SimTransaction) -> list[tuple[str, bytes]]:
+    """The transaction's files as ``actes_included_files`` orders them: form first."""
+    form = [(tx.form_name, tx.files[tx.form_name])] if tx.form_name in tx.files else []
+    return form + [(n, d) for n, d in tx.files.items()
+                   if n != tx.form_name and not n.startswith(("EACT", "PREF"))]
+
+
+def _file_id(tx: SimTransaction, index: int) -> int:
+    return tx.id * 100 + index
+
+
+def _mime(name: str) -> str:
+    return {"pdf": "application/pdf", "xml": "text/xml"}.get(name.rsplit(".", 1)[-1].lower(),
+                                                            "application/octet-stream")
+
+
+def _classification(tx: SimTransaction) -> str:
+    try:
+        return A.parse_message(tx.files[tx.form_name], validate=False).acte.classification
+    except (A.ActesError, AttributeError, KeyError):
+        return ""
+
+
+def unauthenticated(path: str) -> Response:
+    """What each script answers an unauthenticated call (see CONTRACT.md)."""
+    if path.endswith(("actes_download_file.php", "actes_transac_get_ARActe.php",
+                      "helios_download_acquit.php", "helios_download_file.php")):
+        return RedirectResponse("/connexion-status", status_code=302)
+    if path.endswith("helios_transac_get_status.php"):
+        return Response('<?xml version="1.0" encoding="ISO-8859-1"?>\n<transaction >\n'
+                        "<id>0</id><resultat>KO</resultat><message>\u00c9chec de "
+                        "l'authentification</message><status></status></transaction>"
+                        .encode(), media_type="text/xml")
+    return _text("KO\nÉchec de l'authentification")

@@ -1,16 +1,20 @@
 """Step ``acte-acknowledgement``: wait for the prefecture's answer to a transmitted acte.
 
-Polls the S²LOW status through delay topics (``Waiting``). ``ARActe`` ends the step with
-the official ID; the ARActe XML and the stamped PDF (tampon) are kept. An
-``AnomalieActe`` or a refusal puts the document in error with the prefecture's reason,
-without retry (``BusinessRefusal``).
+Polls the S²LOW status through delay topics (``Waiting``; 17, waiting to be posted in
+S²LOW, and 18, waiting for a signature, wait too). ``ARActe`` ends the step with the
+official ID; the ARActe XML and the stamped PDF (``actes_transac_get_files_list.php`` +
+``actes_download_file.php?tampon=true``) are kept. A status past 4 reached by archiving
+(5, 12-16, 19, 20, 22) is an acknowledged acte: its ARActe comes from
+``actes_transac_get_ARActe.php``. An ``AnomalieActe``, an ``AnomalieEnveloppe`` (read
+even when it breaks its schema) or a refusal puts the document in error with the
+prefecture's reason, without retry (``BusinessRefusal``).
 """
 
 from __future__ import annotations
 
 from connectors.errors import BusinessRefusal, PermanentError
 from connectors.s2low import actes as A
-from connectors.s2low.client import ActesStatus, S2lowClient
+from connectors.s2low.client import ARCHIVING, ActesStatus, S2lowClient
 from schemas.envelope import utcnow
 from workers.step import StepContext, StepError, StepResultData, Waiting, step
 
@@ -28,11 +32,16 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     status = await client.get_status(tid)
     if isinstance(status.reply, A.ARActe) and status.flux:
         return await _acknowledged(ctx, client, tid, status.reply, status.flux)
+    if status.status in ARCHIVING:  # acknowledged, then archived: the ARActe is kept at 4
+        ar, flux = await client.get_aractes(tid)
+        return await _acknowledged(ctx, client, tid, ar, flux)
     if status.status in PENDING:
         name = ActesStatus.of(status.status)
+        hint = (": waiting to be posted by an S²LOW user with the teletransmission right"
+                if status.status == ActesStatus.WAITING_POST else "")
         return Waiting(poll_after=poll_seconds(ctx), progress={"status": status.status},
                        note=f"S²LOW transaction {tid}: status {status.status} "
-                            f"({getattr(name, 'name', name)})".lower())
+                            f"({getattr(name, 'name', name)})".lower() + hint)
     if status.flux:  # the prefecture's AnomalieActe: evidence kept with the error
         kind = getattr(status.reply, "kind", "reply")
         await ctx.keep(status.flux, name=f"{kind}-{tid}.xml", kind="partner-reply",
@@ -47,7 +56,7 @@ async def _acknowledged(ctx: StepContext, client: S2lowClient, tid: int, ar: A.A
                         flux: bytes) -> StepResultData:
     await ctx.keep(flux, name=A.message_file_name(ar.id_acte, A.MSG_ARACTE, 0, "xml"),
                    kind="partner-reply", media_type="application/xml")
-    stamped = await client.get_tampon(tid)
+    stamped = await client.get_stamped(tid)
     if not stamped.startswith(b"%PDF"):
         raise PermanentError(f"S²LOW tampon of {tid} is not a PDF", partner="s2low")
     tampon = await ctx.keep(stamped, name=f"{ar.id_acte}-tampon.pdf", kind="stamped",

@@ -1,9 +1,13 @@
 """Step ``acte-transmit``: send an acte to the prefecture through S²LOW, exactly once.
 
-The ACTES archive (``EnveloppeCLMISILL`` + ``Acte`` form + documents named by the
-convention) is built here and kept as artefacts, then posted as is
-(``actes_transac_submit.php``) after asking S²LOW whether it already holds the acte:
-a retried or redelivered task never transmits twice.
+The acte is posted field by field to ``actes_transac_create.php`` (S²LOW builds and
+sends the ACTES archive itself; ``actes_transac_submit.php`` is deprecated and refused),
+after asking S²LOW (``list_actes.php``) whether it already holds the acte number: a
+retried or redelivered task never transmits twice. The ACTES archive the same fields
+make (``EnveloppeCLMISILL`` + ``Acte`` form + documents named by the convention) is
+built first, which checks the metadata and gives the expected official ID, and kept
+as ``generated`` artefacts once the acte is transmitted. Connector option
+``en_attente``: S²LOW keeps the acte waiting to be posted (status 17).
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ async def run(ctx: StepContext) -> StepResultData:
     except A.ActesError as exc:
         raise StepError(f"ACTES archive: {exc}", field="metadata") from None
     client: S2lowClient = ctx.connector()
-    result = await client.submit_acte_archive(archive, meta.number, meta.decision_date)
+    options = ctx.tenant.connectors[ctx.step.connector or "s2low"].options
+    result = await client.submit_acte(meta, pdf, annex_data, pdf_name=main.name,
+                                      en_attente=bool(options.get("en_attente", False)))
     files = A.unpack(archive.data)  # kept once transmitted (a failed attempt keeps nothing)
     await ctx.keep(files[archive.envelope_name], name=archive.envelope_name, kind="generated",
                    media_type="application/xml")

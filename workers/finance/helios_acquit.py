@@ -1,23 +1,25 @@
 """Step ``helios-acquit``: wait for the treasury's ``PES_ACQUIT``, then fetch ``PES_Retour``.
 
-Polls the S²LOW transaction (waiting between polls, ``poll_seconds`` of the tenant's
-``s2low`` connector, ``helios_poll_seconds`` if set) until the acquit arrives
-(status 4): it is downloaded, checked against the PES_ACQUIT schema and kept; the
-``PES_Retour`` files S²LOW holds for this file are kept too, then marked read. A
-refused PES (6, negative acquit kept) ends the document ``rejected``; a failed
-transmission (-1) ends it in error with S²LOW's message.
+Polls the S²LOW transaction (``poll_seconds`` of the tenant's ``s2low`` connector,
+``helios_poll_seconds`` if set) through every status S²LOW defines (``HeliosStatus``):
+1, 2, 3, 7, 13, 14 wait; 4 (acquitted), 8 (information available) and the archiving
+states reached after the acquit (9, 10, 11, 19, 20) fetch the acquit; 6 (refused)
+fetches it too and ends the document ``rejected`` with the treasury's error code and
+text. The acquit is always kept as an artefact and read even when it breaks its
+published schema (Hélios emits such refusals): the schema's message goes in the
+output (journaled), or in the error when the file cannot be read at all. -1 (error),
+0 (cancelled), 22 (destroyed) end in error with S²LOW's message; 24 (sent, no acquit
+expected) completes without acquit.
 """
 
 from __future__ import annotations
 
 from connectors.errors import BusinessRefusal, PermanentError
-from connectors.s2low.helios import HeliosClient, HeliosStatus
-from schemas.pes import PesError, read_acquit
+from connectors.s2low.acquit import AcquitReading, AcquitUnreadable, read_acquit
+from connectors.s2low.helios import PENDING, WITH_ACQUIT, HeliosClient, HeliosStatus
 from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting, step
 
 KIND = "helios-acquit"
-PENDING = {HeliosStatus.POSTED, HeliosStatus.WAITING_TRANSMISSION, HeliosStatus.TRANSMITTED,
-           HeliosStatus.PROCESSING, HeliosStatus.INFO, HeliosStatus.WAITING}
 
 
 def _poll_seconds(ctx: StepContext) -> float:
@@ -37,27 +39,38 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     if status.status in PENDING:
         return Waiting(poll_after=_poll_seconds(ctx), progress={"status": status.status},
                        note=f"S²LOW PES transaction {tid}: {status.message or status.status}")
-    if status.status == HeliosStatus.ACQUIT_RECEIVED:
-        return await _acknowledged(ctx, helios, int(tid))
-    if status.status == HeliosStatus.REFUSED:
-        await _keep_negative_acquit(ctx, helios, int(tid))
-        raise StepRejected(f"the treasury refused PES transaction {tid}: "
-                           f"{status.message or 'no message'}", partner="s2low")
-    raise BusinessRefusal(f"S²LOW PES transaction {tid} ended with status {status.status}: "
+    if status.status in WITH_ACQUIT:
+        return await _with_acquit(ctx, helios, int(tid), status.status)
+    if status.status == HeliosStatus.TRANSMIS_SANS_ACK:
+        return StepResultData(output={"transaction_id": int(tid), "acquit": False,
+                                      "status": status.status, "message": status.message})
+    raise BusinessRefusal(f"S²LOW PES transaction {tid} ended with status {status.status}"
+                          f" ({getattr(status.code, 'name', 'unknown')}): "
                           f"{status.message or 'no message'}", partner="s2low")
 
 
-async def _acknowledged(ctx: StepContext, helios: HeliosClient, tid: int) -> StepResultData:
+async def _with_acquit(ctx: StepContext, helios: HeliosClient, tid: int,
+                       status: int) -> StepResultData:
     data = await helios.get_acquit(tid)
-    try:
-        acquit = read_acquit(data)
-    except PesError as exc:
-        raise PermanentError(f"S²LOW transaction {tid}: {exc}", partner="s2low") from None
     await ctx.keep(data, name=f"PES_ACQUIT_{tid}.xml", kind="partner-reply",
                    media_type="application/xml")
-    if not acquit.accepted:
-        raise StepRejected(f"PES_ACQUIT of transaction {tid}: not accepted "
-                           f"({acquit.elements})", partner="s2low")
+    try:
+        acquit = read_acquit(data)
+    except AcquitUnreadable as exc:  # kept above, journaled with the error
+        raise PermanentError(f"S²LOW transaction {tid}: {exc}", partner="s2low") from None
+    if status == HeliosStatus.REFUSE or not acquit.accepted:
+        raise StepRejected(f"the treasury refused PES transaction {tid}: {acquit.reason}"
+                           + (f" ({acquit.schema_error})" if acquit.schema_error else ""),
+                           partner="s2low")
+    retours = await _retours(ctx, helios, acquit)
+    return StepResultData(output={"transaction_id": tid, "acquit": True, "status": status,
+                                  "file_name": acquit.file_name,
+                                  "acknowledged": len(acquit.elements),
+                                  "acquit_schema_error": acquit.schema_error,
+                                  "retours": retours})
+
+
+async def _retours(ctx: StepContext, helios: HeliosClient, acquit: AcquitReading) -> list[str]:
     retours = []
     for ref in await helios.list_retours():
         if acquit.file_name and acquit.file_name in ref.name:
@@ -66,15 +79,4 @@ async def _acknowledged(ctx: StepContext, helios: HeliosClient, tid: int) -> Ste
                            kind="partner-reply", media_type="application/xml")
             await helios.mark_retour_read(ref.id)
             retours.append(ref.name)
-    return StepResultData(output={"transaction_id": tid, "acquit": True,
-                                  "file_name": acquit.file_name,
-                                  "acknowledged": len(acquit.elements), "retours": retours})
-
-
-async def _keep_negative_acquit(ctx: StepContext, helios: HeliosClient, tid: int) -> None:
-    try:
-        data = await helios.get_acquit(tid)
-    except PermanentError:
-        return
-    await ctx.keep(data, name=f"PES_ACQUIT_{tid}.xml", kind="partner-reply",
-                   media_type="application/xml")
+    return retours

@@ -2,8 +2,10 @@
 
 The file sent is the PES in its latest signed version (XAdES, ``workers.common.versions``),
 else the submitted file. It is spooled from the object store to a temporary
-file (never whole in memory) while its SHA-1 is computed, S²LOW is asked whether it
-already holds a PES of that name, and only then is it posted.
+file (never whole in memory) while its SHA-1 is computed, then posted once: a
+redelivered task reuses the transaction id its earlier run kept from the import
+answer, and S²LOW's duplicate answer (``doublon``: it holds this SHA-1) is read as
+"already sent", its transaction recovered (``HeliosClient.submit_pes``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ async def run(ctx: StepContext) -> StepResultData:
     with tempfile.TemporaryDirectory(prefix="demat-pes-") as tmp:
         path = Path(tmp) / name
         sha1 = await asyncio.to_thread(_spool, ctx, ref, path)
-        sent = await helios.submit_pes(name, path, sha1)
+        known = (ctx.task.outputs.get(ctx.step.name) or {}).get("transaction_id")
+        sent = await helios.submit_pes(name, path, sha1, known_id=known)
     return StepResultData(output={"transaction_id": sent.transaction_id, "created": sent.created,
+                                  "duplicate": sent.duplicate,
                                   "file": name, "signed": signed, "sha1": sha1,
                                   "sha256": ref.sha256})
