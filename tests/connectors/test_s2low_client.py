@@ -70,9 +70,9 @@ async def test_acknowledged_with_official_id_tampon_and_classification(
     assert status.reply.id_acte == "069-216900910-20250925-DEL20250925_37-DE"
     assert status.reply.date_reception == date.today()
     status.raise_for_refusal()  # no refusal
-    ar = await client.get_aractes(result.transaction_id)
+    ar, _ = await client.get_aractes(result.transaction_id)
     assert ar.acte.annexes[0].startswith("41_NC-069-216900910-20250925")
-    stamped = await client.get_tampon(result.transaction_id)
+    stamped = await client.get_stamped(result.transaction_id)
     assert stamped.startswith(PDF) and b"Tampon S2LOW" in stamped
     classification = await client.get_classification()
     assert classification.has("7.1") and not classification.has("7.9")
@@ -222,18 +222,3 @@ async def test_resubmission_after_lost_answer_transmits_once(sim: S2lowSimulator
     assert sim.submissions.duplicates() == {}
     counts = httpx.get(f"{sim.base_url}/_sim/counts").json()
     assert counts["submissions"] == {"216900910-20250925-ONCE1": 1}
-
-
-async def test_submit_prebuilt_archive_is_verified(sim: S2lowSimulator,
-                                                   client: S2lowClient) -> None:
-    archive = A.build_acte_archive(sim.authority, _meta("ARCH1"), PDF, [PDF])
-    (tid,) = await client.submit_archive(archive.name, archive.data)
-    status = await _wait(client, tid, [ActesStatus.ACK_RECEIVED])
-    assert status.reply.id_acte == archive.official_id
-    with pytest.raises(PermanentError, match=r"nom|name"):
-        await client.submit_archive("bad.tar.gz", archive.data)
-    files = A.unpack(archive.data)
-    files[archive.form_name] = files[archive.form_name].replace(b"NumeroInterne", b"Numero")
-    broken = A.pack(A.ArchiveFile(name=n, data=d) for n, d in files.items())
-    with pytest.raises(PermanentError, match="not valid ACTES"):
-        await client.submit_archive(archive.name, broken)
