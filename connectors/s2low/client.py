@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import html
 import re
-import ssl
 from collections.abc import Sequence
 from datetime import date
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from pydantic import BaseModel
@@ -36,10 +36,13 @@ from connectors.s2low.actes import (
     unpack,
 )
 from connectors.s2low.replies import RawReply, read_reply, reply_reason, split_flux
+from connectors.s2low.transport import mime as _mime
+from connectors.s2low.transport import tls_context as _tls_context
 from schemas.acte import ActeMetadata, Classification
 
 PARTNER = "s2low"
 ACTES = "/modules/actes"
+RETURN_URL = "https://demat-bus.invalid/posted?error=%%ERROR%%&message=%%MESSAGE%%"
 
 
 class ActesStatus(IntEnum):
@@ -340,6 +343,19 @@ class S2lowClient:
                                  partner=PARTNER)
         return resp.content
 
+    async def confirm_post(self, transaction_id: int) -> None:
+        """Post an acte waiting at 17 (``actes_transac_post_confirm_api.php``, which answers
+        by redirecting to ``url_return`` with ``%%ERROR%%`` and ``%%MESSAGE%%`` filled)."""
+        resp = await self._get("actes_transac_post_confirm_api.php",
+                               {"id": transaction_id, "url_return": RETURN_URL},
+                               redirects=False)
+        location = resp.headers.get("location", "").strip()
+        query = parse_qs(urlsplit(location).query)
+        if not resp.is_redirect or query.get("error") != ["0"]:
+            reason = (query.get("message") or [location or resp.text[:200]])[0]
+            raise PermanentError(f"S²LOW refused to post {transaction_id}: {reason}",
+                                 partner=PARTNER)
+
     async def cancel(self, transaction_id: int) -> int:
         """Ask the prefecture to cancel an acknowledged acte; return the cancel transaction."""
         lines = _api_lines(await self._post("actes_transac_cancel.php",
@@ -412,25 +428,6 @@ class S2lowClient:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _tls_context(cert_file: str | Path | None, key_file: str | Path | None,
-                 key_password: str | None, ca_file: str | Path | None,
-                 verify: bool) -> ssl.SSLContext | bool:
-    if not cert_file and not ca_file:
-        return verify
-    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if cert_file:
-        ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None, key_password)
-    return ctx
-
-
-def _mime(name: str) -> str:
-    return {"pdf": "application/pdf", "xml": "application/xml", "jpg": "image/jpeg",
-            "png": "image/png"}.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")
 
 
 def _ko(rest: bytes, what: str) -> None:

@@ -232,12 +232,19 @@ class HeliosClient:
                              date=_text(r, "date")) for r in root.iter("pes_retour")]
 
     async def get_retour(self, retour_id: int) -> bytes:
+        """The PES_Retour file; S²LOW answers ``<get_retour>`` with ``KO`` when it cannot."""
         resp = await self._get("api/helios_get_retour.php", {"id": retour_id})
+        if b"<get_retour" in resp.content[:200]:
+            root = _xml(resp, "get_retour")
+            raise PermanentError(f"S²LOW: PES_Retour {retour_id}: {_text(root, 'message')}",
+                                 partner=PARTNER)
         return resp.content
 
     async def mark_retour_read(self, retour_id: int) -> None:
+        """Mark a PES_Retour read (``helios_change_status.php``: ``<transaction>`` with
+        ``idRetour``, ``resultat``, ``message``)."""
         root = _xml(await self._get("api/helios_change_status.php", {"id": retour_id}),
-                    "change")
+                    "transaction")
         if _text(root, "resultat") != "OK":
             raise PermanentError(f"S²LOW: PES_Retour {retour_id}: {_text(root, 'message')}",
                                  partner=PARTNER)

@@ -247,17 +247,21 @@ class HeliosSimulator:
     async def _retour(self, request: Request) -> Response:
         retour = self._retour_of(request)
         if retour is None:
-            return _xml("<erreur>PES_Retour inconnu</erreur>")
+            rid = escape(request.query_params.get("id", ""))
+            return _xml(f"<get_retour>\n  <id>{rid}</id>\n  <resultat>KO</resultat>\n"
+                        "  <message>retour id n'est pas correcte</message>\n</get_retour>")
         return Response(retour.data, media_type="text/xml")
 
     async def _retour_read(self, request: Request) -> Response:
         retour = self._retour_of(request)
+        rid = escape(request.query_params.get("id", ""))
         if retour is None:
-            return _xml("<change><resultat>KO</resultat><message>PES_Retour inconnu</message>"
-                        "</change>")
+            return _xml(f"<transaction>\n  <idRetour>{rid}</idRetour>\n  <resultat>KO"
+                        "</resultat>\n  <message>Changement de status est echoué.</message>\n"
+                        "</transaction>")
         retour.read = True
-        return _xml(f"<change><id>{retour.id}</id><resultat>OK</resultat><message>"
-                    "Statut modifié</message></change>")
+        return _xml(f"<transaction>\n  <idRetour>{rid}</idRetour>\n  <resultat>OK</resultat>"
+                    "\n  <message>reussi de changer status</message>\n</transaction>")
 
     def _retour_of(self, request: Request) -> Retour | None:
         try:

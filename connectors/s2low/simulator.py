@@ -29,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -143,6 +145,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             "actes_transac_get_tampon.php": ("GET", sim._tampon),
             "actes_download_file.php": ("GET", sim._download),
             "actes_transac_cancel.php": ("POST", sim._cancel),
+            "actes_transac_post_confirm_api.php": ("GET", sim._post_confirm),
             "actes_classification_fetch.php": ("GET", sim._classification),
             "actes_transac_get_document.php": ("GET", sim._document),
             "actes_transac_reponse_create.php": ("POST", sim._answer),
@@ -293,6 +296,26 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
                      ).encode()
         return Response(data, media_type=_mime(name))
 
+    async def _post_confirm(self, request: Request) -> Response:
+        """Post an acte waiting at 17; answers by redirecting to ``url_return``."""
+        params = request.query_params
+        tx = self._tx(params.get("id", "")) if params.get("id") else None
+        if not params.get("id"):
+            error = "Pas d'identifiant de transaction spécifié"
+        elif tx is None:
+            error = "Erreur d'initialisation de la transaction."
+        elif tx.status != ActesStatus.WAITING_POST:
+            error = "La transaction n'est pas dans le statut « En attente d'être posté»"
+        else:
+            error = ""
+            tx.set(ActesStatus.POSTED, "La transaction a été postée par l'agent "
+                                       "télétransmetteur")
+            self._acte_plan(tx)
+            tx.done, tx.created = 0, time.monotonic()
+        target = (params.get("url_return", "").replace("%%ERROR%%", "1" if error else "0")
+                  .replace("%%MESSAGE%%", quote(error)))
+        return Response(status_code=302, headers={"location": target})
+
     async def _cancel(self, request: Request) -> Response:
         form = await request.form()
         acte = self._tx(form.get("id", ""))
@@ -401,13 +424,14 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         rows = [{"id": t.id, "subject": t.subject, "number": t.number,  # as S²LOW selects
                  "date": t.decision_date.isoformat(), "nature_descr": t.nature.name.title(),
                  "classification": _classification(t), "type": str(t.type)}
-                for t in sorted(self.transactions.values(), key=lambda t: t.id)
+                for t in sorted(self.transactions.values(), key=lambda t: -t.id)  # id DESC
                 if t.status == status and t.authority.siren == self._who(request).siren]
         return JSONResponse({"status_id": status, "authority_id": 1, "offset": offset,
                              "limit": limit, "transactions": rows[offset:offset + limit]})
 
     async def _list_letters(self, request: Request) -> Response:
         rows = [{"id": t.id, "type": t.type, "related_transaction_id": t.related_id,
+                 "number": t.number,
                  "unique_id": t.unique_id, "last_status_id": t.status}
                 for t in self.transactions.values()
                 if t.type in (2, 3, 4, 5) and t.status in (7, 8, 21)

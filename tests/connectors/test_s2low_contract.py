@@ -220,3 +220,27 @@ def test_unauthenticated_helios_status_answers_its_xml(sim: S2lowSimulator) -> N
     download = httpx.get(f"{sim.base_url}/modules/helios/helios_download_acquit.php",
                          params={"id": 1})
     assert download.status_code == 302
+
+
+async def test_acte_waiting_at_17_is_posted_by_confirm(sim: S2lowSimulator) -> None:
+    client = S2lowClient(sim.base_url, login="mairie", password="secret")
+    tid = await client.create_acte_transaction(_meta("CONF1"), PDF, en_attente=True)
+    await client.confirm_post(tid)
+    assert (await client.get_status(tid)).status == ActesStatus.ACK_RECEIVED
+    with pytest.raises(PermanentError, match="En attente d"):  # not at 17 any more
+        await client.confirm_post(tid)
+
+
+async def test_pes_retour_read_mark_answers_transaction(sim: S2lowSimulator,
+                                                        tmp_path: Path) -> None:
+    helios = HeliosClient(S2lowClient(sim.base_url, login="mairie", password="secret"))
+    path, _ = _pes(tmp_path, "PESRET1")
+    await helios.post_pes(path.name, path.read_bytes())
+    (ref,) = await helios.list_retours()
+    await helios.mark_retour_read(ref.id)
+    assert await helios.list_retours() == []
+    resp = httpx.get(f"{sim.base_url}/modules/helios/api/helios_change_status.php",
+                     auth=AUTH, params={"id": 999})
+    assert "<idRetour>999</idRetour>" in resp.text and "<resultat>KO</resultat>" in resp.text
+    with pytest.raises(PermanentError, match="retour id n'est pas correcte"):
+        await helios.get_retour(999)

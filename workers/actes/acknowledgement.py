@@ -1,8 +1,9 @@
 """Step ``acte-acknowledgement``: wait for the prefecture's answer to a transmitted acte.
 
 Polls the S²LOW status through delay topics (``Waiting``; 17, waiting to be posted in
-S²LOW, and 18, waiting for a signature, wait too). ``ARActe`` ends the step with the
-official ID; the ARActe XML and the stamped PDF (``actes_transac_get_files_list.php`` +
+S²LOW, and 18, waiting for a signature, wait too; with the connector option
+``confirm_post`` an acte at 17 is posted through ``actes_transac_post_confirm_api.php``).
+``ARActe`` ends the step with the official ID; the ARActe XML and the stamped PDF (``actes_transac_get_files_list.php`` +
 ``actes_download_file.php?tampon=true``) are kept. A status past 4 reached by archiving
 (5, 12-16, 19, 20, 22) is an acknowledged acte: its ARActe comes from
 ``actes_transac_get_ARActe.php``. An ``AnomalieActe``, an ``AnomalieEnveloppe`` (read
@@ -35,6 +36,9 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     if status.status in ARCHIVING:  # acknowledged, then archived: the ARActe is kept at 4
         ar, flux = await client.get_aractes(tid)
         return await _acknowledged(ctx, client, tid, ar, flux)
+    if status.status == ActesStatus.WAITING_POST and _option(ctx, "confirm_post"):
+        await client.confirm_post(tid)  # this account holds the teletransmission right
+        status = await client.get_status(tid)
     if status.status in PENDING:
         name = ActesStatus.of(status.status)
         hint = (": waiting to be posted by an S²LOW user with the teletransmission right"
@@ -74,6 +78,11 @@ def transaction_of(ctx: StepContext) -> int:
         if output.get("transaction_id") is not None:
             return int(output["transaction_id"])
     raise StepError("no S²LOW transaction recorded by an earlier step", field="transaction_id")
+
+
+def _option(ctx: StepContext, name: str) -> bool:
+    options = ctx.tenant.connectors[ctx.step.connector or "s2low"].options
+    return bool(options.get(name, False))
 
 
 def poll_seconds(ctx: StepContext) -> float:
