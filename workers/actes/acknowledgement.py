@@ -1,14 +1,15 @@
 """Step ``acte-acknowledgement``: wait for the prefecture's answer to a transmitted acte.
 
-Polls the S²LOW status through delay topics (``Waiting``; 17, waiting to be posted in
-S²LOW, and 18, waiting for a signature, wait too; with the connector option
-``confirm_post`` an acte at 17 is posted through ``actes_transac_post_confirm_api.php``).
+Polls the S²LOW status through delay topics (``Waiting``); 17 (waiting to be posted in
+S²LOW) and 18 (waiting for a signature) wait too, and with the connector option
+``confirm_post`` an acte at 17 is posted (``actes_transac_post_confirm_api.php``).
 ``ARActe`` ends the step with the official ID; the ARActe XML and the stamped PDF
-(``actes_transac_get_files_list.php`` + ``actes_download_file.php?tampon=true``) are kept. A status past 4 reached by archiving
-(5, 12-16, 19, 20, 22) is an acknowledged acte: its ARActe comes from
-``actes_transac_get_ARActe.php``. An ``AnomalieActe``, an ``AnomalieEnveloppe`` (read
-even when it breaks its schema) or a refusal puts the document in error with the
-prefecture's reason, without retry (``BusinessRefusal``).
+(``actes_transac_get_files_list.php``, then ``actes_download_file.php?tampon=true``)
+are kept. A status past 4 reached by archiving (5, 12-16, 19, 20, 22) is an
+acknowledged acte, its ARActe read from ``actes_transac_get_ARActe.php``. An
+``AnomalieActe``, an ``AnomalieEnveloppe`` (read even when it breaks its schema) or a
+refusal puts the document in error with the prefecture's reason, without retry
+(``BusinessRefusal``).
 """
 
 from __future__ import annotations
