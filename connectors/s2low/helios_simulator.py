@@ -5,13 +5,16 @@ injection and pace. Answers as ``connectors/s2low/CONTRACT.md`` records them:
 
 - the import refuses a file whose SHA-1 any transaction already holds
   (``doublon détecté. Ce fichier a déjà été posté.``, no id), an empty file and a
-  missing ``enveloppe``; it does not validate the PES (S²LOW does it afterwards):
-  a PES that breaks its schema ends in error (-1) with the schema's message;
-- a valid PES moves one status per ``step_delay``: 1, 2, 3, then by its ``NomFic``:
-  ``REFUS``: 6 with a negative ``PES_ACQUIT`` that breaks the XSD as Hélios's do
-  (``CodCol`` 000, error code and text); ``ERREUR``: -1; ``INFO``: 8 (information
-  available, acquit); ``ARCHIV``: 4, then 9 and 10 (archiving); otherwise 4, and a
-  ``PES_Retour`` waits in the authority's list;
+  missing ``enveloppe``; S²LOW then analyses the file as its
+  ``HeliosEnvoiControler::validateOneTransaction`` does (ISO-8859-1, XML, not empty,
+  ``NomFic``, ``CodCol`` length, ``NomFic``+``CodCol`` unicity, ``IdColl`` length; no
+  XSD validation): a failure ends in error (-1) with S²LOW's message;
+- a file S²LOW accepts moves one status per ``step_delay``: 2 (queued), 3
+  (transmitted), then the treasury's answer: a file breaking the PES schema, or whose
+  ``NomFic`` holds ``REFUS``, is refused (6) with a negative ``PES_ACQUIT`` that breaks
+  the XSD as Hélios's do (``CodCol`` 000, error code and text); ``ERREUR``: -1;
+  ``INFO``: 8 (information available, acquit); ``ARCHIV``: 4, then 9 and 10
+  (archiving); otherwise 4, and a ``PES_Retour`` waits in the authority's list;
 - ``list_pes_aller.php`` answers only archivist accounts (``archivists``), ids only.
 
 ``/_sim/helios/counts``: transactions created per account and file name
@@ -31,6 +34,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from lxml import etree
 
 from connectors.simulator import SubmissionCounter
 from schemas.pes import ACQUIT_NS, PesError, PesInfo, build_acquit, build_retour, validate_aller
@@ -121,9 +125,9 @@ class HeliosSimulator:
         def move(status: int, message: str) -> Any:
             return lambda t: t.history.append((status, message))
 
-        if tx.scenario == "invalid":
-            return [move(-1, f"Le fichier PES n'est pas valide : {tx.error}")]
-        steps = [move(2, "En attente de transmission"),
+        if tx.scenario == "invalid":  # S²LOW's own analysis refused it
+            return [move(-1, f"Transaction {tx.id} : {tx.error}")]
+        steps = [move(2, f"Transaction {tx.id} dans la file d'attente"),
                  move(3, f"Transaction {tx.id} transmise au serveur.")]
         if tx.scenario == "error":
             return [*steps, move(-1, "Erreur lors de la transmission au trésor")]
@@ -147,7 +151,7 @@ class HeliosSimulator:
 
     def _refuse(self, tx: HeliosTx) -> None:
         assert tx.info is not None
-        tx.acquit = treasury_refusal(tx.info, REFUSAL)
+        tx.acquit = treasury_refusal(tx.info, tx.error or REFUSAL)
         tx.history.append((6, "Refusé par le comptable"))
 
     # ------------------------------------------------------------ endpoints
@@ -172,15 +176,31 @@ class HeliosSimulator:
             tx.history.append((1, "Fichier bien reçu par la plate-forme S2low"))
             self.transactions[tid] = tx
             self.submissions.add(f"{login}/{name}")
-        try:  # S²LOW analyses the file after the import answer
-            tx.info = await asyncio.to_thread(validate_aller, [data])
-            marker = (tx.info.file_name or name).upper()
-            tx.scenario = next((s for m, s in (("REFUS", "refused"), ("ERREUR", "error"),
-                                               ("INFO", "info"), ("ARCHIV", "archive"))
-                                if m in marker), "ack")
-        except PesError as exc:
-            tx.scenario, tx.error = "invalid", str(exc)
+            tx.info, error = analyse(data, self._nom_fic_taken)
+            if error:
+                tx.scenario, tx.error = "invalid", error
+        if not error:
+            await asyncio.to_thread(self._treasury_outcome, tx, name)
         return _import_answer(tid, "OK", "Téléchargement du fichier réussi.")
+
+    def _nom_fic_taken(self, nom_fic: str, cod_col: str) -> bool:
+        """``HeliosTransactionsSQL::nomFicExists``: any earlier accepted file."""
+        return any(t.info is not None and t.scenario != "invalid"
+                   and (t.info.file_name, t.info.code_col) == (nom_fic, cod_col)
+                   for t in self.transactions.values())
+
+    def _treasury_outcome(self, tx: HeliosTx, name: str) -> None:
+        """What Hélios will answer: its schema is the treasury's, then the markers."""
+        try:
+            tx.info = validate_aller([tx.data])
+        except PesError as exc:  # Hélios refuses it, as S²LOW's fixtures show
+            tx.scenario = "refused"
+            tx.error = f"Erreur de validation XSD en boite 1 [{exc}]"
+            return
+        marker = (tx.info.file_name or name).upper()
+        tx.scenario = next((s for m, s in (("REFUS", "refused"), ("ERREUR", "error"),
+                                           ("INFO", "info"), ("ARCHIV", "archive"))
+                            if m in marker), "ack")
 
     def _tx(self, request: Request, key: str) -> HeliosTx | str:
         self._advance()
@@ -301,6 +321,38 @@ def treasury_refusal(info: PesInfo, reason: str) -> bytes:
            f"<LibelleAnoAck V={quoteattr(reason)}/></Erreur></ElementACQUIT></ACQUIT>"
            "</n:PES_ACQUIT>\n")
     return xml.encode("iso-8859-1", "replace")
+
+
+def analyse(data: bytes, nom_fic_taken: Any) -> tuple[PesInfo, str]:
+    """S²LOW's checks of a posted PES Aller (no XSD): its header and the first refusal."""
+    info = PesInfo()
+    if "ISO-8859-1" not in data[:50].decode("latin-1").upper():
+        return info, "ce fichier n'est pas encodé en ISO-8859-1"
+    try:
+        root = etree.fromstring(data, etree.XMLParser(no_network=True, resolve_entities=False,
+                                                      huge_tree=True))
+    except etree.XMLSyntaxError:
+        return info, "ce fichier n'est pas en XML"
+    if not [c for c in root if c.tag not in ("Enveloppe", "EnTetePES")]:
+        return info, "ce fichier ne contient ni bordereau, ni PJ, ni marché"
+
+    def v(path: str) -> str:
+        found = root.find(path)
+        return found.get("V", "") if found is not None else ""
+
+    info = PesInfo(file_name=v("Enveloppe/Parametres/NomFic"),
+                   file_type=v("Enveloppe/Parametres/TypFic"), collectivity=v("EnTetePES/IdColl"),
+                   code_col=v("EnTetePES/CodCol"), code_bud=v("EnTetePES/CodBud"),
+                   poste=v("EnTetePES/IdPost"))
+    if not info.file_name:
+        return info, "La balise Enveloppe/Parametre/NomFic n'est pas présente ou est vide"
+    if len(info.code_col) > 3:
+        return info, "Le CodCol est trop long"
+    if nom_fic_taken(info.file_name, info.code_col):
+        return info, "ce fichier existe déjà sur la plateforme"
+    if len(info.collectivity) > 14:
+        return info, "La balise IdCol est trop longue"
+    return info, ""
 
 
 def _int(raw: str | None, default: int) -> int:

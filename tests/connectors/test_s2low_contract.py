@@ -244,3 +244,19 @@ async def test_pes_retour_read_mark_answers_transaction(sim: S2lowSimulator,
     assert "<idRetour>999</idRetour>" in resp.text and "<resultat>KO</resultat>" in resp.text
     with pytest.raises(PermanentError, match="retour id n'est pas correcte"):
         await helios.get_retour(999)
+
+
+async def test_s2low_analysis_after_the_import(sim: S2lowSimulator, tmp_path: Path) -> None:
+    helios = HeliosClient(S2lowClient(sim.base_url, login="mairie", password="secret"))
+    path, _ = _pes(tmp_path, "PESNOM1")
+    first = await helios.post_pes(path.name, path.read_bytes())
+    utf8 = path.read_bytes().replace(b"ISO-8859-1", b"UTF-8")
+    same_name = path.read_bytes().replace(b"<DteStr", b"<!-- autre -->\n<DteStr", 1)
+    not_latin1 = await helios.post_pes("utf8.xml", utf8)
+    renamed = await helios.post_pes("copy.xml", same_name)  # other SHA-1, same NomFic
+    assert (await helios.get_status(first)).status == HeliosStatus.ACQUITTE
+    bad = await helios.get_status(not_latin1)
+    assert bad.status == -1
+    assert bad.message == f"Transaction {not_latin1} : ce fichier n'est pas encodé en ISO-8859-1"
+    again = await helios.get_status(renamed)
+    assert again.status == -1 and again.message.endswith("ce fichier existe déjà sur la plateforme")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from connectors.s2low.acquit import read_acquit as read_tolerant
 from connectors.s2low.client import S2lowClient
 from connectors.s2low.helios import HeliosClient
 from connectors.s2low.simulator import S2lowSimulator
@@ -115,9 +116,10 @@ def test_helios_client_sends_once_and_fetches_acquit_and_retour(
         await helios.mark_retour_read(retours[0].id)
         left = await helios.list_retours()
         bad = (SAMPLES / "negative-BlocPiece-without-InfoPce.xml").read_bytes()
-        bad_id = await helios.post_pes("bad.xml", bad)  # S²LOW checks it after the import
-        bad_status = await helios.get_status(bad_id)
-        assert bad_status.status == -1 and "Expected is ( InfoPce )" in bad_status.message
+        bad_id = await helios.post_pes("bad.xml", bad)  # S²LOW does not check the XSD:
+        bad_status = await helios.get_status(bad_id)  # the treasury refuses it
+        assert bad_status.status == 6
+        assert "InfoPce" in read_tolerant(await helios.get_acquit(bad_id)).reason
         await helios.aclose()
         return first, again, status, acquit, retour, left
 
