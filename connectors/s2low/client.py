@@ -37,6 +37,7 @@ from connectors.s2low.actes import (
 )
 from connectors.s2low.replies import RawReply, read_reply, reply_reason, split_flux
 from connectors.s2low.transport import mime as _mime
+from connectors.s2low.transport import posted_name
 from connectors.s2low.transport import tls_context as _tls_context
 from schemas.acte import ActeMetadata, Classification
 
@@ -234,8 +235,9 @@ class S2lowClient:
             "type_acte": meta.main_typology, "type_pj[]": [a.typology for a in meta.annexes]}
         for i, level in enumerate(meta.classification_levels, start=1):
             data[f"classif{i}"] = str(level)
-        files = [("acte_pdf_file", (pdf_name, pdf, "application/pdf"))]
-        files += [("acte_attachments[]", (a.file_name, content, _mime(a.file_name)))
+        files = [("acte_pdf_file", (posted_name(pdf_name), pdf, "application/pdf"))]
+        files += [("acte_attachments[]", (posted_name(a.file_name), content,
+                                          _mime(a.file_name)))
                   for a, content in zip(meta.annexes, annexes, strict=True)]
         lines = _api_lines(await self._post("actes_transac_create.php", data, files),
                            "create acte")

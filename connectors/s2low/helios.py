@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from connectors.errors import PermanentError
 from connectors.http import call, raise_for_status
 from connectors.s2low.client import S2lowClient
+from connectors.s2low.transport import posted_name
 
 PARTNER = "s2low"
 HELIOS = "/modules/helios"
@@ -135,7 +136,7 @@ class HeliosClient:
     async def post_pes(self, name: str, content: bytes | IO[bytes]) -> int:
         """Post a PES Aller (``helios_importer_fichier.php``); never re-posted blindly."""
         async def post() -> httpx.Response:
-            files = {"enveloppe": (name, content, "text/xml")}
+            files = {"enveloppe": (posted_name(name, dash=True), content, "text/xml")}
             return raise_for_status(await self.http.post(
                 f"{HELIOS}/api/helios_importer_fichier.php", files=files), PARTNER)
 

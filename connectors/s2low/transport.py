@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 
@@ -25,3 +26,10 @@ def mime(name: str) -> str:
     """The media type posted for a file, by its extension."""
     return {"pdf": "application/pdf", "xml": "application/xml", "jpg": "image/jpeg",
             "png": "image/png"}.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+
+
+def posted_name(name: str, *, dash: bool = False) -> str:
+    """A file name S²LOW reads back intact: it ``utf8_encode``s posted names (reads them as
+    ISO-8859-1), so, as Pastell does, every character but ``[A-Za-z0-9._ ]`` (and ``-``
+    for HELIOS) becomes ``_``."""
+    return re.sub(r"[^a-zA-Z0-9._ \-]" if dash else r"[^a-zA-Z0-9._ ]", "_", name)

@@ -64,6 +64,7 @@ async def test_before_list_actes_rows_lack_the_fields_the_old_client_read(sim: S
     assert set(row) == {"id", "subject", "number", "date", "nature_descr", "classification",
                         "type"}  # no unique_id, decision_date nor last_status_id
     assert row["id"] == tid and row["date"] == "2025-09-25"
+    assert row["subject"] == "Budget été"  # posted in ISO-8859-1, as S²LOW reads it
     found = await client.find_transaction("LIST1", date(2025, 9, 25))
     assert found is not None and found.id == tid
 
@@ -260,3 +261,9 @@ async def test_s2low_analysis_after_the_import(sim: S2lowSimulator, tmp_path: Pa
     assert bad.message == f"Transaction {not_latin1} : ce fichier n'est pas encodé en ISO-8859-1"
     again = await helios.get_status(renamed)
     assert again.status == -1 and again.message.endswith("ce fichier existe déjà sur la plateforme")
+
+
+def test_posted_names_survive_s2low_utf8_encode() -> None:
+    from connectors.s2low.transport import posted_name
+    assert posted_name("délib n°1.pdf") == "d_lib n_1.pdf"
+    assert posted_name("PES-été.xml", dash=True) == "PES-_t_.xml"
