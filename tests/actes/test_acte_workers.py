@@ -172,6 +172,24 @@ async def _cancellation(runtime: Runtime, sim: S2lowSimulator) -> None:
                for t in sim.transactions.values()) == 1
 
 
+def test_archived_acte_completes_and_envelope_anomaly_is_refused(runtime: Runtime,
+                                                                 sim: S2lowSimulator) -> None:
+    asyncio.run(_archived_and_envelope(runtime, sim))
+
+
+async def _archived_and_envelope(runtime: Runtime, sim: S2lowSimulator) -> None:
+    archived = await _drive(runtime, _acte(runtime, "ARCHIVE1", "archive"))
+    assert archived.state == DocState.COMPLETED, archived.error
+    tid = archived.record("transmit").output["transaction_id"]
+    assert sim.transactions[tid].status == ActesStatus.SAE_ARCHIVED  # past 4: success
+    ack = archived.record("acknowledgement").output
+    assert "-ARCHIVE1-" in ack["official_id"]
+    assert any(a.kind == "stamped" for a in archived.artefacts)
+    envelope = await _drive(runtime, _acte(runtime, "ENVANO1", "envelope"))
+    assert envelope.state == DocState.ERROR and "PREF-VERIF-02" in envelope.error.message
+    assert any(a.file.name.startswith("AnomalieEnveloppe") for a in envelope.artefacts)
+
+
 def test_followups_are_refused_at_intake_with_the_field_named(runtime: Runtime) -> None:
     asyncio.run(_refusals(runtime))
 

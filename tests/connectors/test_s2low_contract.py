@@ -18,6 +18,7 @@ from connectors.s2low.client import ActesStatus, S2lowClient
 from connectors.s2low.helios import WITH_ACQUIT, HeliosClient, HeliosStatus
 from connectors.s2low.replies import RawReply, read_reply
 from connectors.s2low.simulator import S2lowSimulator
+from connectors.s2low.transport import posted_name
 from schemas.acte import ActeMetadata
 from workers.finance.demo_pes import demo_pes
 
@@ -264,6 +265,5 @@ async def test_s2low_analysis_after_the_import(sim: S2lowSimulator, tmp_path: Pa
 
 
 def test_posted_names_survive_s2low_utf8_encode() -> None:
-    from connectors.s2low.transport import posted_name
     assert posted_name("délib n°1.pdf") == "d_lib n_1.pdf"
     assert posted_name("PES-été.xml", dash=True) == "PES-_t_.xml"
