@@ -1,15 +1,26 @@
-"""An S²LOW ACTES simulator: same paths, parameters and answer formats as the platform,
-with the prefecture's side played automatically.
+"""An S²LOW ACTES simulator: same script paths, parameters, answer formats and refusals
+as the platform (``connectors/s2low/CONTRACT.md``), with the prefecture's side played
+automatically.
+
+Authentication: HTTP Basic against ``users`` (when given); the TLS client certificate
+and the RGS check are not simulated. Each script answers an unauthenticated call as S²LOW
+does (``unauthenticated``). API answers are ISO-8859-1 ``OK``/``KO`` text, messages
+HTML-escaped; without ``api=1`` the create script redirects as its web form does.
+``actes_transac_submit.php`` is refused as deprecated; ``actes_transac_get_tampon.php``
+(deprecated in the source, still answering) redirects to the stamped PDF.
 
 Life cycle of an acte: 1 posted -> 2 waiting -> 3 transmitted -> outcome, one step every
-``step_delay`` seconds (0: everything at once), computed when a request arrives.
+``step_delay`` seconds (0: everything at once), computed when a request arrives; with
+``en_attente=1`` it stays at 17 until ``actes_transac_post_confirm_api.php`` posts it.
 
 Scenario of an acte, chosen by (first match) ``scenarios[number]``, a ``[sim:NAME]`` marker
 in the subject, or ``default_scenario``:
 
 - ``ack``: status 4 with an ARActe (official ID ``DDD-SIREN-YYYYMMDD-NUMBER-NATURE``);
-- ``anomaly``: status -1 with an AnomalieActe;  ``refused``: status 6;
-- ``error``: status -1 with a message;  ``stuck``: stays transmitted (3);
+- ``archive``: acknowledged, then archived: 19, 12, 13 (no flux with these statuses);
+- ``anomaly``: status -1 with an AnomalieActe; ``envelope``: -1 with an
+  AnomalieEnveloppe; ``refused``: status 6; ``error``: -1 with a message;
+  ``stuck``: stays transmitted (3);
 - ``courrier`` / ``pieces`` / ``observations`` / ``defere``: acknowledged, then the prefecture
   sends a CourrierSimple (status 21) / DemandePieceComplementaire (8) /
   LettreObservations (8) / DefereTA (21) as a new transaction related to the acte.
@@ -50,6 +61,16 @@ from connectors.s2low.prefecture import (
     PrefectureSide,
     SimTransaction,
     default_classification,
+)
+from connectors.s2low.sim_answers import (
+    classification_of,
+    file_id,
+    files_of,
+    ko,
+    mime,
+    ok,
+    text,
+    unauthenticated,
 )
 from connectors.simulator import FailurePlan, HttpSimulator, SubmissionCounter
 from schemas.acte import (
@@ -188,27 +209,27 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             return RedirectResponse("/modules/actes/actes_transac_add.php", status_code=302)
         number = str(form.get("number") or "")
         if not NUMBER_RE.match(number):
-            return _ko("Le numéro n'est pas correct")
+            return ko("Le numéro n'est pas correct")
         try:
             decision = date.fromisoformat(str(form.get("decision_date") or ""))
         except ValueError:
-            return _ko("La date de décision est invalide")
+            return ko("La date de décision est invalide")
         if decision > date.today():
-            return _ko("La date de décision est une date dans le futur")
+            return ko("La date de décision est une date dans le futur")
         pdf = form.get("acte_pdf_file")
         if pdf is None or isinstance(pdf, str):
-            return _ko("Aucun fichier acte n'a été posté ")
+            return ko("Aucun fichier acte n'a été posté ")
         if not form.get("type_acte"):
-            return _ko(f"Erreur lors de la réception du fichier {pdf.filename} : "
+            return ko(f"Erreur lors de la réception du fichier {pdf.filename} : "
                        "typologie absente")
         attachments = [f for f in form.getlist("acte_attachments[]") if not isinstance(f, str)]
         types = [str(t) for t in form.getlist("type_pj[]")]
         if len(types) < len(attachments) or not all(types[:len(attachments)]):
-            return _ko("Erreur lors de la réception du fichier annexe : typologie absente")
+            return ko("Erreur lors de la réception du fichier annexe : typologie absente")
         who = self._who(request)
         self.submissions.add(acte_key(who.siren, decision, number))
         if self._find(number, who.siren) is not None:
-            return _ko(DUPLICATE)
+            return ko(DUPLICATE)
         classif = [str(form.get(f"classif{i}")) for i in range(1, 6) if form.get(f"classif{i}")]
         try:
             meta = ActeMetadata(
@@ -223,16 +244,16 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
                 who, meta, await pdf.read(), [await a.read() for a in attachments],
                 serial=self._next_serial(), trigramme=self.trigramme)
         except (ValidationError, A.ActesError) as exc:
-            return _ko(f"Erreur lors de la génération de l'acte : {exc}")
+            return ko(f"Erreur lors de la génération de l'acte : {exc}")
         tx = self._register_acte(meta, archive.name, archive.data, archive.form_name, who)
         if str(form.get("en_attente") or "") in ("1", "on", "true"):
             tx.set(ActesStatus.WAITING_POST, "En attente d'être postée")
             tx.plan, tx.done = [], 0  # someone with the right to post must confirm it
-        return _ok(f"{tx.id}\n")
+        return ok(f"{tx.id}\n")
 
     async def _submit(self, request: Request) -> Response:
         """Deprecated: S²LOW refuses envelopes (``app.envelope_submission_enabled`` off)."""
-        return _ko(SUBMIT_DEPRECATED)
+        return ko(SUBMIT_DEPRECATED)
 
     async def _status(self, request: Request) -> Response:
         params = request.query_params
@@ -241,7 +262,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             tx = next((t for t in self.transactions.values()
                        if t.unique_id == params["unique_id"] and t.type == 1), None)
         if tx is None:
-            return _text("KO\nNuméro de transaction invalide.")
+            return text("KO\nNuméro de transaction invalide.")
         status, message, _ = tx.history[-1]
         body = f"OK\n{status}\n".encode() + (tx.flux(status) or b"")
         if status == ActesStatus.ERROR:
@@ -259,22 +280,22 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         """Deprecated in S²LOW's source but still answering: redirect to the first PDF."""
         tx = self._tx(request.query_params.get("transaction", ""), TransactionType.ACTE)
         if tx is None:
-            return _text("KO\nNuméro de transaction invalide.")
+            return text("KO\nNuméro de transaction invalide.")
         if not any(s == ActesStatus.ACK_RECEIVED for s, _, _ in tx.history):
-            return _text("KO\nPas d'acquittement recu")
-        pdf = next(i for i, (n, _) in enumerate(_files(tx)) if n.lower().endswith("pdf"))
-        return RedirectResponse(f"actes_download_file.php?file={_file_id(tx, pdf)}&tampon=true",
+            return text("KO\nPas d'acquittement recu")
+        pdf = next(i for i, (n, _) in enumerate(files_of(tx)) if n.lower().endswith("pdf"))
+        return RedirectResponse(f"actes_download_file.php?file={file_id(tx, pdf)}&tampon=true",
                                 status_code=302)
 
     async def _files_list(self, request: Request) -> Response:
         tx = self._tx(request.query_params.get("transaction", ""))
         if tx is None:
-            return _text("KO\nNuméro de transaction invalide.")
+            return text("KO\nNuméro de transaction invalide.")
         if all(s in (1, 2, 3) for s, _, _ in tx.history):
-            return _text("KO\nPas d'acquittement recu")
-        rows = [{"id": _file_id(tx, i), "name": name, "posted_filename": name,
-                 "mimetype": _mime(name), "size": len(data), "sign": None}
-                for i, (name, data) in enumerate(_files(tx))]
+            return text("KO\nPas d'acquittement recu")
+        rows = [{"id": file_id(tx, i), "name": name, "posted_filename": name,
+                 "mimetype": mime(name), "size": len(data), "sign": None}
+                for i, (name, data) in enumerate(files_of(tx))]
         return JSONResponse(rows)
 
     async def _download(self, request: Request) -> Response:
@@ -285,7 +306,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
         file_id = params.get("file", "")
         tx = self._tx(int(file_id) // 100) if file_id.isdigit() else None
-        files = _files(tx) if tx else []
+        files = files_of(tx) if tx else []
         if tx is None or not file_id.isdigit() or int(file_id) % 100 >= len(files):
             return RedirectResponse("/", status_code=302)  # "Paramètre manquant." / error
         name, data = files[int(file_id) % 100]
@@ -294,7 +315,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             data += (f"\n% Tampon S2LOW: {tx.unique_id} recu en prefecture le "
                      f"{date.today():%d/%m/%Y}{' affiche le ' + shown if shown else ''}\n"
                      ).encode()
-        return Response(data, media_type=_mime(name))
+        return Response(data, media_type=mime(name))
 
     async def _post_confirm(self, request: Request) -> Response:
         """Post an acte waiting at 17; answers by redirecting to ``url_return``."""
@@ -320,14 +341,14 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         form = await request.form()
         acte = self._tx(form.get("id", ""))
         if acte is None:
-            return _ko("Erreur d'initialisation de la transaction.")
+            return ko("Erreur d'initialisation de la transaction.")
         if acte.type != TransactionType.ACTE:
-            return _ko("Ce type de transaction ne peut pas être annulé.")
+            return ko("Ce type de transaction ne peut pas être annulé.")
         if any(t.type == TransactionType.ANNULATION and t.related_id == acte.id
                and t.status != ActesStatus.ACK_RECEIVED for t in self.transactions.values()):
-            return _ko("Une demande d'annulation est déjà en cours pour cette transaction.")
+            return ko("Une demande d'annulation est déjà en cours pour cette transaction.")
         if acte.status != ActesStatus.ACK_RECEIVED or not acte.unique_id:
-            return _ko("Impossible d'annuler une transaction qui n'est pas en état "
+            return ko("Impossible d'annuler une transaction qui n'est pas en état "
                        "« Acquittement reçu ».")
         base = acte.unique_id
         form_name = A.message_file_name(base, A.MSG_ANNULATION, 0, "xml")
@@ -348,7 +369,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
             acte.set(ActesStatus.CANCELLED, "Annulé")
 
         tx.plan = [*self._transmission_steps(), acknowledged]
-        return _ok(f"{tx.id}\n")
+        return ok(f"{tx.id}\n")
 
     async def _classification(self, request: Request) -> Response:
         return Response(A.build_retour_classification(self.classification),
@@ -357,12 +378,12 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
     async def _document(self, request: Request) -> Response:
         tx = self._tx(request.query_params.get("id", ""))
         if tx is None:
-            return _text("KO\nNuméro de transaction invalide.")
+            return text("KO\nNuméro de transaction invalide.")
         if tx.type == TransactionType.ACTE:
             lines = [f"{t.type}-{t.status}-{t.id}\n" for t in self.transactions.values()
                      if t.related_id == tx.id and t.type in (2, 3, 4, 5)
                      and t.status in (7, 8, 21)]
-            return _text("".join(lines))
+            return text("".join(lines))
         return RedirectResponse(f"actes_download_file.php?env={tx.envelope_id}",
                                 status_code=302)
 
@@ -370,17 +391,17 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         form = await request.form()
         letter = self._tx(form.get("id", ""))
         if letter is None or letter.type not in (2, 3, 4) or letter.status not in (7, 8, 21):
-            return _text("KO : Transaction à laquelle répondre invalide")
+            return text("KO : Transaction à laquelle répondre invalide")
         if not form.get("type_acte"):
-            return _text("KO : Erreur lors de la réception du fichier : typologie absente")
+            return text("KO : Erreur lors de la réception du fichier : typologie absente")
         kind = ANSWER_KIND.get((letter.type, str(form.get("type_envoie") or "4")))
         pdf = form.get("acte_pdf_file")
         if kind is None or pdf is None or isinstance(pdf, str):
-            return _text("KO : Vous devez choisir un type de réponse et joindre un fichier")
+            return text("KO : Vous devez choisir un type de réponse et joindre un fichier")
         tx = await self._answer_tx(letter, kind, form, await pdf.read())
         if isinstance(tx, str):
-            return _text(f"KO : {tx}")
-        return _text(f"OK : id généré : {tx.id}\n")
+            return text(f"KO : {tx}")
+        return text(f"OK : id généré : {tx.id}\n")
 
     async def _answer_tx(self, letter: SimTransaction, kind: str, form: Any, pdf: bytes
                          ) -> SimTransaction | str:
@@ -423,7 +444,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
         rows = [{"id": t.id, "subject": t.subject, "number": t.number,  # as S²LOW selects
                  "date": t.decision_date.isoformat(), "nature_descr": t.nature.name.title(),
-                 "classification": _classification(t), "type": str(t.type)}
+                 "classification": classification_of(t), "type": str(t.type)}
                 for t in sorted(self.transactions.values(), key=lambda t: -t.id)  # id DESC
                 if t.status == status and t.authority.siren == self._who(request).siren]
         return JSONResponse({"status_id": status, "authority_id": 1, "offset": offset,
@@ -444,55 +465,3 @@ def _endpoint(sim: S2lowSimulator, handler: Callable[[Request], Any]) -> Callabl
         sim._advance()
         return await handler(request)
     return endpoint
-
-
-def _text(body: str) -> Response:
-    return Response(body.encode("latin-1", "replace"),
-                    media_type="text/plain; charset=ISO-8859-1")
-
-
-def _ok(rest: str) -> Response:
-    return _text(f"OK\n{rest}")
-
-
-def _ko(message: str) -> Response:
-    """``returnAndExit`` in API mode: ``KO``, then the message HTML-escaped."""
-    escaped = (message.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-               .replace('"', "&quot;").replace("'", "&#039;"))
-    return _text(f"KO\n{escaped}\n")
-
-
-def _files(tx: SimTransaction) -> list[tuple[str, bytes]]:
-    """The transaction's files as ``actes_included_files`` orders them: form first."""
-    form = [(tx.form_name, tx.files[tx.form_name])] if tx.form_name in tx.files else []
-    return form + [(n, d) for n, d in tx.files.items()
-                   if n != tx.form_name and not n.startswith(("EACT", "PREF"))]
-
-
-def _file_id(tx: SimTransaction, index: int) -> int:
-    return tx.id * 100 + index
-
-
-def _mime(name: str) -> str:
-    return {"pdf": "application/pdf", "xml": "text/xml"}.get(name.rsplit(".", 1)[-1].lower(),
-                                                            "application/octet-stream")
-
-
-def _classification(tx: SimTransaction) -> str:
-    try:
-        return A.parse_message(tx.files[tx.form_name], validate=False).acte.classification
-    except (A.ActesError, AttributeError, KeyError):
-        return ""
-
-
-def unauthenticated(path: str) -> Response:
-    """What each script answers an unauthenticated call (see CONTRACT.md)."""
-    if path.endswith(("actes_download_file.php", "actes_transac_get_ARActe.php",
-                      "helios_download_acquit.php", "helios_download_file.php")):
-        return RedirectResponse("/connexion-status", status_code=302)
-    if path.endswith("helios_transac_get_status.php"):
-        return Response('<?xml version="1.0" encoding="ISO-8859-1"?>\n<transaction >\n'
-                        "<id>0</id><resultat>KO</resultat><message>\u00c9chec de "
-                        "l'authentification</message><status></status></transaction>"
-                        .encode(), media_type="text/xml")
-    return _text("KO\nÉchec de l'authentification")
