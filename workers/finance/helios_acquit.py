@@ -2,12 +2,13 @@
 
 Polls the S²LOW transaction (``poll_seconds`` of the tenant's ``s2low`` connector,
 ``helios_poll_seconds`` if set) through every status S²LOW defines (``HeliosStatus``):
-1, 2, 3, 7, 13, 14 wait; 4 (acquitted), 8 (information available) and the archiving
+1, 2, 3, 7, 13, 14 wait; 4 (acquitted), 5, 8 (information available) and the archiving
 states reached after the acquit (9, 10, 11, 19, 20) fetch the acquit; 6 (refused)
 fetches it too and ends the document ``rejected`` with the treasury's error code and
 text. The acquit is always kept as an artefact and read even when it breaks its
 published schema (Hélios emits such refusals): the schema's message goes in the
-output (journaled), or in the error when the file cannot be read at all. -1 (error),
+output (journaled), or in the error when the file cannot be read at all; so do the
+PES_Retour files (kept, their schema messages in ``retour_schema_errors``). -1 (error),
 0 (cancelled), 22 (destroyed) end in error with S²LOW's message; 24 (sent, no acquit
 expected) completes without acquit.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 from connectors.errors import BusinessRefusal, PermanentError
 from connectors.s2low.acquit import AcquitReading, AcquitUnreadable, read_acquit
 from connectors.s2low.helios import PENDING, WITH_ACQUIT, HeliosClient, HeliosStatus
+from schemas.pes import check_retour
 from workers.step import StepContext, StepError, StepRejected, StepResultData, Waiting, step
 
 KIND = "helios-acquit"
@@ -62,21 +64,27 @@ async def _with_acquit(ctx: StepContext, helios: HeliosClient, tid: int,
         raise StepRejected(f"the treasury refused PES transaction {tid}: {acquit.reason}"
                            + (f" ({acquit.schema_error})" if acquit.schema_error else ""),
                            partner="s2low")
-    retours = await _retours(ctx, helios, acquit)
+    retours, retour_errors = await _retours(ctx, helios, acquit)
     return StepResultData(output={"transaction_id": tid, "acquit": True, "status": status,
                                   "file_name": acquit.file_name,
                                   "acknowledged": len(acquit.elements),
                                   "acquit_schema_error": acquit.schema_error,
-                                  "retours": retours})
+                                  "retours": retours, "retour_schema_errors": retour_errors})
 
 
-async def _retours(ctx: StepContext, helios: HeliosClient, acquit: AcquitReading) -> list[str]:
-    retours = []
+async def _retours(ctx: StepContext, helios: HeliosClient, acquit: AcquitReading
+                   ) -> tuple[list[str], dict[str, str]]:
+    """Keep this file's PES_Retour (each, even one failing its schema, whose message is
+    returned), then mark it read."""
+    retours, errors = [], {}
     for ref in await helios.list_retours():
         if acquit.file_name and acquit.file_name in ref.name:
             content = await helios.get_retour(ref.id)
-            await ctx.keep(content, name=ref.name or f"PES_Retour_{ref.id}.xml",
-                           kind="partner-reply", media_type="application/xml")
+            name = ref.name or f"PES_Retour_{ref.id}.xml"
+            await ctx.keep(content, name=name, kind="partner-reply",
+                           media_type="application/xml")
+            if (error := check_retour(content)) is not None:
+                errors[name] = error
             await helios.mark_retour_read(ref.id)
             retours.append(ref.name)
-    return retours
+    return retours, errors
