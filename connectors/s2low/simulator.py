@@ -263,6 +263,8 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
                        if t.unique_id == params["unique_id"] and t.type == 1), None)
         if tx is None:
             return text("KO\nNuméro de transaction invalide.")
+        if tx.authority.siren != self._who(request).siren:  # another authority's
+            return text("KO\nAccès refusé")
         status, message, _ = tx.history[-1]
         body = f"OK\n{status}\n".encode() + (tx.flux(status) or b"")
         if status == ActesStatus.ERROR:
@@ -291,6 +293,8 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         tx = self._tx(request.query_params.get("transaction", ""))
         if tx is None:
             return text("KO\nNuméro de transaction invalide.")
+        if tx.authority.siren != self._who(request).siren:
+            return text("KO\nAccès refusé")
         if all(s in (1, 2, 3) for s, _, _ in tx.history):
             return text("KO\nPas d'acquittement recu")
         rows = [{"id": file_id(tx, i), "name": name, "posted_filename": name,

@@ -19,7 +19,7 @@ from connectors.s2low.helios import WITH_ACQUIT, HeliosClient, HeliosStatus
 from connectors.s2low.replies import RawReply, read_reply
 from connectors.s2low.simulator import S2lowSimulator
 from connectors.s2low.transport import posted_name
-from schemas.acte import ActeMetadata
+from schemas.acte import ActeMetadata, TenantActesSettings
 from workers.finance.demo_pes import demo_pes
 
 PDF = b"%PDF-1.4\n% deliberation\n%%EOF\n"
@@ -267,3 +267,21 @@ async def test_s2low_analysis_after_the_import(sim: S2lowSimulator, tmp_path: Pa
 def test_posted_names_survive_s2low_utf8_encode() -> None:
     assert posted_name("délib n°1.pdf") == "d_lib n_1.pdf"
     assert posted_name("PES-été.xml", dash=True) == "PES-_t_.xml"
+
+
+async def test_another_authority_is_refused(tmp_path: Path) -> None:
+    other = TenantActesSettings(siren="200000016", departement="035", arrondissement=1,
+                                nature_autorite="32", return_emails=["actes@voisine.fr"])
+    simulator = S2lowSimulator(users={"mairie": "secret", "voisine": "pw"},
+                               authorities={"voisine": other})
+    simulator.start()
+    try:
+        mine = S2lowClient(simulator.base_url, login="mairie", password="secret")
+        tid = await mine.create_acte_transaction(_meta("MINE1"), PDF)
+        theirs = S2lowClient(simulator.base_url, login="voisine", password="pw")
+        with pytest.raises(PermanentError, match="Accès refusé"):
+            await theirs.get_status(tid)
+        with pytest.raises(PermanentError, match="Accès refusé"):
+            await theirs.list_files(tid)
+    finally:
+        simulator.stop()
