@@ -1,6 +1,6 @@
 """What the Chorus Pro client returns, read from the API's published answers.
 
-Field names are Chorus Pro's (see ``CONTRACT.md``): a deposit answers
+Field names are Chorus Pro's (see ``connectors/README.md``): a deposit answers
 ``numeroFluxDepot``; ``consulterCRDetaille`` answers ``etatCourantDepotFlux`` and
 the reject reasons (``listeErreurDP``, ``listeErreurTechnique``);
 ``rechercher/fournisseur`` rows carry ``identifiantFactureCPP``,

@@ -2,7 +2,7 @@
 service accepts, the shape of its refusals and of its search pages.
 
 Field lists come from Chorus Pro's API annex and the clients that follow it (see
-``CONTRACT.md``); a body naming another field is refused with HTTP 400 and a
+``connectors/README.md``); a body naming another field is refused with HTTP 400 and a
 ``codeRetour``/``libelle`` body, as Chorus Pro answers a bad request.
 """
 

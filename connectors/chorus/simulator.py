@@ -1,4 +1,4 @@
-"""A Chorus Pro simulator speaking the PISTE/Chorus Pro JSON API (see ``CONTRACT.md``).
+"""A Chorus Pro simulator speaking the PISTE/Chorus Pro JSON API (see ``connectors/README.md``).
 
 It issues OAuth2 tokens (form-encoded client credentials on ``/api/oauth/token``),
 demands the bearer (else PISTE's 401) and the ``cpro-account`` header (base64

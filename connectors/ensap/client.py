@@ -1,7 +1,7 @@
 """ENSAP deposit client: send a batch once, ask before re-sending.
 
 The package is ENSAP's (see ``package``); the transport is ours, as ENSAP publishes
-none (CONTRACT.md): ``PUT /ensap/lots/{lot}`` with the ``.tar.gz.gpg`` as body and its
+none (connectors/README.md): ``PUT /ensap/lots/{lot}`` with the ``.tar.gz.gpg`` as body and its
 name in ``Content-Disposition``, ``GET`` of the same path for the receipt.
 
 Options: ``url`` (or ``sim:ensap``), ``code_emetteur`` (9 characters, in the envelope),

@@ -1,6 +1,6 @@
 """S²LOW HELIOS API client: PES Aller files to the public treasury (DGFiP Hélios).
 
-The contract (scripts, answers, quirks, sources) is in ``connectors/s2low/CONTRACT.md``:
+The contract (scripts, answers, quirks, sources) is in ``connectors/README.md``:
 
 - ``api/helios_importer_fichier.php`` (multipart ``enveloppe``) answers
   ``<import><id/><resultat/><message/></import>``; a file whose SHA-1 S²LOW already

@@ -1,7 +1,7 @@
 """The HELIOS routes of the S²LOW simulator (PES Aller to the treasury, acquits, returns).
 
 Mounted on the S²LOW simulator app (``mount_helios``): same authentication, failure
-injection and pace. Answers as ``connectors/s2low/CONTRACT.md`` records them:
+injection and pace. Answers as ``connectors/README.md`` records them:
 
 - the import refuses a file whose SHA-1 any transaction already holds
   (``doublon détecté. Ce fichier a déjà été posté.``, no id), an empty file and a

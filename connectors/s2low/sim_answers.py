@@ -49,7 +49,7 @@ def classification_of(tx: SimTransaction) -> str:
 
 
 def unauthenticated(path: str) -> Response:
-    """What each script answers an unauthenticated call (see CONTRACT.md)."""
+    """What each script answers an unauthenticated call (see connectors/README.md)."""
     if path.endswith(("actes_download_file.php", "actes_transac_get_ARActe.php",
                       "helios_download_acquit.php", "helios_download_file.php")):
         return RedirectResponse("/connexion-status", status_code=302)

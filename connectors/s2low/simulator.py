@@ -1,5 +1,5 @@
 """An S²LOW ACTES simulator: same script paths, parameters, answer formats and refusals
-as the platform (``connectors/s2low/CONTRACT.md``), with the prefecture's side played
+as the platform (``connectors/README.md``), with the prefecture's side played
 automatically.
 
 Authentication: HTTP Basic against ``users`` (when given); the TLS client certificate

@@ -1,5 +1,5 @@
-"""An As@lae archive simulator: the REST paths of ``connectors.sae.asalae`` (see its
-CONTRACT.md), SEDA 2.1/2.2 replies of the transfer's own version, delays and outcomes.
+"""An As@lae archive simulator: the REST paths of ``connectors.sae.asalae`` (see
+``connectors/README.md``), SEDA 2.1/2.2 replies of the transfer's own version, delays and outcomes.
 
 A transfer arrives whole (``POST /sedaMessages`` with ``seda_message`` and
 ``attachments``, the attachments at most ``max_attachment_bytes``, 2 MiB as As@lae) or

@@ -1,4 +1,4 @@
-"""S²LOW's contract as its scripts define it (CONTRACT.md): the simulator refuses what
+"""S²LOW's contract as its scripts define it (connectors/README.md): the simulator refuses what
 S²LOW refuses, the requests our client used before get the real refusal, and the client
 reads the real answers (duplicate PES, off-schema acquits, archiving statuses...)."""
 
