@@ -42,8 +42,8 @@ from connectors.iparapheur.sim_state import (
     SimStep,
     now,
 )
-from connectors.seal import LocalSeal
 from connectors.seal.keys import demo_ca
+from connectors.seal.local import LocalSeal
 from connectors.simulator import FailurePlan, HttpSimulator, SubmissionCounter
 
 STD = "/api/standard/v1"

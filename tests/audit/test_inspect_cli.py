@@ -14,8 +14,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from bus.audit.inspect import inspect_path
 from bus.cli import main
-from connectors.seal import LocalSeal
 from connectors.seal.keys import demo_ca
+from connectors.seal.local import LocalSeal
 from workers.common.demo import minimal_pdf
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

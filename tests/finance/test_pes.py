@@ -16,7 +16,7 @@ from connectors.s2low.acquit import read_acquit as read_tolerant
 from connectors.s2low.client import S2lowClient
 from connectors.s2low.helios import HeliosClient
 from connectors.s2low.simulator import S2lowSimulator
-from connectors.seal import LocalSeal
+from connectors.seal.local import LocalSeal
 from connectors.seal.verify import verify_xml
 from schemas.pes import (
     PesError,

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureMethod, XMLSigner, XMLVerifier
 
-from connectors.seal import LocalSeal, SealConfigError, pes_bordereau_ids
 from connectors.seal.keys import DEMO_CA_NAME, demo_ca, load_identity
+from connectors.seal.local import LocalSeal, SealConfigError, pes_bordereau_ids
 from connectors.seal.verify import verify_cms_detached, verify_pdf, verify_xml
 from tests.conftest import SHARED
 from workers.common.demo import minimal_pdf

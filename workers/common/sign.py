@@ -18,7 +18,7 @@ from typing import Any
 from connectors.errors import PermanentError
 from connectors.iparapheur.client import IparapheurClient, UploadFile
 from connectors.iparapheur.premis import Premis
-from connectors.seal import LocalSeal, SealInputError, signed_name
+from connectors.seal.local import LocalSeal, SealInputError, signed_name
 from connectors.seal.signers import signature_digest
 from connectors.seal.verify import SignatureCheck, verify_cms_detached, verify_embedded
 from schemas.envelope import FileRef, FileRole
