@@ -19,7 +19,8 @@ FAMILY_EXCEPTIONS = {("hr", "actes")}
 PARTNER_EXCEPTIONS = {("iparapheur", "seal")}
 FRONT_DOORS = ("bus.cli", "bus.client", "bus.export", "bus.operator")
 SHARED_CONNECTOR_FILES = ("connectors.errors", "connectors.http", "connectors.simulator",
-                          "connectors.registry", "connectors.deposit", "connectors.frames")
+                          "connectors.registry", "connectors.deposit", "connectors.frames",
+                          "connectors.pdfgen")
 MAX_LINES = 500
 
 

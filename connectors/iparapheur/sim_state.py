@@ -24,6 +24,7 @@ from typing import Any
 
 from connectors.iparapheur import bundle
 from connectors.iparapheur.premis import Event, Premis, PremisFile
+from connectors.pdfgen import text_pdf
 
 TENANT_ID = "b7a0f6d2-0000-4000-8000-000000000001"
 TENANT_NAME = "Démo"
@@ -183,26 +184,5 @@ def slip(folder: SimFolder, summary: Premis) -> bytes:
              f"Type {TYPE_NAME} / sous-type {folder.subtype} - etat {folder.state}"]
     lines += [f"{e.action} {summary.agent(e)} ({e.desk}) {e.date}"
               for e in summary.performed()]
-    text = b" T* ".join(b"(" + _pdf_text(line) + b") Tj" for line in lines)
-    stream = b"BT /F1 10 Tf 14 TL 50 800 Td " + text + b" ET"
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-               b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)
+    return text_pdf(lines)
 
-
-def _pdf_text(line: str) -> bytes:
-    raw = line.encode("latin-1", "replace")
-    return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.plugins import REGISTRY
+from connectors.pdfgen import text_pdf
 
 DEMO_TENANTS = ("216900910", "214502494")
 
@@ -34,28 +35,7 @@ class DemoDocument:
 
 def minimal_pdf(text: str) -> bytes:
     """A small valid one-page PDF showing ``text`` (Helvetica, ASCII)."""
-    safe = text.encode("ascii", "replace").replace(b"\\", b"\\\\").replace(
-        b"(", b"\\(").replace(b")", b"\\)")
-    stream = b"BT /F1 14 Tf 72 760 Td (" + safe + b") Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)
+    return text_pdf([text], size=14, encoding="ascii")
 
 
 @REGISTRY.demo
