@@ -14,42 +14,23 @@ from connectors.errors import TransientError
 from connectors.sae import seda
 from connectors.sae.asalae import AsalaeClient
 from connectors.sae.simulator import SaeSimulator
-from connectors.sae.sip import SipFile, SipPackage, write_sip
+from connectors.sae.sip import SipPackage
 from connectors.simulator import SimulatorServer
+from tests.archive.sae_support import one_file_sip, served_sae, until_atr
 
 DATA = b"%PDF-1.7 bulletin\n" * 1000
 
 
 @pytest.fixture()
 def sim() -> Iterator[tuple[SaeSimulator, SimulatorServer]]:
-    simulator = SaeSimulator(ack_delay=0.0, atr_delay=0.2)
-    server = simulator.serve()
-    yield simulator, server
-    server.stop()
+    with served_sae(atr_delay=0.2) as served:
+        yield served
 
 
 def _package(tmp_path: Path, transfer_id: str, title: str = "Bulletin",
              content: bytes = DATA, fmt: str = "zip") -> SipPackage:
-    files = [SipFile("o-1", "doc/b.pdf", len(content), hashlib.sha256(content).hexdigest(),
-                     "application/pdf", lambda: [content])]
-
-    def manifest(objects: list[seda.DataObject]) -> bytes:
-        return seda.build_archive_transfer(seda.Transfer(
-            version="2.2", message_id=transfer_id, archival_agency=seda.Agency("AD069"),
-            transferring_agency=seda.Agency("216900910"), objects=objects,
-            units=[seda.Unit(id="u-1", title=title, objects=["o-1"])]))
-
-    return write_sip(tmp_path / f"{transfer_id}.{fmt}", files, manifest, fmt=fmt,
-                     algorithm="sha512")
-
-
-async def _until_atr(client: AsalaeClient, transfer_id: str) -> seda.TransferReply:
-    for _ in range(100):
-        atr = await client.transfer_reply("216900910", transfer_id)
-        if atr is not None:
-            return seda.parse_transfer_reply(atr)
-        await asyncio.sleep(0.05)
-    raise AssertionError("no ATR")
+    return one_file_sip(tmp_path, transfer_id, content, path="doc/b.pdf",
+                        media_type="application/pdf", title=title, fmt=fmt)
 
 
 def test_sent_once_then_acknowledged_and_accepted(sim, tmp_path: Path) -> None:
@@ -64,7 +45,7 @@ def test_sent_once_then_acknowledged_and_accepted(sim, tmp_path: Path) -> None:
         assert again.ack is not None
         ack = seda.parse_acknowledgement(again.ack)
         assert ack.received_id == "T-ok" and ack.version == "2.2"
-        return await _until_atr(client, "T-ok")
+        return await until_atr(client, "T-ok")
 
     reply = asyncio.run(go())
     assert reply.accepted and reply.archival_id and reply.unit_ids["u-1"] == reply.archival_id
@@ -82,7 +63,7 @@ def test_refused_and_corrupt_transfers_get_a_reply_code(sim, tmp_path: Path) -> 
         corrupt.manifest = corrupt.manifest.replace(
             hashlib.sha512(DATA).hexdigest().encode(), b"0" * 128)
         await client.send("216900910", "T-bad", corrupt)
-        return await _until_atr(client, "T-no"), await _until_atr(client, "T-bad")
+        return await until_atr(client, "T-no"), await until_atr(client, "T-bad")
 
     refused, corrupt = asyncio.run(go())
     assert refused.reply_code == "300" and "refusé" in refused.comment

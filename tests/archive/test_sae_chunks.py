@@ -5,7 +5,6 @@ read only 404 as "not yet") get the archive's real answers."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,43 +16,24 @@ from connectors.errors import PermanentError
 from connectors.sae import seda
 from connectors.sae.asalae import AsalaeClient
 from connectors.sae.simulator import NOT_YET, SaeSimulator
-from connectors.sae.sip import SipFile, SipPackage, write_sip
+from connectors.sae.sip import SipPackage
 from connectors.simulator import SimulatorServer
+from tests.archive.sae_support import one_file_sip, served_sae, until_atr
 
 BIG = os.urandom(5 * 1024 * 1024 + 123)  # random: the SIP stays over 2 MiB compressed
 
 
 @pytest.fixture()
 def sim() -> Iterator[tuple[SaeSimulator, SimulatorServer]]:
-    simulator = SaeSimulator(ack_delay=0.0, atr_delay=0.3)
-    server = simulator.serve()
-    yield simulator, server
-    server.stop()
+    with served_sae(atr_delay=0.3) as served:
+        yield served
 
 
 def _package(tmp_path: Path, transfer_id: str, content: bytes, *, fmt: str = "tar.gz",
              spelling: str = "xmlenc") -> SipPackage:
-    files = [SipFile("o-1", "doc/scan.bin", len(content), hashlib.sha256(content).hexdigest(),
-                     "application/octet-stream", lambda: [content])]
-
-    def manifest(objects: list[seda.DataObject]) -> bytes:
-        return seda.build_archive_transfer(seda.Transfer(
-            version="2.1", message_id=transfer_id, archival_agency=seda.Agency("AD069"),
-            transferring_agency=seda.Agency("216900910"), objects=objects,
-            units=[seda.Unit(id="u-1", title="Plans", objects=["o-1"])],
-            digest_spelling=spelling))
-
-    return write_sip(tmp_path / f"{transfer_id}.{fmt}", files, manifest, fmt=fmt,
-                     algorithm="sha512")
-
-
-async def _until_atr(client: AsalaeClient, transfer_id: str) -> seda.TransferReply:
-    for _ in range(100):
-        atr = await client.transfer_reply("216900910", transfer_id)
-        if atr is not None:
-            return seda.parse_transfer_reply(atr)
-        await asyncio.sleep(0.05)
-    raise AssertionError("no ATR")
+    return one_file_sip(tmp_path, transfer_id, content, path="doc/scan.bin",
+                        media_type="application/octet-stream", title="Plans", version="2.1",
+                        fmt=fmt, spelling=spelling)
 
 
 def test_large_sip_goes_in_chunks_and_is_archived_once(sim, tmp_path: Path) -> None:
@@ -67,7 +47,7 @@ def test_large_sip_goes_in_chunks_and_is_archived_once(sim, tmp_path: Path) -> N
         assert not first.known
         again = await client.send("216900910", "T-big", package)  # asks first: not re-sent
         assert again.known
-        return await _until_atr(client, "T-big")
+        return await until_atr(client, "T-big")
 
     reply = asyncio.run(go())
     assert reply.accepted and reply.reply_code == "000" and reply.archival_id
@@ -141,7 +121,7 @@ def test_digest_spellings_are_both_checked(sim, tmp_path: Path, spelling: str) -
 
     async def go() -> seda.TransferReply:
         await client.send("216900910", f"T-{spelling}", package)
-        return await _until_atr(client, f"T-{spelling}")
+        return await until_atr(client, f"T-{spelling}")
 
     assert asyncio.run(go()).accepted
 
