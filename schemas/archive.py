@@ -136,6 +136,7 @@ class BatchRecord(BaseModel):
     reply_code: str | None = None
     comment: str = ""
     archival_id: str | None = None
+    reply_problems: list[str] = Field(default_factory=list)  # replies kept off-schema
     error: str | None = None
     error_field: str | None = None
     sealed_at: datetime = Field(default_factory=utcnow)

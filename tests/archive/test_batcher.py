@@ -98,3 +98,44 @@ def test_byte_bound_and_replay_after_a_restart_do_not_resend_anyone() -> None:
     records = _records(store)
     assert sorted(len(r.members) for r in records) == [1, 1, 1]
     assert sorted(m for r in records for m in r.members) == ["doc-0000", "doc-0001", "doc-0002"]
+
+
+def test_replies_kept_off_schema_are_recorded_on_the_batch(monkeypatch) -> None:
+    """An ACK then an ATR that break their schema: read, kept, and their schema messages
+    recorded once on the batch record (which members put in their output)."""
+    from connectors.sae import seda
+    from workers.archive import batcher as module
+    from workers.archive.exchange import Replies
+
+    store = MemoryStore()
+    ack = FileRef(sha256="c" * 64, size=1, media_type="application/xml", name="ack.xml")
+    atr = FileRef(sha256="d" * 64, size=1, media_type="application/xml", name="atr.xml")
+    reply = seda.TransferReply(version="2.1", message_id="ATR-1", request_id="T1",
+                               reply_code="000", date="2026-12-02", archival_id="AE_1",
+                               unit_ids={"u-doc-0001": "AE_1-1"})
+    answers = iter([Replies(ack=ack, problems=["ACK kept although its schema refuses it: x"]),
+                    Replies(ack=ack, atr=atr, reply=reply,
+                            problems=["ACK kept although its schema refuses it: x",
+                                      "ATR kept although its schema refuses it: y"])])
+
+    async def fetch(*args: Any, **kwargs: Any) -> Replies:
+        return next(answers)
+
+    async def woken(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(module, "fetch_replies", fetch)
+    worker = _batcher(store)
+    monkeypatch.setattr(worker, "_connector", lambda record: SimpleNamespace())
+    monkeypatch.setattr(worker, "_wake_members", woken)
+    record = BatchRecord(batch_id="B1", transfer_id="T1", group="g", tenant="216900910",
+                         flow="document", step="archive-batch", key="2026-11",
+                         members=["doc-0001"], status="sent")
+    active = module.ActiveBatch(record)
+    assert asyncio.run(worker._advance(active)) is False
+    assert _records(store)[0].reply_problems == ["ACK kept although its schema refuses it: x"]
+    assert asyncio.run(worker._advance(active)) is True
+    saved = _records(store)[0]
+    assert (saved.status, saved.reply_code, saved.archival_id) == ("replied", "000", "AE_1")
+    assert saved.reply_problems == ["ACK kept although its schema refuses it: x",
+                                    "ATR kept although its schema refuses it: y"]

@@ -326,8 +326,10 @@ class ArchiveBatcher:
             active.since = time.monotonic()
         replies = await fetch_replies(self.store, sae, record.tenant, transferring,
                                       record.transfer_id, have_ack=record.ack, found=found)
-        if replies.ack is not None and record.ack is None:
-            record.ack = replies.ack
+        fresh = [p for p in replies.problems if p not in record.reply_problems]
+        if (replies.ack is not None and record.ack is None) or fresh:
+            record.ack = record.ack or replies.ack
+            record.reply_problems += fresh
             await self._save(record)
         if replies.reply is None:
             return False

@@ -228,7 +228,8 @@ async def _batch_member(ctx: StepContext, options: ArchiveOptions,
         "transfer_id": record.transfer_id, "reply_code": record.reply_code,
         "archival_id": archival_id, "batch": record.batch_id,
         "batch_archival_id": record.archival_id, "batch_size": len(record.members),
-        "seda_version": settings.seda_version})
+        "seda_version": settings.seda_version,
+        **({"reply_problems": record.reply_problems} if record.reply_problems else {})})
 
 
 async def _register(ctx: StepContext, options: ArchiveOptions,
