@@ -20,7 +20,9 @@ def simulator_for_tenants(plan: FailurePlan, tenants: TenantRegistry | None = No
     """A simulator whose accounts (login -> authority) are the tenants' s2low connectors.
 
     Its life cycle advances one status every ``DEMAT_SIM_S2LOW_STEP_DELAY`` seconds
-    (default 0.2, so the demo's actes are acknowledged within a second or two).
+    (default 0.2, so the demo's actes are acknowledged within a second or two). The
+    accounts also hold the archivist role, as a syndicate may grant the bus's account:
+    a PES that S²LOW answers "doublon" for then gets its transaction back.
     """
     tenants = tenants or TenantRegistry.load(get_settings().tenants_path)
     accounts: dict[str, TenantActesSettings] = {}
@@ -37,4 +39,5 @@ def simulator_for_tenants(plan: FailurePlan, tenants: TenantRegistry | None = No
         users[conn.options["login"]] = str(conn.options.get("password", ""))
     first = next(iter(accounts.values()), None)
     return S2lowSimulator(first, authorities=accounts, users=users or None, failures=plan,
+                          archivists=set(users),
                           step_delay=float(os.environ.get("DEMAT_SIM_S2LOW_STEP_DELAY", "0.2")))
