@@ -37,9 +37,11 @@ def test_decree_and_contract_signed_transmitted_and_filed(
     decree, contract, leave = asyncio.run(go())
     assert [s.state.value for s in (decree, contract, leave)] == ["completed"] * 3, \
         [(s.current_step, s.error) for s in (decree, contract, leave)]
-    signers = [s["signer"] for s in contract.record("sign").output["signers"]
-               if s["action"] == "SIGNATURE"]
-    assert signers == ["Autorité territoriale", "Agent"]  # authority, then the agent
+    signatures = [s for s in contract.record("sign").output["signers"]
+                  if s["action"] == "SIGNATURE"]
+    # authority, then the agent: their desks, and the people who signed (PREMIS agents)
+    assert [s["desk"] for s in signatures] == ["Autorité territoriale", "Agent"]
+    assert all(s["signer"] and s["signer"] != s["desk"] for s in signatures)
     assert decree.record("sign").output["mode"] == "seal"  # seal tenant: one signature
     for act in (decree, contract):
         transmit = act.record("transmit").output
