@@ -1,16 +1,18 @@
-"""``demat submit|status|journal|list|export``: producers' and operators' commands
-about documents."""
+"""``demat submit|status|journal|list|export|asyncapi``: producers' and operators'
+commands about documents."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from bus.asyncapi import asyncapi_document
 from bus.cli.console import fail, out
 from bus.client import DematClient, FileInput
 from bus.export import export_document
@@ -58,6 +60,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("id")
     s.add_argument("--dir", type=Path, required=True)
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("asyncapi", help="the AsyncAPI document of the topics producers and "
+                       "consumers use directly (JSON)")
+    s.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+    s.set_defaults(func=cmd_asyncapi)
 
 
 def _metadata(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,4 +197,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     for use in manifest["versions_used"]:
         by = f" (made by step {use['by_step']})" if use["by_step"] else ""
         out.print(f"  step {use['step']}: {use['version']} {use['file']}{by}")
+    return 0
+
+
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        servers = {"bus": settings.bootstrap}
+    except RuntimeError:  # no broker configured or running: the document names none
+        servers = {}
+    doc = asyncapi_document(Runtime(settings).topics, version=package_version("demat-bus"),
+                            servers=servers)
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    if args.out is None:
+        print(text)
+    else:
+        args.out.write_text(text + "\n", encoding="utf-8")
+        out.print(f"AsyncAPI {doc['asyncapi']} document written to {args.out}")
     return 0
