@@ -195,6 +195,14 @@ class ObjectStore:
             self._upload(tenant, ref, io.BytesIO(data), encrypt)
         return ref
 
+    def put_stream(self, tenant: str, ref: FileRef, stream: IO[bytes], *,
+                   encrypt: bool = False) -> FileRef:
+        """Store ``stream`` as the file ``ref`` describes (digest known beforehand: a
+        resumable upload's chunks), unless the store holds it already."""
+        if self._needs_upload(tenant, ref.sha256, ref.size, encrypt):
+            self._upload(tenant, ref, stream, encrypt)
+        return ref
+
     def _upload(self, tenant: str, ref: FileRef, stream: IO[bytes], encrypt: bool = False
                 ) -> None:
         key = self.file_key(tenant, ref.sha256)
