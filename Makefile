@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# a real OpenID provider (npm oidc-provider) for the tests of bus/oidc.py
+OIDC := tests/oidc/node_modules/.installed
+$(OIDC): tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+	touch $(OIDC)
+
 install: $(STAMP)
 
 run: $(STAMP)
@@ -22,7 +28,7 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/demat demo
 
-test: $(STAMP)
+test: $(STAMP) $(OIDC)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     tsa_url: str = "sim:tsa"  # RFC 3161 TSA (sim:tsa = the embedded simulator)
     tsa_ca_file: Path | None = None  # TSA trust anchor; default <var>/tsa/ca.pem (simulator)
     index_secret: str | None = None  # HMAC key of personal search keys; default <var>/audit/
+    # OpenID Connect (bus/oidc.py): the API also accepts this provider's access tokens
+    oidc_issuer: str | None = None
+    oidc_audience: str = "urn:demat-bus:api"
 
     @cached_property
     def stack_file(self) -> Path:

@@ -1,0 +1,83 @@
+"""OpenID Connect access tokens, checked against a real OpenID provider: the npm package
+``oidc-provider`` run on Node.js (``tests/oidc/``, installed by ``make test``)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bus.oidc import OidcError, OidcVerifier
+
+PROVIDER = Path(__file__).resolve().parent / "oidc" / "provider.mjs"
+AUDIENCE = "urn:demat-bus:api"
+CLIENT, SECRET = "rh-app", "rh-app-secret-for-tests-only"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[str]:
+    clients = [{"client_id": CLIENT, "client_secret": SECRET, "scope": "api",
+                "grant_types": ["client_credentials"], "redirect_uris": [],
+                "response_types": []}]
+    proc = subprocess.Popen(["node", str(PROVIDER), str(_free_port()), json.dumps(clients)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "ready ISSUER" once it listens
+    assert line.startswith("ready "), f"oidc-provider did not start: {line!r}"
+    yield line.split()[1]
+    proc.terminate()
+    proc.wait(10)
+
+
+def _token(issuer: str, secret: str = SECRET) -> httpx.Response:
+    return httpx.post(f"{issuer}/token", auth=(CLIENT, secret),
+                      data={"grant_type": "client_credentials", "scope": "api"})
+
+
+def test_an_application_token_names_its_client(issuer: str) -> None:
+    token = _token(issuer).json()["access_token"]
+    who = OidcVerifier(issuer, AUDIENCE).identity(token)
+    assert who.login == CLIENT and who.claims["aud"] == AUDIENCE
+
+
+def test_tokens_the_bus_must_refuse(issuer: str) -> None:
+    assert _token(issuer, "wrong").status_code == 401  # the provider refuses the client
+    token = _token(issuer).json()["access_token"]
+    with pytest.raises(OidcError, match="not for this API"):
+        OidcVerifier(issuer, "urn:another:api").identity(token)
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body[:-4]}AAAA.{sig}"
+    with pytest.raises(OidcError, match="invalid access token"):
+        OidcVerifier(issuer, AUDIENCE).identity(forged)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    own_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    self_signed = jwt.encode(claims, own_key, algorithm="RS256",
+                             headers={"kid": jwt.get_unverified_header(token)["kid"]})
+    with pytest.raises(OidcError, match="invalid access token"):
+        OidcVerifier(issuer, AUDIENCE).identity(self_signed)
+    expired = jwt.encode(claims | {"exp": claims["iat"] - 3600}, own_key, algorithm="RS256")
+    with pytest.raises(OidcError):
+        OidcVerifier(issuer, AUDIENCE).identity(expired)
+    symmetric = jwt.encode(claims, "a-shared-secret-of-thirty-two-bytes!", algorithm="HS256")
+    with pytest.raises(OidcError):
+        OidcVerifier(issuer, AUDIENCE).identity(symmetric)
+
+
+def test_a_provider_that_is_not_the_issuer_is_refused(issuer: str) -> None:
+    token = _token(issuer).json()["access_token"]
+    other = issuer.replace("127.0.0.1", "localhost")  # same server, another issuer name
+    with pytest.raises(OidcError, match="describes issuer"):
+        OidcVerifier(other, AUDIENCE).identity(token)
