@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.siren import Siren
 
@@ -30,6 +30,7 @@ class Tenant(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     flows: list[str] | None = None  # None: every flow
+    parent: Siren | None = None  # the entity above (a syndicate above its member cities)
 
     def uses(self, flow: str) -> bool:
         return self.flows is None or flow in self.flows
@@ -39,6 +40,23 @@ class TenantsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenants: list[Tenant]
+
+    @model_validator(mode="after")
+    def _tree(self) -> TenantsFile:
+        """Every parent is a configured tenant, and no tenant is its own ancestor."""
+        by_siren = {t.siren: t for t in self.tenants}
+        for i, t in enumerate(self.tenants):
+            if t.parent is not None and t.parent not in by_siren:
+                raise ValueError(f"tenants[{i}].parent: tenant {t.parent} (parent of "
+                                 f"{t.siren}) is not configured")
+            seen, up = {t.siren}, t.parent
+            while up is not None:
+                if up in seen:
+                    raise ValueError(f"tenants[{i}].parent: cycle in the entity tree "
+                                     f"through {t.siren}")
+                seen.add(up)
+                up = by_siren[up].parent
+        return self
 
 
 class TenantRegistry:
@@ -66,6 +84,17 @@ class TenantRegistry:
             return self._by_siren[siren]
         except KeyError:
             raise KeyError(f"tenant {siren} is not configured on this bus") from None
+
+    def ancestors(self, siren: str) -> list[str]:
+        """``siren`` then every entity above it, nearest first (unknown: just ``siren``)."""
+        chain = [siren]
+        while (t := self._by_siren.get(chain[-1])) is not None and t.parent is not None:
+            chain.append(t.parent)
+        return chain
+
+    def descendants(self, siren: str) -> set[str]:
+        """``siren`` and every entity below it."""
+        return {t.siren for t in self if siren in self.ancestors(t.siren)} | {siren}
 
     def __contains__(self, siren: object) -> bool:
         return siren in self._by_siren

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -19,19 +18,10 @@ from bus.cli.console import console, fail
 from bus.flows import FlowConfigError, FlowRegistry
 from bus.index import Index
 from bus.runtime import Runtime
+from bus.search import declared_keys, query_keys
 from schemas.messages import JournalEvent
-from schemas.search_keys import normalize
 
 out = Console(soft_wrap=True)
-
-
-def declared_keys(flows: FlowRegistry) -> dict[str, list[str]]:
-    """Every search key the flows declare, with the flows declaring it."""
-    keys: dict[str, list[str]] = {}
-    for name in flows.names():
-        for key in flows.get(name).search_keys:
-            keys.setdefault(key, []).append(name)
-    return dict(sorted(keys.items()))
 
 
 def _search_flows() -> FlowRegistry | None:
@@ -125,22 +115,6 @@ def search_keys_of(args: argparse.Namespace) -> list[tuple[str, str]]:
             raise ValueError(f"--key {item!r}: expected NAME=VALUE")
         pairs.append((name, value))
     return pairs
-
-
-def query_keys(pairs: list[tuple[str, str]], flows: Any, hasher: Any) -> dict[str, str]:
-    """Normalized key values to look up; personal keys are hashed as the router hashed them."""
-    declared: dict[str, bool] = {}
-    for name in flows.names():
-        for key_name, key in flows.get(name).search_keys.items():
-            declared[key_name] = declared.get(key_name, False) or key.personal
-    keys = {}
-    for name, value in pairs:
-        if name not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            raise ValueError(f"no flow declares the search key {name!r} (declared: {known})")
-        value = normalize(value)
-        keys[name] = hasher(name, value) if declared[name] else value
-    return keys
 
 
 def cmd_search(args: argparse.Namespace) -> int:

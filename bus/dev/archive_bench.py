@@ -55,7 +55,7 @@ def cmd_archive_bench(args: argparse.Namespace) -> int:
 def _tenants_file(var_dir: Path, max_documents: int, max_wait: float) -> Path:
     raw = yaml.safe_load((Path(__file__).resolve().with_name("tenants.yaml"))
                          .read_text(encoding="utf-8"))
-    for tenant in raw["tenants"]:
+    for tenant in (t for t in raw["tenants"] if "archive" in t.get("settings", {})):
         tenant["settings"]["archive"]["batch"] = {"max_documents": max_documents,
                                                   "max_wait_seconds": max_wait}
     path = var_dir / "tenants.yaml"

@@ -93,4 +93,6 @@ def demo_tenant(siren: str) -> dict[str, Any]:
     """The demo configuration of tenant ``siren`` (its connectors reach the simulators)."""
     path = Path(__file__).resolve().with_name("tenants.yaml")
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return next(t for t in raw["tenants"] if t["siren"] == siren)
+    tenant = next(t for t in raw["tenants"] if t["siren"] == siren)
+    tenant.pop("parent", None)  # served alone, without the entity above it
+    return tenant

@@ -127,8 +127,8 @@ def test_configuration_change_is_journaled_once_per_digest(tmp_path) -> None:
 
 def test_index_search_by_keys_dates_and_hashed_personal_query(tmp_path) -> None:
     from bus.audit.config import key_hasher
-    from bus.cli.audit import query_keys
     from bus.index import Index
+    from bus.search import query_keys
 
     settings = Settings(var_dir=tmp_path)
     hasher = key_hasher(settings)
