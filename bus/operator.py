@@ -1,11 +1,10 @@
-"""Operator actions on dead letters: replay and discard, each journaled with its actor."""
+"""Operator actions on dead letters: replay and discard, each journaled with its actor
+(an authenticated identity, ``bus.identity``)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import getpass
-import socket
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -14,11 +13,6 @@ from bus.broker import encode
 from bus.index import Index
 from bus.runtime import Runtime
 from schemas.messages import OperatorAction
-
-
-def default_actor() -> str:
-    """``user@host`` of whoever runs the command."""
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 class DeadLetterDesk:

@@ -58,8 +58,9 @@ def services(stack: EmbeddedStack, var_dir: Path) -> Iterator[Services]:
 def demat(bus_env: dict[str, str]):
     """Run the ``demat`` CLI in a subprocess against the test stack."""
 
-    def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        env = os.environ | bus_env
+    def run(*args: str, timeout: float = 240, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        env = os.environ | bus_env | (env or {})
         return subprocess.run([sys.executable, "-m", "bus.cli", *args], env=env,
                               capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 

@@ -99,8 +99,18 @@ def test_permanent_error_is_dead_lettered_then_replayed_by_an_operator(
 
     dry = demat("dlq", "replay", letter["id"], "--dry-run")
     assert dry.returncode == 0 and "would replay" in dry.stdout
-    run = demat("dlq", "replay", letter["id"], "--actor", "alice@syndicat")
+    # the actor is the token's identity, never free text; a token without the role is refused
+    assert demat("users", "add", "alice", "--tenant", DAV_TENANT, "--role", "operator"
+                 ).returncode == 0
+    assert demat("users", "add", "bob", "--tenant", DAV_TENANT, "--role", "archivist"
+                 ).returncode == 0
+    bob = demat("tokens", "create", "bob").stdout.strip()
+    refused = demat("dlq", "replay", letter["id"], env={"DEMAT_TOKEN": bob})
+    assert refused.returncode != 0 and "may not replay" in refused.stderr
+    secret = demat("tokens", "create", "alice", "--name", "replays").stdout.strip()
+    run = demat("dlq", "replay", letter["id"], env={"DEMAT_TOKEN": secret})
     assert run.returncode == 0, run.stderr
+    token_id = secret.removeprefix("dmt_").split(".")[0]
 
     async def wait() -> DocState:
         async with DematClient(settings) as client:
@@ -109,7 +119,8 @@ def test_permanent_error_is_dead_lettered_then_replayed_by_an_operator(
     assert asyncio.run(wait()) == DocState.COMPLETED
     assert wait_until(lambda: _events(settings, doc_id)[-1]["type"] == "completed", 30)
     replay = next(e for e in _events(settings, doc_id) if e["type"] == "replayed")
-    assert replay["actor"] == "alice@syndicat" and replay["detail"]["dlq_id"] == letter["id"]
+    assert replay["actor"] == f"alice (token {token_id})"
+    assert replay["detail"]["dlq_id"] == letter["id"]
     assert wait_until(lambda: index.dead_letter(letter["id"])["status"] == "replayed", 30)
     again = demat("dlq", "replay", letter["id"])
     assert again.returncode != 0 and "already replayed" in again.stderr

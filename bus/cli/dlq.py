@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from typing import Any
 
 from rich.table import Table
 
 from bus.cli.console import fail, out
-from bus.operator import DeadLetterDesk, default_actor
+from bus.identity import IdentityStore, Unauthenticated, cli_actor
+from bus.operator import DeadLetterDesk
 from bus.runtime import Runtime
 
 
@@ -41,18 +43,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--from-step")
     s.add_argument("--rate", type=float, default=10.0, help="replays per second")
     s.add_argument("--dry-run", action="store_true")
-    s.add_argument("--actor", help="who acts (default user@host)")
     s.set_defaults(func=cmd_dlq_replay)
 
     s = cmds.add_parser("discard", help="close dead letters without replaying them")
     s.add_argument("ids", nargs="+")
     s.add_argument("--reason", required=True)
-    s.add_argument("--actor")
     s.set_defaults(func=cmd_dlq_discard)
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in ("tenant", "flow", "step", "error", "since")}
+
+
+def _actor(desk: DeadLetterDesk, letters: list[dict[str, Any]], permission: str) -> str:
+    """The acting identity (``DEMAT_TOKEN``, else the OS user); a token must hold
+    ``permission`` on every letter's tenant."""
+    ids = IdentityStore(desk.runtime.store, desk.runtime.tenants)
+    actor = cli_actor(ids)
+    who = ids.authenticate(os.environ["DEMAT_TOKEN"]) if os.environ.get("DEMAT_TOKEN") else None
+    for letter in letters if who else ():
+        tenant = letter.get("tenant")
+        if not tenant or not who.may(permission, tenant, ids.tenants):
+            raise PermissionError(f"DEMAT_TOKEN: {who.login} may not {permission} dead letter "
+                                  f"{letter['id']} (tenant {tenant or 'unknown'})")
+    return actor
 
 
 def _desk():
@@ -101,7 +115,11 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         for r in letters:
             out.print(f"would replay {r['id']} (document {r.get('doc_id')}, step {r.get('step')})")
         return 0
-    count = asyncio.run(desk.replay(letters, actor=args.actor or default_actor(),
+    try:
+        actor = _actor(desk, letters, "replay")
+    except (Unauthenticated, PermissionError) as exc:
+        return fail(str(exc))
+    count = asyncio.run(desk.replay(letters, actor=actor,
                                     from_step=args.from_step, rate=args.rate))
     out.print(f"{count} dead letter(s) replayed")
     return 0
@@ -113,7 +131,11 @@ def cmd_dlq_discard(args: argparse.Namespace) -> int:
         letters = _chosen(desk, args)
     except (KeyError, ValueError) as exc:
         return fail(str(exc.args[0]))
-    count = asyncio.run(desk.discard(letters, actor=args.actor or default_actor(),
+    try:
+        actor = _actor(desk, letters, "discard")
+    except (Unauthenticated, PermissionError) as exc:
+        return fail(str(exc))
+    count = asyncio.run(desk.discard(letters, actor=actor,
                                      reason=args.reason))
     out.print(f"{count} dead letter(s) discarded")
     return 0

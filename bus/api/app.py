@@ -1,0 +1,135 @@
+"""The FastAPI application: bus handles, limits, security headers, JSON errors, health."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from bus.api import documents, registry
+from bus.client import DematClient
+from bus.identity import IdentityStore
+from bus.index import Index
+from bus.intake import SubmissionError
+from bus.settings import Settings, get_settings
+from schemas.errors import field_path
+
+MAX_BODY = int(os.environ.get("DEMAT_API_MAX_BODY", str(4 * 1024**3)))  # bytes per request
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Strict-Transport-Security": "max-age=31536000",
+}
+# the interactive docs load Swagger UI from its CDN: a strict policy everywhere else
+DOCS_CSP = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+            "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+            "img-src 'self' data: https://fastapi.tiangolo.com")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+@dataclass
+class Bus:
+    """What the routes use: the SDK client (runtime, store, producer), index, identities."""
+
+    client: DematClient
+    index: Index
+    identities: IdentityStore
+
+
+def error(status: int, message: str, field: str | None = None,
+          headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"field": field, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API of the bus ``settings`` point at (CORS origins from ``DEMAT_API_CORS``)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = DematClient(settings, producer_name="api")
+        await client.start()
+        runtime = client.runtime
+        app.state.bus = Bus(client, Index(settings.index_file),
+                            IdentityStore(runtime.store, runtime.tenants))
+        try:
+            yield
+        finally:
+            await client.close()
+
+    app = FastAPI(title="demat-bus", version="1", lifespan=lifespan,
+                  description="Submit documents to the bus and follow them; every route "
+                  "but health answers only within the caller's tenants.")
+    _limits_and_headers(app)
+    _errors(app)
+    origins = [o for o in os.environ.get("DEMAT_API_CORS", "").split(",") if o]
+    if origins:  # closed unless configured
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
+    app.include_router(documents.router)
+    app.include_router(registry.router)
+    _health(app)
+    return app
+
+
+def _limits_and_headers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            response: Response = error(413, f"request body over {MAX_BODY} bytes",
+                                       "Content-Length")
+        else:
+            response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        docs = request.url.path in ("/docs", "/docs/oauth2-redirect")
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
+        return response
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            return error(exc.status_code, exc.detail["message"], exc.detail.get("field"),
+                         exc.headers)
+        return error(exc.status_code, str(exc.detail), None, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        loc = [p for p in first.get("loc", ()) if p not in ("body", "query", "header", "path")]
+        return error(422, first.get("msg", "invalid request"), field_path(loc))
+
+    @app.exception_handler(SubmissionError)
+    async def refused(request: Request, exc: SubmissionError) -> JSONResponse:
+        return error(422, exc.message, exc.field)
+
+
+def _health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="the object store answers")
+    async def readyz(request: Request) -> Response:
+        bus: Bus = request.app.state.bus
+        try:
+            await asyncio.wait_for(asyncio.to_thread(bus.client.runtime.store.get_record,
+                                                     "identity/ready-probe"), 5)
+        except Exception as exc:  # any failure of the store means not ready
+            return error(503, f"object store unavailable: {exc}", "object_store")
+        return JSONResponse({"status": "ready"})

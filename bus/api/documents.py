@@ -1,0 +1,227 @@
+"""``/v1/documents``: submit, state, journal, search, files and export of documents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    HTTPException,
+    Query,
+    Request,
+    UploadFile,
+)
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from bus.api.auth import bus_of, caller, forbidden, permission, sees, visible_state
+from bus.audit.config import key_hasher
+from bus.client import FileInput
+from bus.export import export_document
+from bus.identity import Identity
+from bus.intake import SubmissionError
+from bus.search import query_keys
+from schemas.envelope import FileRef, FileRole
+from schemas.messages import DocumentState
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+MAX_METADATA = 256 * 1024  # bytes of the metadata JSON
+MAX_FILES = 100
+COPY_CHUNK = 1024 * 1024
+Who = Annotated[Identity, Depends(caller)]
+FILTERS = ("tenant", "flow", "state", "since", "until", "limit", "key")
+
+
+def _metadata(raw: str) -> dict[str, Any]:
+    if len(raw.encode()) > MAX_METADATA:
+        raise SubmissionError("metadata", f"over {MAX_METADATA} bytes")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SubmissionError("metadata", f"malformed JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SubmissionError("metadata", "must be a JSON object")
+    return meta
+
+
+def _spool(files: list[UploadFile], folder: Path) -> list[FileInput]:
+    """Copy each upload (already spooled to disk by the server) to a file the SDK streams
+    to the object store; the first file is the main one, the others annexes."""
+    inputs = []
+    for i, upload in enumerate(files):
+        name = Path(upload.filename or f"file-{i}").name or f"file-{i}"
+        path = folder / f"{i}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(upload.file, out, COPY_CHUNK)
+        inputs.append(FileInput(path, role=FileRole.MAIN if i == 0 else FileRole.ANNEX,
+                                name=name))
+    return inputs
+
+
+@router.post("", status_code=202, summary="submit a document", openapi_extra=permission("submit"))
+async def submit(request: Request, who: Who, flow: Annotated[str, Form()],
+                 tenant: Annotated[str, Form()], files: Annotated[list[UploadFile], File()],
+                 metadata: Annotated[str, Form()] = "{}",
+                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key",
+                                                               max_length=200)] = None
+                 ) -> JSONResponse:
+    """Upload the files and submit; the same ``Idempotency-Key`` with the same content
+    answers the first document's id (``duplicate: true``), with other content 422."""
+    bus = bus_of(request)
+    if not who.may("submit", tenant, bus.client.runtime.tenants):
+        raise forbidden("submitting", tenant)
+    meta = _metadata(metadata)
+    if len(files) > MAX_FILES:
+        raise SubmissionError("files", f"at most {MAX_FILES} files")
+    with tempfile.TemporaryDirectory(prefix="demat-api-") as tmp:
+        inputs = await asyncio.to_thread(_spool, files, Path(tmp))
+        env = await bus.client._in_thread(bus.client.prepare, flow, inputs, tenant=tenant,
+                                          metadata=meta, key=idempotency_key)
+    env = env.model_copy(update={"producer": who.producer})
+    receipt = await bus.client.submit_envelope(env)
+    location = f"/v1/documents/{receipt.doc_id}"
+    return JSONResponse({"id": receipt.doc_id, "duplicate": receipt.duplicate,
+                         "state": "submitted", "location": location},
+                        status_code=202, headers={"Location": location})
+
+
+def _view(state: DocumentState) -> dict[str, Any]:
+    env = state.envelope
+    assert env is not None
+    return {"id": state.doc_id, "tenant": env.tenant, "flow": env.flow,
+            "state": state.state.value, "step": state.current_step,
+            "error": state.error.model_dump(mode="json") if state.error else None,
+            "duplicate_of": state.duplicate_of, "metadata": env.metadata,
+            "steps": [{"name": r.name, "status": r.status, "attempts": r.attempts,
+                       "finished_at": r.finished_at.isoformat() if r.finished_at else None}
+                      for r in state.steps],
+            "created_at": state.created_at.isoformat(),
+            "updated_at": state.updated_at.isoformat()}
+
+
+@router.get("", summary="search documents", openapi_extra=permission("read"))
+async def search(request: Request, who: Who, tenant: str | None = None,
+                 flow: str | None = None, state: str | None = None,
+                 since: str | None = None, until: str | None = None,
+                 key: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI's way)
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    """Documents of the caller's tenants by tenant, flow, state, submission dates and
+    business keys (``key=NAME=VALUE``, or ``NAME=VALUE`` for any key a flow declares)."""
+    bus = bus_of(request)
+    runtime = bus.client.runtime
+    tenants = runtime.tenants
+    scope = who.tenants_with("read", tenants) | who.tenants_with("read-own", tenants)
+    if tenant is not None:
+        if tenant not in scope:
+            raise forbidden("reading", tenant)
+        scope = {tenant}
+    try:
+        keys = query_keys(_key_pairs(request, key), runtime.flows, key_hasher(runtime.settings))
+    except ValueError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "key"}) from None
+    rows: list[dict[str, Any]] = []
+    for t in sorted(scope):
+        rows += await asyncio.to_thread(bus.index.search, tenant=t, flow=flow, state=state,
+                                        since=since, until=until, keys=keys, limit=limit)
+    rows.sort(key=lambda r: r["created_at"], reverse=True)
+    found = [r for r in rows if who.may("read", r["tenant"], tenants)
+             or await _own(request, who, r["id"])]
+    return {"documents": found[:limit]}
+
+
+def _key_pairs(request: Request, key: list[str]) -> list[tuple[str, str]]:
+    pairs = [(n, v) for n, v in request.query_params.multi_items() if n not in FILTERS]
+    for item in key:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise HTTPException(422, {"message": f"{item!r}: expected NAME=VALUE",
+                                      "field": "key"})
+        pairs.append((name, value))
+    return pairs
+
+
+async def _own(request: Request, who: Identity, doc_id: str) -> bool:
+    bus = bus_of(request)
+    state = await bus.client.status(doc_id)
+    return state is not None and sees(who, state, bus.client.runtime.tenants)
+
+
+@router.get("/{doc_id}", summary="a document's state", openapi_extra=permission("read"))
+async def status(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
+    return _view(await visible_state(request, who, doc_id))
+
+
+@router.get("/{doc_id}/journal", summary="a document's journal",
+            openapi_extra=permission("journal"))
+async def journal(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
+    await visible_state(request, who, doc_id, "journal")
+    return {"events": await asyncio.to_thread(bus_of(request).index.events, doc_id)}
+
+
+def _files(state: DocumentState) -> list[tuple[FileRef, dict[str, Any]]]:
+    env = state.envelope
+    assert env is not None
+    found = [(ref, {"kind": "submitted", "role": ref.role.value}) for ref in env.files]
+    found += [(a.file, {"kind": a.kind, "step": a.step, "signed": a.kind == "signed"})
+              for a in state.artefacts]
+    return found
+
+
+@router.get("/{doc_id}/artefacts", summary="a document's files and artefacts",
+            openapi_extra=permission("read"))
+async def artefacts(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
+    state = await visible_state(request, who, doc_id)
+    return {"files": [{"name": ref.name, "sha256": ref.sha256, "size": ref.size,
+                       "media_type": ref.media_type, **extra,
+                       "href": f"/v1/documents/{doc_id}/files/{ref.sha256}"}
+                      for ref, extra in _files(state)]}
+
+
+@router.get("/{doc_id}/files/{sha256}", summary="download one file (streamed)",
+            openapi_extra=permission("read"), response_class=StreamingResponse)
+async def download(request: Request, who: Who, doc_id: str, sha256: str) -> StreamingResponse:
+    state = await visible_state(request, who, doc_id)
+    ref = next((r for r, _ in _files(state) if r.sha256 == sha256), None)
+    if ref is None:
+        raise HTTPException(404, {"message": f"document {doc_id} has no file {sha256}",
+                                  "field": "sha256"})
+    assert state.envelope is not None
+    chunks = bus_of(request).client.runtime.store.iter_file(state.envelope.tenant, ref)
+    return StreamingResponse(chunks, media_type=ref.media_type, headers={
+        "Content-Disposition": f"attachment; filename=\"{_ascii(ref.name)}\"",
+        "Content-Length": str(ref.size)})
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and c not in '"\\' else "_" for c in name)
+
+
+@router.get("/{doc_id}/export", summary="every file, artefact and record as a ZIP",
+            openapi_extra=permission("export"), response_class=FileResponse)
+async def export(request: Request, who: Who, doc_id: str) -> FileResponse:
+    await visible_state(request, who, doc_id, "export")
+    tmp = Path(tempfile.mkdtemp(prefix="demat-export-"))
+    zip_path = await asyncio.to_thread(_export_zip, request, doc_id, tmp)
+    return FileResponse(zip_path, media_type="application/zip", filename=f"{doc_id}.zip",
+                        background=BackgroundTask(shutil.rmtree, tmp, True))
+
+
+def _export_zip(request: Request, doc_id: str, tmp: Path) -> Path:
+    folder = tmp / doc_id
+    export_document(bus_of(request).client.runtime, doc_id, folder)
+    zip_path = tmp / f"{doc_id}.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder))
+    return zip_path

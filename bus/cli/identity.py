@@ -1,0 +1,125 @@
+"""``demat users|tokens|serve``: local users, their API tokens, and the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.table import Table
+
+from bus.cli.console import console, fail, out
+from bus.identity import ROLES, IdentityError, IdentityStore, parse_date
+from bus.runtime import Runtime
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("serve", help="serve the HTTP API (FastAPI)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="local users and their roles per tenant")
+    cmds = users.add_subparsers(metavar="ACTION", required=True)
+    s = cmds.add_parser("add", help="create a user or grant it one more role on a tenant")
+    s.add_argument("login")
+    s.add_argument("--tenant", required=True, help="SIREN (roles reach the tenants below it)")
+    s.add_argument("--role", required=True, choices=sorted(ROLES))
+    s.set_defaults(func=cmd_users_add)
+    s = cmds.add_parser("list", help="every user with its roles")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_users_list)
+
+    tokens = sub.add_parser("tokens", help="API tokens (secret shown once, stored hashed)")
+    cmds = tokens.add_subparsers(metavar="ACTION", required=True)
+    s = cmds.add_parser("create", help="a new token of a user; prints its secret once")
+    s.add_argument("login")
+    s.add_argument("--name", default="")
+    s.add_argument("--expires", help="ISO date or datetime (UTC when naive)")
+    s.add_argument("--tenant", action="append", help="only these tenants (default: all of "
+                   "the user's)")
+    s.add_argument("--role", action="append", choices=sorted(ROLES),
+                   help="only these roles (default: all of the user's)")
+    s.set_defaults(func=cmd_tokens_create)
+    s = cmds.add_parser("revoke", help="revoke a token by id")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_tokens_revoke)
+    s = cmds.add_parser("list", help="tokens (never their secrets)")
+    s.add_argument("--login")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_tokens_list)
+
+
+def _ids() -> IdentityStore:
+    runtime = Runtime()
+    return IdentityStore(runtime.store, runtime.tenants)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # uvicorn and the app are imported here: the other commands need neither
+    import uvicorn
+
+    from bus.api.app import create_app
+
+    out.print(f"demat API on http://{args.host}:{args.port} (docs at /docs)")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning",
+                server_header=False)
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    try:
+        user = _ids().add_user(args.login, args.tenant, args.role)
+    except IdentityError as exc:
+        return fail(str(exc))
+    roles = ", ".join(f"{t}: {'/'.join(r)}" for t, r in sorted(user["roles"].items()))
+    out.print(f"user {user['login']}: {roles}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    users = _ids().users()
+    if args.json:
+        out.print_json(json.dumps(users))
+        return 0
+    table = Table("login", "tenant", "roles", "created")
+    for u in users:
+        for tenant, roles in sorted(u["roles"].items()):
+            table.add_row(u["login"], tenant, ", ".join(roles), u["created_at"])
+    out.print(table)
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    try:
+        expires = parse_date(args.expires) if args.expires else None
+        secret, record = _ids().create_token(args.login, name=args.name, expires=expires,
+                                             tenants=args.tenant, roles=args.role)
+    except IdentityError as exc:
+        return fail(str(exc))
+    print(secret)  # alone on stdout, for scripts: DEMAT_TOKEN=$(demat tokens create ...)
+    until = record["expires_at"] or "never"
+    console.print(f"[dim]token {record['id']} of {args.login}, expires {until}: the secret "
+                  "above is shown only once[/]")
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    try:
+        record = _ids().revoke(args.id)
+    except IdentityError as exc:
+        return fail(str(exc))
+    out.print(f"token {record['id']} of {record['login']} revoked at {record['revoked_at']}")
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    tokens = _ids().tokens(args.login)
+    if args.json:
+        out.print_json(json.dumps(tokens))
+        return 0
+    table = Table("id", "login", "name", "created", "expires", "revoked")
+    for t in tokens:
+        table.add_row(t["id"], t["login"], t["name"], t["created_at"], t["expires_at"] or "",
+                      t["revoked_at"] or "")
+    out.print(table)
+    return 0
