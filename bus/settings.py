@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # object write on a broker that keeps its log in S3, such as the embedded Tansu)
     linger_ms: int = Field(default=2, ge=0)
     log_level: str = "INFO"
+    api_host: str = "127.0.0.1"  # demat serve / demat run: where the HTTP API listens
+    api_port: int = Field(default=8080, ge=1, le=65535)
     # audit journal (bus/audit): sealing, signing key, timestamping, search-key secret
     seal_interval_seconds: float | None = Field(default=None, gt=0)  # None: 5 s embedded, 300
     audit_key_file: Path | None = None  # Ed25519 PEM; default <var>/audit/bus-ed25519.pem

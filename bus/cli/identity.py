@@ -10,12 +10,13 @@ from rich.table import Table
 from bus.cli.console import console, fail, out
 from bus.identity import ROLES, IdentityError, IdentityStore, parse_date
 from bus.runtime import Runtime
+from bus.settings import get_settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve the HTTP API (FastAPI)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--host", help="default DEMAT_API_HOST or 127.0.0.1")
+    s.add_argument("--port", type=int, help="default DEMAT_API_PORT or 8080")
     s.set_defaults(func=cmd_serve)
 
     users = sub.add_parser("users", help="local users and their roles per tenant")
@@ -60,8 +61,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bus.api.app import create_app
 
-    out.print(f"demat API on http://{args.host}:{args.port} (docs at /docs)")
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning",
+    settings = get_settings()
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    out.print(f"demat API on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
                 server_header=False)
     return 0
 

@@ -12,6 +12,7 @@ import signal
 import time
 from typing import Any
 
+import httpx
 from rich.live import Live
 from rich.table import Table
 
@@ -129,7 +130,7 @@ class _Embedded:
     def __init__(self, settings: Settings) -> None:
         self.stack = _stack(settings)
         self.services = Services(settings.var_dir)
-        self.started_stack = self.started_services = False
+        self.started_stack = self.started_services = self.started_api = False
 
     def up(self) -> None:
         if not self.stack.running():
@@ -137,6 +138,7 @@ class _Embedded:
             self.stack.start()
             self.started_stack = True
         if self.services.running():
+            self._api()
             return
         if self.services.adopt():  # another command's workers, some dead: restart those
             for group in self.services.supervise():
@@ -146,12 +148,35 @@ class _Embedded:
                       "and partner simulators…[/]")
         self.services.start()
         self.started_services = True
+        self._api()
+
+    def _api(self) -> None:
+        """Start the HTTP API (``demat serve``) unless it answers already."""
+        if not _answers(self.api_url):
+            if not self.started_services:  # keep the other processes' record
+                self.services.adopt()
+            self.services.start_group("api")
+            self.started_api = True
+
+    @property
+    def api_url(self) -> str:
+        settings = get_settings()
+        return f"http://{settings.api_host}:{settings.api_port}"
 
     def down(self) -> None:
+        if self.started_api and not self.started_services:
+            self.services.stop_group("api")
         if self.started_services:
             self.services.stop()
         if self.started_stack:
             self.stack.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _demo_table(rows: list[dict]) -> Table:
@@ -210,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         info = env.stack.load()
         console.print(f"bus serving: Kafka {info.get('kafka')}, S3 {info.get('s3')}, "
                       f"data in {settings.var_dir}/ — Ctrl-C to stop")
+        console.print(f"HTTP API: {env.api_url}/v1 (docs {env.api_url}/docs; tokens: "
+                      "demat users add, demat tokens create)")
         while not stop:
             restarted = env.services.supervise() if env.started_services else []
             for group in restarted:

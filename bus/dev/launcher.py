@@ -83,8 +83,7 @@ class Services:
         log = (self.var_dir / "log" / f"{group}.log").open("ab")
         env = os.environ | {"DEMAT_VAR_DIR": str(self.var_dir.resolve())} | self.env
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli",
-             *(["simulators"] if group == "simulators" else ["worker", group])],
+            [sys.executable, "-m", "bus.cli", *_command(group)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
         log.close()
@@ -128,6 +127,13 @@ class Services:
 
     def _save(self) -> None:
         self.run_file.write_text(json.dumps(self.pids))
+
+
+def _command(group: str) -> list[str]:
+    """The ``demat`` command of a process: the simulators, the HTTP API, or a worker group."""
+    if group in ("simulators", "api"):
+        return ["simulators"] if group == "simulators" else ["serve"]
+    return ["worker", group]
 
 
 def _reap(pid: int) -> None:
