@@ -8,10 +8,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bus.dev.embedded import EmbeddedStack
-from bus.dev.launcher import Services
+from bus.dev.embedded import EmbeddedStack, free_ports
+from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,28 @@ def demat(bus_env: dict[str, str]):
                               capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def api(bus_env: dict[str, str], var_dir: Path) -> Iterator[str]:
+    """``demat serve`` in a subprocess on a free port against the session stack: its URL."""
+    port = free_ports(1)[0]
+    url = f"http://127.0.0.1:{port}"
+    log = (var_dir / "api-test.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
+                            env=os.environ | bus_env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    log.close()
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_until(ready, 60), f"demat serve did not start: see {var_dir}/api-test.log"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(15)
