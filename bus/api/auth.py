@@ -36,7 +36,8 @@ async def caller(request: Request,
 
 
 def not_found(doc_id: str) -> HTTPException:
-    return HTTPException(404, {"message": f"no document {doc_id}", "field": "id"})
+    """404 that does not even echo the id asked for."""
+    return HTTPException(404, {"message": "no such document", "field": "doc_id"})
 
 
 def forbidden(what: str, tenant: str) -> HTTPException:

@@ -24,6 +24,7 @@ from fastapi import (
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from bus import intake
 from bus.api.auth import bus_of, caller, forbidden, permission, sees, visible_state
 from bus.audit.config import key_hasher
 from bus.client import FileInput
@@ -89,6 +90,8 @@ async def submit(request: Request, who: Who, flow: Annotated[str, Form()],
                                           metadata=meta, key=idempotency_key)
     env = env.model_copy(update={"producer": who.producer})
     receipt = await bus.client.submit_envelope(env)
+    if not receipt.duplicate:  # a retry that comes before intake recorded the key is known
+        await asyncio.to_thread(intake.record_key, env, bus.client.runtime.store)
     location = f"/v1/documents/{receipt.doc_id}"
     return JSONResponse({"id": receipt.doc_id, "duplicate": receipt.duplicate,
                          "state": "submitted", "location": location},

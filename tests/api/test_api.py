@@ -1,0 +1,243 @@
+"""The HTTP API on the real embedded stack: submit a PDF, follow it, download, export;
+idempotency; and the isolation matrix over every route of ``/openapi.json``."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bus.dev.launcher import wait_until
+from bus.identity import ROLES, IdentityStore
+from bus.runtime import Runtime
+from bus.settings import Settings
+from workers.common.demo import minimal_pdf
+
+pytestmark = pytest.mark.stack
+CITY_A, CITY_B, SYNDICATE = "216900910", "214502494", "200000008"
+MARKER = f"secret-of-a-{uuid.uuid4().hex[:8]}"  # in A's document only
+PUBLIC = {"/healthz", "/readyz"}
+
+
+@pytest.fixture(scope="module")
+def tokens(settings: Settings) -> dict[str, str]:
+    """One token per case, on the session stack's object store."""
+    runtime = Runtime(settings)
+    ids = IdentityStore(runtime.store, runtime.tenants)
+    tag = uuid.uuid4().hex[:6]
+    grants = {"producer": (CITY_A, "producer"), "producer2": (CITY_A, "producer"),
+              "operator": (CITY_A, "operator"), "archivist": (CITY_A, "archivist"),
+              "admin": (CITY_A, "admin"), "other": (CITY_B, "admin"),
+              "syndicate": (SYNDICATE, "admin")}
+    found = {}
+    for case, (tenant, role) in grants.items():
+        ids.add_user(f"{case}-{tag}", tenant, role)
+        found[case] = ids.create_token(f"{case}-{tag}", name=case)[0]
+    found["revoked"], record = ids.create_token(f"admin-{tag}")
+    ids.revoke(record["id"])
+    found["expired"], record = ids.create_token(
+        f"admin-{tag}", expires=datetime.now(UTC) + timedelta(hours=1))
+    record["expires_at"] = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    runtime.store.put_json(f"identity/tokens/{record['id']}.json", record)
+    return found
+
+
+@pytest.fixture(scope="module")
+def http(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        yield client
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _submit(http: httpx.Client, token: str | None, *, tenant: str = CITY_A,
+            key: str | None = None, text: str = "Lettre", title: str = MARKER
+            ) -> httpx.Response:
+    headers = _auth(token) | ({"Idempotency-Key": key} if key else {})
+    return http.post("/v1/documents", headers=headers, data={
+        "flow": "document", "tenant": tenant, "metadata": f'{{"title": "{title}"}}'},
+        files=[("files", ("lettre.pdf", minimal_pdf(text), "application/pdf"))])
+
+
+def _follow(http: httpx.Client, token: str, doc_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = http.get(f"/v1/documents/{doc_id}", headers=_auth(token))
+        if got.status_code == 200 and got.json()["state"] in ("completed", "error",
+                                                              "rejected"):
+            return got.json()
+        time.sleep(0.5)
+    raise AssertionError(f"{doc_id} did not finish in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def doc_a(http: httpx.Client, tokens: dict[str, str], services: Any) -> dict[str, Any]:
+    """A document of city A, submitted by its producer and completed."""
+    sent = _submit(http, tokens["producer"], text=f"API {uuid.uuid4()}")
+    assert sent.status_code == 202, sent.text
+    doc_id = sent.json()["id"]
+    assert sent.headers["Location"] == f"/v1/documents/{doc_id}"
+    state = _follow(http, tokens["producer"], doc_id)
+    assert state["state"] == "completed", state
+    files = http.get(f"/v1/documents/{doc_id}/artefacts", headers=_auth(tokens["producer"]))
+    assert files.status_code == 200
+    return {"id": doc_id, "files": files.json()["files"]}
+
+
+def test_submit_follow_download_and_export(http: httpx.Client, tokens: dict[str, str],
+                                          doc_a: dict[str, Any]) -> None:
+    main = next(f for f in doc_a["files"] if f["kind"] == "submitted")
+    got = http.get(main["href"], headers=_auth(tokens["producer"]))
+    assert got.status_code == 200 and got.content.startswith(b"%PDF")
+    assert len(got.content) == main["size"]
+    assert got.headers["content-type"] == "application/pdf"
+    export = http.get(f"/v1/documents/{doc_a['id']}/export", headers=_auth(tokens["archivist"]))
+    assert export.status_code == 200, export.text
+    names = zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+    assert "manifest.json" in names and "files/lettre.pdf" in names
+
+    def journal() -> list[dict]:  # the index follows the journal topic: it may lag a little
+        got = http.get(f"/v1/documents/{doc_a['id']}/journal", headers=_auth(tokens["archivist"]))
+        assert got.status_code == 200
+        return got.json()["events"]
+
+    assert wait_until(lambda: journal() and journal()[-1]["type"] == "completed", 30)
+    assert [e["seq"] for e in journal()] == sorted(e["seq"] for e in journal())
+    def found() -> set[str]:
+        got = http.get("/v1/documents", params={"tenant": CITY_A, "state": "completed"},
+                       headers=_auth(tokens["operator"]))
+        return {d["id"] for d in got.json()["documents"]}
+
+    assert wait_until(lambda: doc_a["id"] in found(), 30)
+
+
+def test_idempotency_key_has_the_sdk_semantics(http: httpx.Client,
+                                               tokens: dict[str, str]) -> None:
+    key, text = f"app-{uuid.uuid4()}", f"idem {uuid.uuid4()}"
+    first = _submit(http, tokens["producer"], key=key, text=text)
+    again = _submit(http, tokens["producer"], key=key, text=text)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json() | {"duplicate": True}
+    other = _submit(http, tokens["producer"], key=key, text=text + " changed")
+    assert other.status_code == 422
+    assert other.json()["error"]["field"] == "idempotency_key"
+
+
+def test_bad_input_names_the_field(http: httpx.Client, tokens: dict[str, str]) -> None:
+    bad = http.post("/v1/documents", headers=_auth(tokens["producer"]), data={
+        "flow": "document", "tenant": CITY_A, "metadata": "{not json"},
+        files=[("files", ("a.pdf", minimal_pdf("x"), "application/pdf"))])
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "metadata"
+    missing = http.post("/v1/documents", headers=_auth(tokens["producer"]),
+                        data={"flow": "document", "tenant": CITY_A})
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "files"
+    unknown = _submit(http, tokens["producer"], tenant="123456782")
+    assert unknown.status_code == 403  # no role there (whether it exists is not said)
+
+
+def test_headers_are_strict_and_cors_closed(http: httpx.Client) -> None:
+    got = http.get("/healthz")
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in got.headers["content-security-policy"]
+    pre = http.options("/v1/documents", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in pre.headers
+    spec = http.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    assert http.get("/docs").status_code == 200
+
+
+def test_syndicate_admin_sees_its_member_cities(http: httpx.Client, tokens: dict[str, str],
+                                                doc_a: dict[str, Any]) -> None:
+    synd = _auth(tokens["syndicate"])
+    assert http.get(f"/v1/documents/{doc_a['id']}", headers=synd).json()["tenant"] == CITY_A
+    assert wait_until(lambda: doc_a["id"] in {
+        d["id"] for d in http.get("/v1/documents", headers=synd).json()["documents"]}, 30)
+    reach = {t["siren"]: t for t in http.get("/v1/tenants", headers=synd).json()["tenants"]}
+    assert set(reach) == {SYNDICATE, CITY_A, CITY_B}
+    assert reach[CITY_A]["roles"] == ["admin"] and reach[CITY_A]["parent"] == SYNDICATE
+    assert "connectors" not in reach[CITY_A] and "settings" not in reach[CITY_A]
+
+
+# --- the isolation matrix ---------------------------------------------------------------
+
+def _routes(http: httpx.Client) -> list[tuple[str, str, str | None]]:
+    """Every (method, path, permission) of the published OpenAPI document."""
+    spec = http.get("/openapi.json").json()
+    routes = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if path in PUBLIC:
+                assert "security" not in op, f"{path} is public"
+                continue
+            assert op.get("security"), f"{method.upper()} {path} is not behind a token"
+            routes.append((method, path, op.get("x-permission")))
+    return routes
+
+
+def _call(http: httpx.Client, method: str, path: str, token: str | None,
+          doc: dict[str, Any]) -> httpx.Response:
+    if method == "post" and path == "/v1/documents":
+        return _submit(http, token, text=f"matrix {uuid.uuid4()}")
+    sha = next(f["sha256"] for f in doc["files"] if f["kind"] == "submitted")
+    url = path.replace("{doc_id}", doc["id"]).replace("{sha256}", sha)
+    return http.request(method, url, headers=_auth(token))
+
+
+def _lacking(permission: str) -> str:
+    """A role of city A lacking ``permission`` (one that still reads, if any)."""
+    lacking = [r for r, perms in ROLES.items() if permission not in perms]
+    readers = [r for r in lacking if "read" in ROLES[r]]
+    return (readers or lacking)[0]
+
+
+def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
+                          doc_a: dict[str, Any]) -> None:
+    routes = _routes(http)
+    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export",
+                                         "authenticated"}, "a new permission: extend the matrix"
+    for method, path, perm in routes:
+        where = f"{method.upper()} {path}"
+        for case in ("none", "expired", "revoked"):
+            got = _call(http, method, path, tokens.get(case), doc_a)
+            assert got.status_code == 401, f"{where} {case}: {got.status_code}"
+            assert got.json()["error"]["field"] == "Authorization"
+        got = _call(http, method, path, tokens["other"], doc_a)
+        _never_leaks(got, doc_a, where)
+        if "{doc_id}" in path:
+            assert got.status_code == 404, f"{where} other tenant: {got.status_code}"
+        elif method == "post":
+            assert got.status_code == 403, f"{where} other tenant: {got.status_code}"
+        else:
+            assert got.status_code == 200, f"{where} other tenant: {got.status_code}"
+        if perm == "authenticated":
+            continue
+        role = _lacking(perm)  # the producer token is not the one that sent A's document
+        got = _call(http, method, path, tokens["producer2" if role == "producer" else role],
+                    doc_a)
+        _never_leaks(got, doc_a, where)
+        if "{doc_id}" in path:
+            expected = 403 if "read" in ROLES[role] else 404
+        else:
+            expected = 403 if method == "post" else 200
+        assert got.status_code == expected, f"{where} as {role}: {got.status_code}"
+        allowed = _call(http, method, path, tokens["admin" if perm != "submit" else "producer"],
+                        doc_a)
+        assert allowed.status_code in (200, 202), f"{where} allowed: {allowed.status_code}"
+
+
+def _never_leaks(got: httpx.Response, doc: dict[str, Any], where: str) -> None:
+    body = got.text
+    assert doc["id"] not in body and MARKER not in body, f"{where} leaks A's document"
+    if got.status_code == 200 and "tenants" in got.json():
+        assert CITY_A not in {t["siren"] for t in got.json()["tenants"]}, where
