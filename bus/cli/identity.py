@@ -7,6 +7,7 @@ import json
 
 from rich.table import Table
 
+from bus.api.app import create_app
 from bus.cli.console import console, fail, out
 from bus.identity import ROLES, IdentityError, IdentityStore, parse_date
 from bus.runtime import Runtime
@@ -56,10 +57,7 @@ def _ids() -> IdentityStore:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    # uvicorn and the app are imported here: the other commands need neither
-    import uvicorn
-
-    from bus.api.app import create_app
+    import uvicorn  # lazy: the other commands do not need the server
 
     settings = get_settings()
     host, port = args.host or settings.api_host, args.port or settings.api_port
