@@ -112,6 +112,8 @@ def test_submit_follow_download_and_export(http: httpx.Client, tokens: dict[str,
 
     assert wait_until(lambda: journal() and journal()[-1]["type"] == "completed", 30)
     assert [e["seq"] for e in journal()] == sorted(e["seq"] for e in journal())
+    submitted = next(e for e in journal() if e["type"] == "submitted")
+    assert submitted["detail"]["producer"].startswith("api:producer-")  # who sent it
     def found() -> set[str]:
         got = http.get("/v1/documents", params={"tenant": CITY_A, "state": "completed"},
                        headers=_auth(tokens["operator"]))
