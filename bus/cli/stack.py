@@ -138,7 +138,6 @@ class _Embedded:
             self.stack.start()
             self.started_stack = True
         if self.services.running():
-            self._api()
             return
         if self.services.adopt():  # another command's workers, some dead: restart those
             for group in self.services.supervise():
@@ -148,9 +147,8 @@ class _Embedded:
                       "and partner simulators…[/]")
         self.services.start()
         self.started_services = True
-        self._api()
 
-    def _api(self) -> None:
+    def start_api(self) -> None:
         """Start the HTTP API (``demat serve``) unless it answers already."""
         if not _answers(self.api_url):
             if not self.started_services:  # keep the other processes' record
@@ -228,6 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         env.up()
+        env.start_api()
         if not args.no_demo:
             rows = asyncio.run(_run_demo(settings, args.count, 300.0, live=True))
             done = sum(r["state"] == "completed" for r in rows)
