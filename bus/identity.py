@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bus.objectstore import ObjectStore
+from bus.oidc import OidcError, OidcVerifier
 from bus.tenants import TenantRegistry
 
 USERS = "identity/users/"
@@ -102,9 +103,11 @@ def parse_date(value: str, field: str = "expires") -> datetime:
 class IdentityStore:
     """Users and tokens in the object store."""
 
-    def __init__(self, store: ObjectStore, tenants: TenantRegistry) -> None:
+    def __init__(self, store: ObjectStore, tenants: TenantRegistry,
+                 oidc: OidcVerifier | None = None) -> None:
         self.store = store
         self.tenants = tenants
+        self.oidc = oidc  # the provider whose access tokens also authenticate callers
 
     # --- users -----------------------------------------------------------------
 
@@ -181,6 +184,8 @@ class IdentityStore:
         if not secret:
             raise Unauthenticated("a bearer token is required")
         match = _TOKEN.match(secret)
+        if match is None and self.oidc is not None and secret.count(".") == 2:
+            return self._from_provider(secret)
         record = self.token(match.group(1)) if match else None
         if record is None or not hmac.compare_digest(record["hash"], digest(secret)):
             raise Unauthenticated("unknown token")
@@ -192,6 +197,22 @@ class IdentityStore:
         if user is None:
             raise Unauthenticated(f"user {record['login']} no longer exists")
         return Identity(record["login"], record["id"], narrow(user["roles"], record))
+
+
+    def _from_provider(self, access_token: str) -> Identity:
+        """The caller an OpenID provider's access token names, with the roles its local
+        user holds (the provider authenticates, the bus authorises)."""
+        assert self.oidc is not None
+        try:
+            found = self.oidc.identity(access_token)
+        except OidcError as exc:
+            raise Unauthenticated(str(exc)) from None
+        user = self.user(found.login)
+        if user is None:
+            raise Unauthenticated(f"{found.login} has no user on this bus (demat users add)")
+        jti = found.claims.get("jti")
+        return Identity(found.login, f"oidc:{jti}" if jti else "oidc",
+                        {t: frozenset(r) for t, r in user["roles"].items()})
 
 
 def narrow(user_roles: dict[str, list[str]], token: dict[str, Any]) -> dict[str, frozenset[str]]:

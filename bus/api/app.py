@@ -19,6 +19,7 @@ from bus.client import DematClient
 from bus.identity import IdentityStore
 from bus.index import Index
 from bus.intake import SubmissionError
+from bus.oidc import OidcVerifier
 from bus.settings import Settings, get_settings
 from schemas.errors import field_path
 
@@ -61,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = DematClient(settings, producer_name="api")
         await client.start()
         runtime = client.runtime
+        oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience) \
+            if settings.oidc_issuer else None
         app.state.bus = Bus(client, Index(settings.index_file),
-                            IdentityStore(runtime.store, runtime.tenants))
+                            IdentityStore(runtime.store, runtime.tenants, oidc))
         try:
             yield
         finally:

@@ -11,7 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from bus.identity import Identity, Unauthenticated
 from schemas.messages import DocumentState
 
-bearer = HTTPBearer(auto_error=False, description="an API token (`demat tokens create`)")
+bearer = HTTPBearer(auto_error=False, description="an API token (`demat tokens create`), or "
+                     "an access token of the OpenID provider `DEMAT_OIDC_ISSUER` names")
 
 
 def permission(name: str) -> dict[str, Any]:
