@@ -95,7 +95,7 @@ class DematClient:
             raise intake.SubmissionError("files", "at least one file is required")
         for i, f in enumerate(inputs):
             _check_readable(i, f.path)
-        draft = self._envelope(flow, tenant, metadata, key, correlation_id, [
+        draft = self.envelope(flow, tenant, metadata, key, correlation_id, [
             FileRef(sha256="0" * 64, size=max(1, f.path.stat().st_size),
                     media_type="application/octet-stream", role=f.role,
                     name=f.name or f.path.name) for f in inputs])
@@ -158,8 +158,9 @@ class DematClient:
             state = await self.status(doc_id)
         return state
 
-    def _envelope(self, flow: str, tenant: str, metadata: dict[str, Any], key: str | None,
+    def envelope(self, flow: str, tenant: str, metadata: dict[str, Any], key: str | None,
                   correlation_id: str | None, files: list[FileRef]) -> Envelope:
+        """An envelope of stored ``files`` (``SubmissionError`` naming a bad field)."""
         from pydantic import ValidationError
 
         try:

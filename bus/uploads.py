@@ -55,6 +55,7 @@ class Upload:
     size: int
     created_at: str
     expires_at: str
+    owner: str = ""  # who opened it: only they may send to it or use it
     parts: list[Part] = field(default_factory=list)
     file: dict[str, Any] | None = None
 
@@ -73,15 +74,16 @@ class Uploads:
                  ) -> None:
         self.store, self.max_size, self.ttl = store, max_size, ttl
 
-    def start(self, tenant: str, name: str, size: int) -> Upload:
-        """Open an upload of ``size`` bytes named ``name``."""
+    def start(self, tenant: str, name: str, size: int, *, owner: str = "") -> Upload:
+        """Open an upload of ``size`` bytes named ``name`` (for ``owner``)."""
         if not name or "/" in name or len(name) > 255:
             raise UploadError("name: 1 to 255 characters, no '/'", "name")
         if not 0 < size <= self.max_size:
             raise UploadError(f"size: between 1 and {self.max_size} bytes", "size")
         now = datetime.now(UTC)
         upload = Upload(id=secrets.token_hex(16), tenant=tenant, name=name, size=size,
-                        created_at=now.isoformat(), expires_at=(now + self.ttl).isoformat())
+                        created_at=now.isoformat(), expires_at=(now + self.ttl).isoformat(),
+                        owner=owner)
         self._save(upload)
         return upload
 
@@ -115,7 +117,8 @@ class Uploads:
         try:
             self.store.client.put_object(self.store.bucket,
                                          _part_key(tenant, upload_id, offset), reader,
-                                         length=length, part_size=PART_SIZE)
+                                         length=length, part_size=PART_SIZE,
+                                         num_parallel_uploads=1)
         except OSError:
             if reader.size >= length:
                 raise  # the store failed, not the request

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from bus.api import documents, registry
+from bus.api import documents, registry, uploads
 from bus.client import DematClient
 from bus.identity import IdentityStore
 from bus.index import Index
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if origins:  # closed unless configured
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
+    app.include_router(uploads.router)  # before documents: /v1/documents/uploaded
     app.include_router(documents.router)
     app.include_router(registry.router)
     _health(app)

@@ -1,0 +1,149 @@
+"""Resumable chunked uploads through the HTTP API (real stack): an interrupted upload
+resumed from where it stands, and a 2 GB file with the API process's memory flat."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bus.dev.embedded import free_ports
+from bus.dev.launcher import wait_until
+from bus.identity import IdentityStore
+from bus.runtime import Runtime
+from bus.settings import Settings
+from tests.api.uploads_support import open_upload, send
+
+pytestmark = pytest.mark.stack
+CITY = "216900910"
+ROOT = Path(__file__).resolve().parents[2]
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def served(bus_env: dict[str, str], var_dir: Path) -> Iterator[tuple[str, int]]:
+    """A ``demat serve`` of its own (its pid is measured) against the session stack."""
+    port = free_ports(1)[0]
+    log = (var_dir / "api-uploads.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
+                            env=os.environ | bus_env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_until(ready, 60), "demat serve did not start"
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture(scope="module")
+def token(settings: Settings, services) -> str:  # type: ignore[no-untyped-def]
+    runtime = Runtime(settings)
+    ids = IdentityStore(runtime.store, runtime.tenants)
+    login = f"uploader-{uuid.uuid4().hex[:6]}"
+    ids.add_user(login, CITY, "producer")
+    return ids.create_token(login, name="uploads")[0]
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _block(i: int) -> bytes:
+    """1 MiB of content that differs from block to block (nothing compresses it)."""
+    seed = hashlib.sha256(str(i).encode()).digest()
+    return (seed * (MB // len(seed)))[:MB]
+
+
+def test_an_interrupted_upload_resumes_and_becomes_a_document(served, token: str) -> None:
+    url, _ = served
+    data = os.urandom(3 * MB + 5)
+    with httpx.Client(base_url=url, timeout=60) as http:
+        opened = open_upload(http, token, CITY, size=len(data), name="plan.pdf")
+        assert opened.status_code == 201, opened.text
+        location = opened.headers["Location"]
+        assert send(http, token, location, 0, data[:2 * MB]).status_code == 204
+        again = send(http, token, location, 0, data[:2 * MB])  # answer lost: sent again
+        assert again.headers["Upload-Offset"] == str(2 * MB)
+        skipped = send(http, token, location, 3 * MB, data[3 * MB:])
+        assert skipped.status_code == 409 and skipped.json()["error"]["field"] == "offset"
+        offset = int(http.head(location, headers={"Authorization": f"Bearer {token}"})
+                     .headers["Upload-Offset"])
+        assert send(http, token, location, offset, data[offset:]).status_code == 204
+        sent = http.post("/v1/documents/uploaded", headers={"Authorization": f"Bearer {token}"},
+                         json={"flow": "document", "tenant": CITY, "metadata": {"title": "Plan"},
+                               "uploads": [opened.json()["id"]]})
+        assert sent.status_code == 202, sent.text
+        doc = sent.json()["id"]
+        assert wait_until(lambda: http.get(f"/v1/documents/{doc}", headers={
+            "Authorization": f"Bearer {token}"}).json().get("state") in ("completed", "error"),
+            120)
+        files = http.get(f"/v1/documents/{doc}/artefacts",
+                         headers={"Authorization": f"Bearer {token}"}).json()["files"]
+        main = next(f for f in files if f["kind"] == "submitted")
+        assert main["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.timeout(900)
+def test_a_2_gb_file_goes_through_with_the_api_memory_flat(served, token: str) -> None:
+    url, pid = served
+    chunk_mb, total_mb = 64, 2048
+    digest = hashlib.sha256()
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_kb(pid))
+            time.sleep(0.2)
+
+    with httpx.Client(base_url=url, timeout=300) as http:
+        opened = open_upload(http, token, CITY, size=total_mb * MB, name="archive.bin")
+        location = opened.headers["Location"]
+        before = _rss_kb(pid)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            for start in range(0, total_mb, chunk_mb):
+                blocks = [_block(i) for i in range(start, start + chunk_mb)]
+                for block in blocks:
+                    digest.update(block)
+                got = send(http, token, location, start * MB, b"".join(blocks))
+                assert got.status_code == 204, got.text
+            sent = http.post("/v1/documents/uploaded",
+                             headers={"Authorization": f"Bearer {token}"},
+                             json={"flow": "document", "tenant": CITY,
+                                   "metadata": {"title": "Archive", "deposit": False,
+                                                "archive": False},
+                                   "uploads": [opened.json()["id"]]})
+        finally:
+            stop.set()
+            sampler.join()
+        assert sent.status_code == 202, sent.text
+        doc = sent.json()["id"]
+        files = http.get(f"/v1/documents/{doc}/artefacts",
+                         headers={"Authorization": f"Bearer {token}"})
+    growth_mb = (peak[0] - before) / 1024
+    assert growth_mb < 64, f"the API process grew by {growth_mb:.0f} MB"
+    main = next(f for f in files.json()["files"] if f["kind"] == "submitted")
+    assert (main["sha256"], main["size"]) == (digest.hexdigest(), total_mb * MB)

@@ -1,0 +1,44 @@
+"""Calls of the upload routes for the isolation matrix: each opens a fresh upload as its
+owner first, so only the caller's token decides the answer."""
+
+from __future__ import annotations
+
+import httpx
+
+from workers.common.demo import minimal_pdf
+
+CHUNK = minimal_pdf("uploaded in chunks")
+
+
+def _auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def open_upload(http: httpx.Client, token: str | None, tenant: str, size: int = len(CHUNK),
+                name: str = "scan.pdf") -> httpx.Response:
+    return http.post("/v1/uploads", headers=_auth(token),
+                     json={"tenant": tenant, "name": name, "size": size})
+
+
+def send(http: httpx.Client, token: str | None, location: str, offset: int, data: bytes
+         ) -> httpx.Response:
+    return http.patch(location, headers=_auth(token) | {"Upload-Offset": str(offset)},
+                      content=data)
+
+
+def call_upload_route(http: httpx.Client, method: str, path: str, token: str | None, *,
+                      owner: str, tenant: str) -> httpx.Response:
+    """``method path`` as ``token``, on an upload ``owner`` opened on ``tenant``."""
+    if method == "post" and path == "/v1/uploads":
+        return open_upload(http, token, tenant)
+    opened = open_upload(http, owner, tenant)
+    assert opened.status_code == 201, opened.text
+    location, upload_id = opened.headers["Location"], opened.json()["id"]
+    if method == "head":
+        return http.head(location, headers=_auth(token))
+    if method == "patch":
+        return send(http, token, location, 0, CHUNK)
+    assert send(http, owner, location, 0, CHUNK).status_code == 204
+    return http.post("/v1/documents/uploaded", headers=_auth(token), json={
+        "flow": "document", "tenant": tenant, "metadata": {"title": "Scan"},
+        "uploads": [upload_id]})
