@@ -36,6 +36,7 @@ from rich.table import Table
 
 from bus.client import DematClient
 from bus.dev import bench_payroll as payroll_bench
+from bus.dev.bench_api import measure_api
 from bus.dev.bench_config import BenchPlan, Log, write_config
 from bus.dev.bench_observe import JournalWatcher
 from bus.dev.bench_phases import (
@@ -56,7 +57,7 @@ RESULTS = Path("bench") / "results.md"
 
 
 async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inputs: Path,
-                  log: Log) -> dict[str, Any]:
+                  log: Log, env: dict[str, str]) -> dict[str, Any]:
     watcher = JournalWatcher(settings)
     await watcher.start()
     try:
@@ -73,6 +74,10 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
             log(f"transport: raw aiokafka chain of {hops} hops, {payload}-byte messages")
             raw_rate = await measure_raw_transport(settings, hops, plan.transport_documents,
                                                    payload)
+            log(f"API: {plan.api_clients} concurrent clients submit {plan.api_documents} "
+                "small documents")
+            api = await measure_api(ctx, env, clients=plan.api_clients,
+                                    documents=plan.api_documents)
             log(f"memory: one {plan.large_file_mb} MB file through validate -> deposit")
             large = await measure_large_file(ctx, pids)
             if plan.burst_flow == "payslip":
@@ -97,6 +102,7 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
                    "large_file_rss_growth_mb": round(large["max_growth_mb"], 1),
                    "large_file_growth_by_process_mb": large["rss_growth_mb"]},
         "latency": latency,
+        "api": api,
     }
 
 
@@ -120,7 +126,8 @@ def run_bench(var_dir: Path, plan: BenchPlan, log: Log = print) -> dict[str, Any
         pids = dict(services.pids) | {n: p for n, p in stack.info["pids"].items()}
         inputs = var_dir / "inputs"
         inputs.mkdir(exist_ok=True)
-        figures = asyncio.run(_phases(settings, plan, pids, inputs, log))
+        figures = asyncio.run(_phases(settings, plan, pids, inputs, log,
+                                      env | {"DEMAT_VAR_DIR": str(var_dir)}))
     finally:
         log("stopping")
         services.stop(grace=5)
@@ -182,7 +189,17 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
          f"{m['large_file_rss_growth_mb']} ({m['large_file_mb']} MB file)", "< 64"),
         ("latency p50 / p95 / p99 ms",
          f"{lat['p50_ms']} / {lat['p95_ms']} / {lat['p99_ms']}", "p95 < 250"),
+        *_api_rows(report.get("api")),
     ]
+
+
+def _api_rows(api: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    if not api:
+        return []
+    return [("API: submit p50 / p95 / p99 ms",
+             f"{api['p50_ms']} / {api['p95_ms']} / {api['p99_ms']} ({api['clients']} "
+             f"clients, {api['documents']} documents, {api['submits_per_s']}/s)", "p95 < 200"),
+            ("API: errors", f"{api['errors']}", "0")]
 
 
 def append_results(report: dict[str, Any], path: Path = RESULTS) -> None:

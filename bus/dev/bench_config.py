@@ -27,6 +27,8 @@ class BenchPlan:
     latency_samples: int = 40
     large_file_mb: int = 1024
     submit_concurrency: int = 32
+    api_clients: int = 200  # concurrent HTTP clients of the API phase
+    api_documents: int = 2_000
     mode: str = "full"
     burst_flow: str = "bench-payslip"  # or "payslip": the real flow (bus.dev.bench_payroll)
     broker: str = "memory"  # Tansu's log storage: memory (like Kafka's page cache) or s3
@@ -34,7 +36,7 @@ class BenchPlan:
     @classmethod
     def quick(cls) -> BenchPlan:
         return cls(burst_documents=1_000, transport_documents=300, latency_samples=15,
-                   large_file_mb=128, mode="quick")
+                   large_file_mb=128, api_documents=400, mode="quick")
 
 
 # --- the benchmark's own configuration ---------------------------------------------
