@@ -8,7 +8,8 @@ One consumer (group ``<prefix>.webhooks``, ``bus.consumer``) reads two topics:
 - ``<prefix>.webhooks``: each delivery is attempted once; a failure goes back to it
   through a delay topic after the configured back-off (``bus.delays``), so a failing
   receiver never holds up anyone else's deliveries; after the last attempt or the
-  maximum age it becomes a dead letter (flow ``webhook``, step = the subscription id)
+  maximum age it becomes a dead letter (flow ``webhook``, step = the subscription id,
+  document ``webhook:<subscription>/<event id>``)
   that ``demat dlq replay`` / ``demat webhooks redeliver`` sends again.
 """
 
@@ -135,8 +136,9 @@ class WebhookService:
     async def _dead_letter(self, sub: Subscription, delivery: WebhookDelivery,
                            source: MessageSource) -> None:
         fresh = delivery.model_copy(update={"attempts": 0, "first_attempt_at": None})
-        letter = DeadLetter(
-            tenant=delivery.tenant, flow="webhook", step=sub.id, source=source,
+        letter = DeadLetter(  # its own document id: a replay is not the document's
+            doc_id=f"webhook:{sub.id}/{delivery.event_id}", tenant=delivery.tenant,
+            flow="webhook", step=sub.id, source=source,
             attempts=delivery.attempts, first_failure_at=delivery.first_attempt_at,
             raw=base64.b64encode(encode(fresh)).decode(),
             error=ErrorInfo(error_class="WebhookDeliveryFailed", retryable=True,
