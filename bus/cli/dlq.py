@@ -55,7 +55,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in ("tenant", "flow", "step", "error", "since")}
 
 
-def _actor(desk: DeadLetterDesk, letters: list[dict[str, Any]], permission: str) -> str:
+def acting_identity(desk: DeadLetterDesk, letters: list[dict[str, Any]], permission: str) -> str:
     """The acting identity (``DEMAT_TOKEN``, else the OS user); a token must hold
     ``permission`` on every letter's tenant."""
     ids = IdentityStore(desk.runtime.store, desk.runtime.tenants)
@@ -116,7 +116,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
             out.print(f"would replay {r['id']} (document {r.get('doc_id')}, step {r.get('step')})")
         return 0
     try:
-        actor = _actor(desk, letters, "replay")
+        actor = acting_identity(desk, letters, "replay")
     except (Unauthenticated, PermissionError) as exc:
         return fail(str(exc))
     count = asyncio.run(desk.replay(letters, actor=actor,
@@ -132,7 +132,7 @@ def cmd_dlq_discard(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         return fail(str(exc.args[0]))
     try:
-        actor = _actor(desk, letters, "discard")
+        actor = acting_identity(desk, letters, "discard")
     except (Unauthenticated, PermissionError) as exc:
         return fail(str(exc))
     count = asyncio.run(desk.discard(letters, actor=actor,

@@ -10,7 +10,9 @@ import json
 from rich.table import Table
 
 from bus.cli.console import fail, out
-from bus.operator import DeadLetterDesk, default_actor
+from bus.cli.dlq import acting_identity
+from bus.identity import Unauthenticated
+from bus.operator import DeadLetterDesk
 from bus.runtime import Runtime
 from bus.webhooks.delivery import delivered
 from bus.webhooks.events import EVENT_TYPES
@@ -46,7 +48,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s = cmds.add_parser("redeliver", help="send dead-lettered deliveries again")
     s.add_argument("ids", nargs="*", help="dead-letter ids")
     s.add_argument("--subscription", help="every open dead letter of this subscription")
-    s.add_argument("--actor", help="who acts (default user@host)")
     s.set_defaults(func=cmd_redeliver)
 
 
@@ -106,6 +107,10 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
         return fail(str(exc.args[0]))
     if any(r.get("flow") != "webhook" for r in letters):
         return fail("not a webhook dead letter: use `demat dlq replay`")
-    count = asyncio.run(desk.replay(letters, actor=args.actor or default_actor()))
+    try:
+        actor = acting_identity(desk, letters, "replay")
+    except (PermissionError, Unauthenticated) as exc:
+        return fail(str(exc))
+    count = asyncio.run(desk.replay(letters, actor=actor))
     out.print(f"{count} webhook deliver(y/ies) sent again")
     return 0

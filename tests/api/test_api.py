@@ -18,7 +18,7 @@ from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
 from bus.runtime import Runtime
 from bus.settings import Settings
-from tests.api.uploads_support import call_upload_route
+from tests.api.uploads_support import call_push_route, call_upload_route
 from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
@@ -189,9 +189,11 @@ def _routes(http: httpx.Client) -> list[tuple[str, str, str | None]]:
 
 
 def _call(http: httpx.Client, method: str, path: str, token: str | None,
-          doc: dict[str, Any], owner: str) -> httpx.Response:
+          doc: dict[str, Any], owner: str, admin: str = "") -> httpx.Response:
     if path.startswith("/v1/uploads") or path == "/v1/documents/uploaded":
         return call_upload_route(http, method, path, token, owner=owner, tenant=CITY_A)
+    if path.startswith(("/v1/webhooks", "/v1/events")):
+        return call_push_route(http, method, path, token, admin=admin, tenant=CITY_A)
     if method == "post" and path == "/v1/documents":
         return _submit(http, token, text=f"matrix {uuid.uuid4()}")
     sha = next(f["sha256"] for f in doc["files"] if f["kind"] == "submitted")
@@ -209,20 +211,22 @@ def _lacking(permission: str) -> str:
 def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
                           doc_a: dict[str, Any]) -> None:
     routes = _routes(http)
-    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export",
+    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export", "webhooks",
                                          "authenticated"}, "a new permission: extend the matrix"
     for method, path, perm in routes:
         where = f"{method.upper()} {path}"
-        owned = "{doc_id}" in path or "{upload_id}" in path  # answers 404 to outsiders
+        owned = any(p in path for p in ("{doc_id}", "{upload_id}", "{sub_id}"))  # 404 to
+        scoped = method == "post" or path == "/v1/events"  # names a tenant: 403 outside
         for case in ("none", "expired", "revoked"):
-            got = _call(http, method, path, tokens.get(case), doc_a, tokens["producer"])
+            got = _call(http, method, path, tokens.get(case), doc_a, tokens["producer"],
+                        tokens["admin"])
             assert got.status_code == 401, f"{where} {case}: {got.status_code}"
             assert method == "head" or got.json()["error"]["field"] == "Authorization"
-        got = _call(http, method, path, tokens["other"], doc_a, tokens["producer"])
+        got = _call(http, method, path, tokens["other"], doc_a, tokens["producer"], tokens["admin"])
         _never_leaks(got, doc_a, where)
         if owned:
             assert got.status_code == 404, f"{where} other tenant: {got.status_code}"
-        elif method == "post":
+        elif scoped:
             assert got.status_code == 403, f"{where} other tenant: {got.status_code}"
         else:
             assert got.status_code == 200, f"{where} other tenant: {got.status_code}"
@@ -230,17 +234,17 @@ def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
             continue
         role = _lacking(perm)  # the producer token is not the one that sent A's document
         got = _call(http, method, path, tokens["producer2" if role == "producer" else role],
-                    doc_a, tokens["producer"])
+                    doc_a, tokens["producer"], tokens["admin"])
         _never_leaks(got, doc_a, where)
-        if "{upload_id}" in path:
-            expected = 404  # an upload is its owner's alone
+        if "{upload_id}" in path or "{sub_id}" in path:
+            expected = 404  # an upload is its owner's alone, a subscription its admins'
         elif "{doc_id}" in path:
             expected = 403 if "read" in ROLES[role] else 404
         else:
-            expected = 403 if method == "post" else 200
+            expected = 403 if scoped else 200
         assert got.status_code == expected, f"{where} as {role}: {got.status_code}"
         allowed = _call(http, method, path, tokens["admin" if perm != "submit" else "producer"],
-                        doc_a, tokens["producer"])
+                        doc_a, tokens["producer"], tokens["admin"])
         assert allowed.status_code in (200, 201, 202, 204), \
             f"{where} allowed: {allowed.status_code}"
 
@@ -248,5 +252,7 @@ def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
 def _never_leaks(got: httpx.Response, doc: dict[str, Any], where: str) -> None:
     body = got.text
     assert doc["id"] not in body and MARKER not in body, f"{where} leaks A's document"
+    if got.status_code == 200 and body and "webhooks" in got.json():
+        assert all(w["tenant"] != CITY_A for w in got.json()["webhooks"]), where
     if got.status_code == 200 and body and "tenants" in got.json():
         assert CITY_A not in {t["siren"] for t in got.json()["tenants"]}, where
