@@ -32,7 +32,7 @@ def export_document(runtime: Runtime, doc_id: str, dest: Path) -> dict[str, Any]
         runtime.store.save_file(env.tenant, art.file, path)
         written.append({"path": str(path.relative_to(dest)), "sha256": art.file.sha256,
                         "step": art.step, "kind": art.kind})
-    journal = Index(runtime.settings.index_file).events(doc_id)
+    journal = Index(runtime.settings.database).events(doc_id)
     for name, value in (("envelope.json", env.model_dump(mode="json")),
                         ("metadata.json", env.metadata),
                         ("state.json", state.model_dump(mode="json")),

@@ -1,204 +1,227 @@
-"""SQLite index of the journal: documents' latest state and their event history.
+"""PostgreSQL index of the journal: documents' latest state and their event history.
 
-It is derived data: dropping the file and re-reading the journal topic rebuilds it.
+It is derived data: an empty database re-filled from the journal topic (or, with
+``demat audit reindex``, from the sealed segments) is the same index. Every API node
+reads the one database at ``Settings.database``; its schema is the Alembic migrations
+of ``bus/index_migrations``, applied when a process first opens the index.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
 
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bus import index_migrations
 from schemas.messages import DeadLetter, JournalEvent
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, seq INTEGER NOT NULL,
-    tenant TEXT, flow TEXT, type TEXT NOT NULL, state TEXT NOT NULL, step TEXT,
-    at TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_doc ON events (doc_id, seq);
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY, tenant TEXT, flow TEXT, state TEXT NOT NULL, step TEXT,
-    seq INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS documents_tenant ON documents (tenant, flow, state, updated_at);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    dlq_id TEXT PRIMARY KEY, doc_id TEXT, tenant TEXT, flow TEXT, step TEXT,
-    error_class TEXT NOT NULL, message TEXT NOT NULL, retryable INTEGER NOT NULL,
-    attempts INTEGER NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',
-    status_by TEXT, status_reason TEXT, body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_doc ON dead_letters (doc_id);
-CREATE TABLE IF NOT EXISTS search_keys (
-    doc_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (name, value, doc_id)
-);
-"""
 LETTER_STATUS = {"replayed": "replayed", "discarded": "discarded"}
+DOC_COLUMNS = "doc_id, tenant, flow, state, step, created_at, updated_at"
+DOC_KEYS = ("id", "tenant", "flow", "state", "step", "created_at", "updated_at")
+LETTER_COLUMNS = ("dlq_id, doc_id, tenant, flow, step, error_class, message, retryable::int, "
+                  "attempts, at, status, status_by, status_reason")
+LETTER_KEYS = ("id", "doc_id", "tenant", "flow", "step", "error_class", "message",
+               "retryable", "attempts", "at", "status", "status_by", "status_reason")
+_migrated: set[str] = set()
+_migrating = threading.Lock()
+T = TypeVar("T")
+
+
+def migrate(url: str) -> None:
+    """Apply the index migrations to ``url`` (once per process and database)."""
+    with _migrating:
+        if url not in _migrated:
+            index_migrations.upgrade(url)
+            _migrated.add(url)
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=lambda v: json.dumps(v, default=str))
+
+
+def _iso(row: Iterable[Any]) -> list[Any]:
+    """Timestamps as the ISO strings the callers show and compare (UTC)."""
+    return [v.isoformat() if isinstance(v, datetime) else v for v in row]
 
 
 class Index:
-    """Thread-safe access to the index file."""
+    """Thread-safe access to the index database (one connection, one lock)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+    def __init__(self, url: str) -> None:
+        migrate(url)
+        self._url = url
         self._lock = threading.Lock()
+        self._db = self._connect()
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self._url, autocommit=True, options="-c TimeZone=UTC")
+
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """``work`` on the connection, reconnecting once if the server dropped it (every
+        write is idempotent, so a retried transaction changes nothing twice)."""
+        with self._lock:
+            if self._db.closed:
+                self._db = self._connect()
+            try:
+                return work(self._db)
+            except psycopg.OperationalError:
+                if not self._db.broken:
+                    raise
+                self._db = self._connect()
+                return work(self._db)
 
     def add(self, events: Iterable[JournalEvent]) -> int:
         """Index events (each at most once); return how many were new."""
-        added = 0
-        with self._lock, self._db:
-            for ev in events:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (ev.event_id, ev.doc_id, ev.seq, ev.tenant, ev.flow, ev.type,
-                     ev.state.value, ev.step, ev.at.isoformat(), ev.actor,
-                     json.dumps(ev.detail, default=str)))
-                if cur.rowcount:
-                    added += 1
-                    if not ev.doc_id.startswith(("dlq:", "bus:")):
-                        self._upsert_document(ev)
-                    self._add_keys(ev)
-                    self._letter_status(ev)
-        return added
+        batch = list(events)
 
-    def _add_keys(self, ev: JournalEvent) -> None:
+        def write(db: psycopg.Connection) -> int:
+            added = 0
+            with db.transaction():
+                for ev in batch:
+                    added += self._add_event(db, ev)
+            return added
+
+        return self._run(write)
+
+    def _add_event(self, db: psycopg.Connection, ev: JournalEvent) -> int:
+        cur = db.execute(
+            "INSERT INTO events (event_id, doc_id, seq, tenant, flow, type, state, step, at, "
+            "actor, detail) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            (ev.event_id, ev.doc_id, ev.seq, ev.tenant, ev.flow, ev.type, ev.state.value,
+             ev.step, ev.at, ev.actor, _json(ev.detail)))
+        if not cur.rowcount:
+            return 0
+        if not ev.doc_id.startswith(("dlq:", "bus:")):
+            self._upsert_document(db, ev)
+        self._add_keys(db, ev)
+        self._letter_status(db, ev)
+        return 1
+
+    @staticmethod
+    def _add_keys(db: psycopg.Connection, ev: JournalEvent) -> None:
         """Business keys the router put in the event (personal ones already keyed hashes)."""
         keys = ev.detail.get("keys")
         if not isinstance(keys, dict):
             return
-        self._db.executemany(
-            "INSERT OR IGNORE INTO search_keys VALUES (?,?,?)",
-            [(ev.doc_id, name, str(v)) for name, values in keys.items()
-             for v in (values if isinstance(values, list) else [values])])
+        rows = [(ev.doc_id, name, str(v)) for name, values in keys.items()
+                for v in (values if isinstance(values, list) else [values])]
+        if rows:
+            db.cursor().executemany(
+                "INSERT INTO search_keys (doc_id, name, value) VALUES (%s,%s,%s) "
+                "ON CONFLICT DO NOTHING", rows)
+
+    @staticmethod
+    def _upsert_document(db: psycopg.Connection, ev: JournalEvent) -> None:
+        db.execute(
+            """INSERT INTO documents AS d (doc_id, tenant, flow, state, step, seq, created_at,
+                   updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)
+               ON CONFLICT (doc_id) DO UPDATE SET state=excluded.state, step=excluded.step,
+                 seq=excluded.seq, updated_at=excluded.updated_at,
+                 tenant=coalesce(excluded.tenant, d.tenant), flow=coalesce(excluded.flow, d.flow)
+               WHERE excluded.seq > d.seq""",
+            (ev.doc_id, ev.tenant, ev.flow, ev.state.value, ev.step, ev.seq, ev.at, ev.at))
+
+    @staticmethod
+    def _letter_status(db: psycopg.Connection, ev: JournalEvent) -> None:
+        status = LETTER_STATUS.get(ev.type)
+        dlq_id = ev.detail.get("dlq_id")
+        if status and dlq_id:
+            db.execute(
+                "UPDATE dead_letters SET status=%s, status_by=%s, status_reason=%s "
+                "WHERE dlq_id=%s", (status, ev.actor, ev.detail.get("reason", ""), dlq_id))
 
     def search(self, *, tenant: str | None = None, flow: str | None = None,
                state: str | None = None, since: str | None = None, until: str | None = None,
                keys: dict[str, str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Documents matching every filter: ``keys`` are exact (already normalized) values;
         ``since``/``until`` bound the submission date (ISO, ``until`` exclusive)."""
-        where, args = [], []
-        for col, val in (("tenant", tenant), ("flow", flow), ("state", state)):
-            if val is not None:
-                where.append(f"d.{col} = ?")
-                args.append(val)
+        where, args = _equal(("d.tenant", tenant), ("d.flow", flow), ("d.state", state))
         if since is not None:
-            where.append("d.created_at >= ?")
+            where.append("d.created_at >= %s::timestamptz")
             args.append(since)
         if until is not None:
-            where.append("d.created_at < ?")
+            where.append("d.created_at < %s::timestamptz")
             args.append(until)
         for name, value in (keys or {}).items():
-            where.append("d.doc_id IN (SELECT doc_id FROM search_keys WHERE name=? AND value=?)")
+            where.append("EXISTS (SELECT 1 FROM search_keys k WHERE k.name = %s "
+                         "AND k.value = %s AND k.doc_id = d.doc_id)")
             args += [name, value]
-        sql = ("SELECT d.doc_id, d.tenant, d.flow, d.state, d.step, d.created_at, d.updated_at "
-               "FROM documents d")
+        sql = f"SELECT {', '.join('d.' + c for c in DOC_COLUMNS.split(', '))} FROM documents d"
+        return self._select(sql, where, "d.created_at DESC", args, limit, DOC_KEYS)
+
+    def _select(self, sql: str, where: list[str], order: str, args: list[Any], limit: int,
+                keys: tuple[str, ...]) -> list[dict[str, Any]]:
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY d.created_at DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
-        keys_of = ("id", "tenant", "flow", "state", "step", "created_at", "updated_at")
-        return [dict(zip(keys_of, r, strict=True)) for r in rows]
-
-    def _letter_status(self, ev: JournalEvent) -> None:
-        status = LETTER_STATUS.get(ev.type)
-        dlq_id = ev.detail.get("dlq_id")
-        if status and dlq_id:
-            self._db.execute(
-                "UPDATE dead_letters SET status=?, status_by=?, status_reason=? WHERE dlq_id=?",
-                (status, ev.actor, ev.detail.get("reason", ""), dlq_id))
+        sql += f" ORDER BY {order} LIMIT %s"
+        rows = self._run(lambda db: db.execute(sql, (*args, limit)).fetchall())
+        return [dict(zip(keys, _iso(r), strict=True)) for r in rows]
 
     def add_dead_letter(self, letter: DeadLetter) -> None:
         """Index a dead letter (at most once)."""
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR IGNORE INTO dead_letters (dlq_id, doc_id, tenant, flow, step, "
-                "error_class, message, retryable, attempts, at, body) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (letter.dlq_id, letter.doc_id, letter.tenant, letter.flow, letter.step,
-                 letter.error.error_class, letter.error.message, int(letter.error.retryable),
-                 letter.attempts, letter.last_failure_at.isoformat(),
-                 letter.model_dump_json()))
+        self._run(lambda db: db.execute(
+            "INSERT INTO dead_letters (dlq_id, doc_id, tenant, flow, step, error_class, "
+            "message, retryable, attempts, at, body) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "ON CONFLICT (dlq_id) DO NOTHING",
+            (letter.dlq_id, letter.doc_id, letter.tenant, letter.flow, letter.step,
+             letter.error.error_class, _no_nul(letter.error.message), letter.error.retryable,
+             letter.attempts, letter.last_failure_at,
+             Jsonb(json.loads(_no_nul(letter.model_dump_json()))))))
 
     def dead_letters(self, *, tenant: str | None = None, flow: str | None = None,
                      step: str | None = None, error: str | None = None,
                      since: str | None = None, status: str | None = "open",
                      limit: int = 1000) -> list[dict[str, Any]]:
         """Dead letters matching every filter given, newest first."""
-        where, args = [], []
-        for col, val in (("tenant", tenant), ("flow", flow), ("step", step),
-                         ("error_class", error), ("status", status)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
+        where, args = _equal(("tenant", tenant), ("flow", flow), ("step", step),
+                             ("error_class", error), ("status", status))
         if since is not None:
-            where.append("at >= ?")
+            where.append("at >= %s::timestamptz")
             args.append(since)
-        sql = ("SELECT dlq_id, doc_id, tenant, flow, step, error_class, message, retryable, "
-               "attempts, at, status, status_by, status_reason FROM dead_letters")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at DESC LIMIT ?"
-        keys = ("id", "doc_id", "tenant", "flow", "step", "error_class", "message",
-                "retryable", "attempts", "at", "status", "status_by", "status_reason")
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return self._select(f"SELECT {LETTER_COLUMNS} FROM dead_letters", where, "at DESC",
+                            args, limit, LETTER_KEYS)
 
     def dead_letter(self, dlq_id: str) -> dict[str, Any] | None:
         """One dead letter: its full body plus its status."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT body, status, status_by, status_reason FROM dead_letters "
-                "WHERE dlq_id = ?", (dlq_id,)).fetchone()
+        row = self._run(lambda db: db.execute(
+            "SELECT body, status, status_by, status_reason FROM dead_letters "
+            "WHERE dlq_id = %s", (dlq_id,)).fetchone())
         if row is None:
             return None
-        return json.loads(row[0]) | {"status": row[1], "status_by": row[2],
-                                     "status_reason": row[3]}
-
-    def _upsert_document(self, ev: JournalEvent) -> None:
-        at = ev.at.isoformat()
-        self._db.execute(
-            """INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)
-               ON CONFLICT(doc_id) DO UPDATE SET state=excluded.state, step=excluded.step,
-                 seq=excluded.seq, updated_at=excluded.updated_at,
-                 tenant=coalesce(excluded.tenant, tenant), flow=coalesce(excluded.flow, flow)
-               WHERE excluded.seq > documents.seq""",
-            (ev.doc_id, ev.tenant, ev.flow, ev.state.value, ev.step, ev.seq, at, at))
+        return row[0] | {"status": row[1], "status_by": row[2], "status_reason": row[3]}
 
     def events(self, doc_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT event_id, seq, type, state, step, at, actor, detail FROM events "
-                "WHERE doc_id = ? ORDER BY seq", (doc_id,)).fetchall()
+        """A document's journal events, in order."""
+        rows = self._run(lambda db: db.execute(
+            "SELECT event_id, seq, type, state, step, at, actor, detail FROM events "
+            "WHERE doc_id = %s ORDER BY seq", (doc_id,)).fetchall())
         keys = ("event_id", "seq", "type", "state", "step", "at", "actor", "detail")
-        return [dict(zip(keys, r[:-1], strict=False)) | {"detail": json.loads(r[-1])}
-                for r in rows]
+        return [dict(zip(keys, _iso(r), strict=True)) for r in rows]
 
     def documents(self, *, tenant: str | None = None, flow: str | None = None,
                   state: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = "SELECT doc_id, tenant, flow, state, step, created_at, updated_at FROM documents"
-        where, args = [], []
-        for col, val in (("tenant", tenant), ("flow", flow), ("state", state)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY doc_id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
-        keys = ("id", "tenant", "flow", "state", "step", "created_at", "updated_at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        """Documents' latest state, newest identifiers first."""
+        where, args = _equal(("tenant", tenant), ("flow", flow), ("state", state))
+        return self._select(f"SELECT {DOC_COLUMNS} FROM documents", where, "doc_id DESC",
+                            args, limit, DOC_KEYS)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+
+def _equal(*filters: tuple[str, str | None]) -> tuple[list[str], list[Any]]:
+    """``column = value`` conditions for the filters given (``None``: no filter)."""
+    given = [(col, val) for col, val in filters if val is not None]
+    return [f"{col} = %s" for col, _ in given], [val for _, val in given]
+
+
+def _no_nul(text: str) -> str:
+    """PostgreSQL text holds no NUL character (JSON's ``\\u0000`` neither)."""
+    return text.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd")

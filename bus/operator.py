@@ -20,7 +20,7 @@ class DeadLetterDesk:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.index = Index(runtime.settings.index_file)
+        self.index = Index(runtime.settings.database)
 
     def find(self, ids: list[str] | None, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """Open letters by id (each must exist and be open) or by filters."""

@@ -1,7 +1,7 @@
 """Runtime settings, from ``DEMAT_*`` environment variables (pydantic-settings).
 
-When no broker or S3 endpoint is configured, the bus uses the embedded stack
-whose addresses ``demat`` wrote to ``<var_dir>/stack.json`` when it started it.
+When no broker, S3 endpoint or index database is configured, the bus uses the embedded
+stack whose addresses ``demat`` wrote to ``<var_dir>/stack.json`` when it started it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     plugins: str = ""  # more flow-family modules, comma-separated (bus.plugins)
     topic_prefix: str = "demat"
     partitions: int = Field(default=4, ge=1)
-    index_path: Path | None = None
+    database_url: str | None = None  # the index's PostgreSQL (postgresql://...)
     state_cache_size: int = Field(default=20_000, ge=0)
     io_threads: int = Field(default=16, ge=1)  # threads (and S3 connections) per process
     step_concurrency: int = Field(default=64, ge=1)  # step tasks in flight per process
@@ -121,8 +121,15 @@ class Settings(BaseSettings):
         return Path(__file__).parent / "dev" / "tenants.yaml"
 
     @property
-    def index_file(self) -> Path:
-        return self.index_path or self.var_dir / "index.sqlite"
+    def database(self) -> str:
+        """PostgreSQL URL of the index (configured, else the embedded server)."""
+        value = self.database_url or self.embedded().get("database")
+        if not value:
+            raise RuntimeError(
+                "no index database: set DEMAT_DATABASE_URL or start the embedded stack "
+                "(`demat stack up` or `make run`)"
+            )
+        return value
 
 
 def get_settings() -> Settings:

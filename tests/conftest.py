@@ -1,17 +1,23 @@
-"""Shared fixtures: the real embedded stack (SeaweedFS + Tansu) and worker processes."""
+"""Shared fixtures: the real embedded stack (SeaweedFS + Tansu + PostgreSQL), worker
+processes, and a PostgreSQL database of its own per index test."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pgserver
+import psycopg
 import pytest
+from pgserver import PostgresServer
 
-from bus.dev.embedded import EmbeddedStack, free_ports
+from bus.dev.embedded import EmbeddedStack, free_ports, stop_process
 from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings
 
@@ -33,6 +39,23 @@ def stack(var_dir: Path) -> Iterator[EmbeddedStack]:
     embedded.start()
     yield embedded
     embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (pgserver) of the session's own."""
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode=None)
+    yield server
+    stop_process(server.get_pid(), sig=signal.SIGINT)
+
+
+@pytest.fixture()
+def pg_url(pg_server: PostgresServer) -> str:
+    """The URL of a new, empty database for this test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_server.get_uri(database=name)
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +114,14 @@ def api(bus_env: dict[str, str], var_dir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def index_text(url: str) -> str:
+    """Every row of every table of the index database, as text (for no-personal-data
+    checks: what a dump of the database would show)."""
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        assert "events" in tables, tables
+        return "\n".join(row[0] for table in tables
+                         for row in conn.execute(f'SELECT t::text FROM "{table}" t'))

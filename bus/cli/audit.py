@@ -96,13 +96,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     runtime = Runtime()
     journal = JournalStore(runtime.settings, runtime.store)
-    index = Index(runtime.settings.index_file)
+    index = Index(runtime.settings.database)
     added = 0
     for key in journal.numbered(SEGMENTS, "jsonl"):
         events = [JournalEvent.model_validate_json(line)
                   for line in segment_lines(journal.get(key) or b"")]
         added += index.add(events)
-    out.print(f"{added} events added to {runtime.settings.index_file}")
+    out.print(f"{added} events added to the index")
     return 0
 
 
@@ -124,7 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         keys = query_keys(search_keys_of(args), runtime.flows, key_hasher(settings))
     except ValueError as exc:
         return fail(str(exc))
-    rows = Index(settings.index_file).search(
+    rows = Index(settings.database).search(
         tenant=args.tenant, flow=args.flow, state=args.state, since=args.since,
         until=args.until, keys=keys, limit=args.limit)
     if args.json:

@@ -160,7 +160,7 @@ def _facts(state) -> list[tuple[str, str, str]]:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
-    events = Index(get_settings().index_file).events(args.id)
+    events = Index(get_settings().database).events(args.id)
     if not events:
         return fail(f"no journal events for {args.id}")
     if args.json:
@@ -175,7 +175,7 @@ def cmd_journal(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    docs = Index(get_settings().index_file).documents(
+    docs = Index(get_settings().database).documents(
         tenant=args.tenant, flow=args.flow, state=args.state, limit=args.limit)
     if args.json:
         out.print_json(json.dumps(docs))

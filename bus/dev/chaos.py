@@ -165,7 +165,7 @@ def _judge(settings: Settings, ids: list[str], states: dict[str, DocumentState |
     sims = json.loads((settings.var_dir / "simulators.json").read_text())
     dupes = httpx.get(f"{sims['webdav']}/_sim/counts", timeout=10).json()["duplicates"]
     report.duplicate_effects = len(dupes)
-    index = Index(settings.index_file)
+    index = Index(settings.database)
     wait_until(lambda: _journal_problems(index, terminal) == [], 60, interval=1.0)
     report.journal_problems = _journal_problems(index, terminal)[:20]
     report.journal_consistent = not report.journal_problems

@@ -1,8 +1,9 @@
-"""The embedded stack: SeaweedFS (S3) and Tansu (Kafka protocol) on loopback.
+"""The embedded stack: SeaweedFS (S3) and Tansu (Kafka protocol) on loopback, and the
+index's PostgreSQL (``pgserver``, a real server from a wheel) on a Unix socket.
 
 Tansu keeps its log in the SeaweedFS store, so a broker restart loses nothing;
-SeaweedFS keeps its data under ``<var>/s3``. Addresses go to ``<var>/stack.json``
-so every ``demat`` command of the same var directory finds them.
+SeaweedFS keeps its data under ``<var>/s3``, PostgreSQL under ``<var>/pg``. Addresses
+go to ``<var>/stack.json`` so every ``demat`` command of the same var directory finds them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pgserver
 from minio import Minio
 
 BROKER_BUCKET = "tansu"
@@ -168,7 +170,7 @@ def tansu_binary() -> str:
 
 @dataclass
 class EmbeddedStack:
-    """Start, stop and restart the embedded S3 store and Kafka broker."""
+    """Start, stop and restart the embedded S3 store, Kafka broker and index database."""
 
     var_dir: Path
     access_key: str = "demat"
@@ -203,13 +205,13 @@ class EmbeddedStack:
         """True when a stack recorded in ``stack.json`` is alive and answering."""
         info = self.load()
         pids = info.get("pids", {})
-        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu"))
+        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu", "postgres"))
                 and tcp_open(info["ports"]["kafka"]) and tcp_open(info["ports"]["s3"]))
 
     # --- life-cycle ---------------------------------------------------------------
 
     def start(self, timeout: float = 90.0) -> dict:
-        """Start both servers (reusing earlier ports when free) and wait until healthy."""
+        """Start the servers (reusing earlier ports when free) and wait until healthy."""
         if self.running():
             return self.info
         self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -219,6 +221,7 @@ class EmbeddedStack:
                      "kafka": f"127.0.0.1:{ports['kafka']}",
                      "s3": f"127.0.0.1:{ports['s3']}"}
         try:
+            self._start_postgres()
             self.info["pids"]["weed"] = self._start_weed(ports)
             self._wait_s3(timeout)
             self.info["pids"]["tansu"] = self._start_tansu()
@@ -230,10 +233,12 @@ class EmbeddedStack:
         return self.info
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop the broker, then the store (``grace`` seconds each, then SIGKILL)."""
+        """Stop the broker, the store, then the database (``grace`` seconds each, then
+        SIGKILL; PostgreSQL gets SIGINT, its fast shutdown)."""
         pids = self.info.get("pids") or self.load().get("pids", {})
         stop_process(pids.get("tansu"), grace=min(grace, 5))
         stop_process(pids.get("weed"), grace=grace)
+        stop_process(pids.get("postgres"), grace=grace, sig=signal.SIGINT)
         if self.stack_file.exists():
             self.stack_file.unlink()
 
@@ -279,6 +284,16 @@ class EmbeddedStack:
                                 cwd=self.var_dir)
         log.close()
         return proc.pid
+
+    def _start_postgres(self) -> None:
+        """Start (or find running) the PostgreSQL server of ``<var>/pg``; it outlives us."""
+        try:
+            server = pgserver.get_server(self.var_dir / "pg", cleanup_mode=None)
+        except Exception as exc:  # pgserver raises what initdb / pg_ctl raised
+            raise StackError(f"PostgreSQL did not start: {exc} (see {self.var_dir / 'pg' / 'log'})"
+                             ) from exc
+        self.info["pids"]["postgres"] = server.get_pid()
+        self.info["database"] = server.get_uri()
 
     def _start_weed(self, ports: dict[str, int]) -> int:
         data = self.var_dir / "s3"

@@ -20,7 +20,7 @@ log = logging.getLogger("demat.journal")
 
 
 def register_journal(broker: KafkaBroker, runtime: Runtime) -> Index:
-    index = Index(runtime.settings.index_file)
+    index = Index(runtime.settings.database)
     topics = runtime.topics
 
     @broker.subscriber(topics.journal, group_id=f"{topics.journal}.index", batch=True,

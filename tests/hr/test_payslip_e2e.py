@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from bus.client import DematClient
@@ -21,7 +21,7 @@ from bus.settings import Settings
 from bus.state import StateStore
 from schemas.envelope import FileRef
 from tests.common.test_signed_version_e2e import digests, sip_object_digest
-from tests.conftest import SHARED
+from tests.conftest import SHARED, index_text
 from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
 
 pytestmark = pytest.mark.stack
@@ -101,9 +101,9 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
     assert store.is_encrypted("216900910", states[0].envelope.files[0].sha256)
     assert store.read_file("216900910", states[0].envelope.files[0]).count(MARKER) == 1
 
-    index_file = settings.index_file
-    assert wait_until(lambda: _completed(index_file, summary["ids"]), 60)
-    text = "\n".join(sqlite3.connect(index_file).iterdump())
+    database = settings.database
+    assert wait_until(lambda: _completed(database, summary["ids"]), 60)
+    text = index_text(database)
     logs = "\n".join(p.read_text(errors="replace") for p in (settings.var_dir / "log").glob("*"))
     for secret in secrets:
         assert secret not in text, "personal value in the index"
@@ -132,9 +132,8 @@ def _sealed_version_travelled(settings: Settings, states: list, sims: dict) -> N
             assert hashlib.sha256(got).hexdigest() == sealed["sha256"], i
 
 
-def _completed(index_file: Path, ids: list[str]) -> bool:
-    db = sqlite3.connect(index_file)
-    marks = ",".join("?" * len(ids))
-    found = db.execute(f"SELECT count(*) FROM events WHERE type='completed' AND doc_id IN "
-                       f"({marks})", ids).fetchone()[0]
+def _completed(database: str, ids: list[str]) -> bool:
+    with psycopg.connect(database) as db:
+        found = db.execute("SELECT count(*) FROM events WHERE type='completed' AND "
+                           "doc_id = ANY(%s)", (ids,)).fetchone()[0]
     return found == len(ids)
