@@ -99,7 +99,7 @@ def test_document_is_deposited_journaled_and_exported(
 def _wait_index(settings: Settings, doc_id: str, state: str, timeout: float = 30) -> bool:
     from bus.dev.launcher import wait_until
 
-    index = Index(settings.index_file)
+    index = Index(settings.database)
 
     def done() -> bool:
         return any(d["id"] == doc_id and d["state"] == state

@@ -38,7 +38,7 @@ async def _submit(client: DematClient, tmp_path: Path, tenant: str, text: str) -
 
 
 def _events(settings: Settings, doc_id: str) -> list[dict]:
-    return Index(settings.index_file).events(doc_id)
+    return Index(settings.database).events(doc_id)
 
 
 def test_transient_failures_retry_through_delay_topics_without_blocking(
@@ -85,7 +85,7 @@ def test_permanent_error_is_dead_lettered_then_replayed_by_an_operator(
                 return doc_id
 
         doc_id = asyncio.run(submit())
-        index = Index(settings.index_file)
+        index = Index(settings.database)
         assert wait_until(lambda: any(d["doc_id"] == doc_id for d in index.dead_letters()), 30)
         listed = json.loads(demat("dlq", "list", "--tenant", DAV_TENANT, "--json").stdout)
         letter = next(r for r in listed if r["doc_id"] == doc_id)
@@ -143,7 +143,7 @@ def test_poison_message_is_dead_lettered_and_the_consumer_goes_on(
             return (await client.wait(doc_id, 60)).state
 
     assert asyncio.run(go()) == DocState.COMPLETED
-    index = Index(settings.index_file)
+    index = Index(settings.database)
     assert wait_until(lambda: len([
         r for r in index.dead_letters(step=None) if r["doc_id"] is None]) >= settings.partitions,
         30)

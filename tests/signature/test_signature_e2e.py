@@ -40,7 +40,7 @@ async def _run(settings: Settings, docs: list[tuple[str, Path, dict]], timeout: 
 
 
 def _journal(settings: Settings, doc_id: str, last: str) -> list[dict]:
-    index = Index(settings.index_file)
+    index = Index(settings.database)
     assert wait_until(lambda: any(e["type"] == last for e in index.events(doc_id)), 30)
     return index.events(doc_id)
 
