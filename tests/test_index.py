@@ -3,6 +3,7 @@ concurrent starts, idempotent writes, the queries the CLI and API use."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from bus import index_migrations
+from bus.dev.embedded import EmbeddedStack, pid_alive, stop_process
 from bus.index import Index
 from schemas.messages import DeadLetter, DocState, ErrorInfo, JournalEvent
 
@@ -116,3 +118,17 @@ def test_threads_share_an_index_and_a_dropped_connection_is_renewed(pg_url: str)
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert len(index.events("t7")) == 2
+
+
+def test_embedded_database_lives_in_the_var_dir_and_survives_a_restart(tmp_path: Path) -> None:
+    stack = EmbeddedStack(tmp_path)
+    stack.start_database()
+    assert (tmp_path / "pg" / "PG_VERSION").exists()
+    Index(stack.info["database"]).add([_event("kept", 1)])
+    stop_process(stack.info["pids"]["postgres"], sig=signal.SIGINT)
+    assert not pid_alive(stack.info["pids"]["postgres"])
+    stack.start_database()
+    try:
+        assert [d["id"] for d in Index(stack.info["database"]).documents()] == ["kept"]
+    finally:
+        stop_process(stack.info["pids"]["postgres"], sig=signal.SIGINT)

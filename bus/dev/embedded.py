@@ -203,9 +203,12 @@ class EmbeddedStack:
 
     def running(self) -> bool:
         """True when a stack recorded in ``stack.json`` is alive and answering."""
+        return self._store_and_broker_up() and pid_alive(self.info["pids"].get("postgres"))
+
+    def _store_and_broker_up(self) -> bool:
         info = self.load()
         pids = info.get("pids", {})
-        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu", "postgres"))
+        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu"))
                 and tcp_open(info["ports"]["kafka"]) and tcp_open(info["ports"]["s3"]))
 
     # --- life-cycle ---------------------------------------------------------------
@@ -214,6 +217,10 @@ class EmbeddedStack:
         """Start the servers (reusing earlier ports when free) and wait until healthy."""
         if self.running():
             return self.info
+        if self._store_and_broker_up():  # started before the index was PostgreSQL
+            self.start_database()
+            self._save()
+            return self.info
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         ports = self._choose_ports()
@@ -221,7 +228,7 @@ class EmbeddedStack:
                      "kafka": f"127.0.0.1:{ports['kafka']}",
                      "s3": f"127.0.0.1:{ports['s3']}"}
         try:
-            self._start_postgres()
+            self.start_database()
             self.info["pids"]["weed"] = self._start_weed(ports)
             self._wait_s3(timeout)
             self.info["pids"]["tansu"] = self._start_tansu()
@@ -285,14 +292,17 @@ class EmbeddedStack:
         log.close()
         return proc.pid
 
-    def _start_postgres(self) -> None:
+    def start_database(self) -> None:
         """Start (or find running) the PostgreSQL server of ``<var>/pg``; it outlives us."""
         try:
             server = pgserver.get_server(self.var_dir / "pg", cleanup_mode=None)
+            # get_server hands back this process's earlier handle as it was: if we stopped
+            # that server since, this reads postmaster.pid again and starts it
+            server.ensure_postgres_running()
         except Exception as exc:  # pgserver raises what initdb / pg_ctl raised
-            raise StackError(f"PostgreSQL did not start: {exc} (see {self.var_dir / 'pg' / 'log'})"
-                             ) from exc
-        self.info["pids"]["postgres"] = server.get_pid()
+            log = self.var_dir / "pg" / "log"
+            raise StackError(f"PostgreSQL did not start: {exc} (see {log})") from exc
+        self.info.setdefault("pids", {})["postgres"] = server.get_pid()
         self.info["database"] = server.get_uri()
 
     def _start_weed(self, ports: dict[str, int]) -> int:
