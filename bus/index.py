@@ -36,7 +36,8 @@ def migrate(url: str) -> None:
     """Apply the index migrations to ``url`` (once per process and database)."""
     with _migrating:
         if url not in _migrated:
-            index_migrations.upgrade(url)
+            if index_migrations.current(url) != index_migrations.HEAD:
+                index_migrations.upgrade(url)
             _migrated.add(url)
 
 

@@ -24,7 +24,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pgserver
 from minio import Minio
 
 BROKER_BUCKET = "tansu"
@@ -294,6 +293,8 @@ class EmbeddedStack:
 
     def start_database(self) -> None:
         """Start (or find running) the PostgreSQL server of ``<var>/pg``; it outlives us."""
+        import pgserver  # lazy: only the process starting the stack needs it (and its cost)
+
         try:
             server = pgserver.get_server(self.var_dir / "pg", cleanup_mode=None)
             # get_server hands back this process's earlier handle as it was: if we stopped

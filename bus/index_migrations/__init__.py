@@ -10,18 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
 HERE = Path(__file__).parent
+HEAD = "0001"  # the newest revision under versions/ (tests/test_index.py checks it)
 # pg_advisory_xact_lock key of the index migrations (any constant of our own)
 LOCK_KEY = 0x64656D6174  # "demat"
 
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply every migration up to ``revision`` to the database at ``url``."""
+    # lazy: Alembic and SQLAlchemy take half a second to import, and a database already
+    # at HEAD (every start but the first) never needs them
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url),
                            poolclass=NullPool)
     config = Config()
@@ -32,6 +36,16 @@ def upgrade(url: str, revision: str = "head") -> None:
             command.upgrade(config, revision)
     finally:
         engine.dispose()
+
+
+def head() -> str:
+    """The newest revision, as Alembic reads it from ``versions/``."""
+    from alembic.config import Config  # lazy: see upgrade
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    return ScriptDirectory.from_config(config).get_current_head() or ""
 
 
 def current(url: str) -> str | None:
