@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = client.runtime
         oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience) \
             if settings.oidc_issuer else None
-        app.state.bus = Bus(client, Index(settings.index_file),
+        app.state.bus = Bus(client, Index(settings.database),
                             IdentityStore(runtime.store, runtime.tenants, oidc))
         try:
             yield

@@ -56,7 +56,7 @@ async def _submit(settings: Settings, tmp_path: Path, tenant: str, names: list[s
 
 def _expected(settings: Settings, doc_ids: list[str], patterns: list[str]) -> set[str]:
     """The webhook event ids the documents' journals make for ``patterns``."""
-    index = Index(settings.index_file)
+    index = Index(settings.database)
     assert wait_until(lambda: all(index.events(d) and index.events(d)[-1]["type"] == "completed"
                                   for d in doc_ids), 30)
     return {f"{e['event_id']}/{t}" for d in doc_ids for e in index.events(d)
@@ -135,7 +135,7 @@ def test_a_delivery_out_of_attempts_is_dead_lettered_then_redelivered_once(
         body=json.dumps({"id": "doc-x:9/document.completed", "type": "document.completed"}))
     # one last attempt by a service allowed three: it fails and dead-letters the delivery
     asyncio.run(_last_attempt(settings, delivery))
-    index = Index(settings.index_file)
+    index = Index(settings.database)
     assert wait_until(lambda: index.dead_letters(flow="webhook", step=sub.id), 30)
     letter = index.dead_letters(flow="webhook", step=sub.id)[0]
     assert letter["tenant"] == TENANT_A and letter["attempts"] == 3
