@@ -42,6 +42,7 @@ def _parse(frame: str) -> tuple[str, str, dict]:
 
 
 async def _collect(stream, until: str, timeout: float = 60) -> list[tuple[str, str, dict]]:
+    """Frames up to the one whose payload id is ``until`` (or ends with it)."""
     got = []
 
     async def read() -> None:
@@ -71,7 +72,10 @@ def test_a_tenant_stream_carries_its_events_only_and_resumes(
                 path.write_text(tenant)
                 ids.append((await client.submit("document", [path], tenant=tenant,
                                                 metadata={"title": "sse"})).doc_id)
-            got = await _collect(stream, "/document.completed", 120)
+            # up to this document's completion (other documents of the tenant may come too)
+            done = await client.wait(ids[1], 120)
+            assert done is not None and done.state == DocState.COMPLETED
+            got = await _collect(stream, f"{ids[1]}:{done.seq}/document.completed", 120)
         await stream.aclose()
         # resumed after the first frame (its document's submission): the next ones come
         again = tenant_stream(settings, TENANT_A, ["document.*"], since=got[0][0])

@@ -88,7 +88,7 @@ def test_a_receiver_back_after_an_outage_gets_every_missed_event_once_signed(
         # tenant B's receiver is served while tenant A's is down
         expected_b = _expected(settings, docs_b, ["document.completed"])
         assert len(expected_b) == 1
-        assert wait_until(lambda: set(healthy.ids()) == expected_b, 20)
+        assert wait_until(lambda: set(healthy.ids()) == expected_b, 120)
         time.sleep(1)
         down.status = 503  # back, but refusing the second retries (6 s after the first)
         down.up()
@@ -146,8 +146,8 @@ def test_a_delivery_out_of_attempts_is_dead_lettered_then_redelivered_once(
     try:
         run = demat("webhooks", "redeliver", "--subscription", sub.id)
         assert run.returncode == 0, run.stderr
-        assert wait_until(lambda: receiver.ids() == [delivery.event_id], 30)
-        assert wait_until(lambda: index.dead_letter(letter["id"])["status"] == "replayed", 30)
+        assert wait_until(lambda: receiver.ids() == [delivery.event_id], 120)
+        assert wait_until(lambda: index.dead_letter(letter["id"])["status"] == "replayed", 120)
         # a second replay of the same delivery is not sent again (delivered marker)
         asyncio.run(_republish(settings, delivery))
         time.sleep(3)
