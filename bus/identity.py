@@ -31,8 +31,7 @@ ROLES: dict[str, frozenset[str]] = {
     "producer": frozenset({"submit", "read-own"}),
     "operator": frozenset({"read", "replay", "discard", "cancel"}),
     "archivist": frozenset({"read", "journal", "export", "proofs", "audit"}),
-    "admin": frozenset({"read", "journal", "export", "users", "tokens", "tenants",
-                        "webhooks"}),
+    "admin": frozenset({"read", "journal", "export", "users", "tokens", "tenants"}),
 }
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{16}})\.([A-Za-z0-9_-]{{43}})$")

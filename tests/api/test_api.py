@@ -18,7 +18,7 @@ from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
 from bus.runtime import Runtime
 from bus.settings import Settings
-from tests.api.uploads_support import call_push_route, call_upload_route
+from tests.api.uploads_support import call_upload_route
 from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
@@ -192,8 +192,6 @@ def _call(http: httpx.Client, method: str, path: str, token: str | None,
           doc: dict[str, Any], owner: str, admin: str = "") -> httpx.Response:
     if path.startswith("/v1/uploads") or path == "/v1/documents/uploaded":
         return call_upload_route(http, method, path, token, owner=owner, tenant=CITY_A)
-    if path.startswith(("/v1/webhooks", "/v1/events")):
-        return call_push_route(http, method, path, token, admin=admin, tenant=CITY_A)
     if method == "post" and path == "/v1/documents":
         return _submit(http, token, text=f"matrix {uuid.uuid4()}")
     sha = next(f["sha256"] for f in doc["files"] if f["kind"] == "submitted")
@@ -211,7 +209,7 @@ def _lacking(permission: str) -> str:
 def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
                           doc_a: dict[str, Any]) -> None:
     routes = _routes(http)
-    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export", "webhooks",
+    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export",
                                          "authenticated"}, "a new permission: extend the matrix"
     for method, path, perm in routes:
         where = f"{method.upper()} {path}"
@@ -252,7 +250,5 @@ def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
 def _never_leaks(got: httpx.Response, doc: dict[str, Any], where: str) -> None:
     body = got.text
     assert doc["id"] not in body and MARKER not in body, f"{where} leaks A's document"
-    if got.status_code == 200 and body and "webhooks" in got.json():
-        assert all(w["tenant"] != CITY_A for w in got.json()["webhooks"]), where
     if got.status_code == 200 and body and "tenants" in got.json():
         assert CITY_A not in {t["siren"] for t in got.json()["tenants"]}, where
