@@ -11,14 +11,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pgserver
 import psycopg
 import pytest
 from pgserver import PostgresServer
 
-from bus.dev.embedded import EmbeddedStack, free_ports, stop_process
-from bus.dev.launcher import Services, wait_until
+from bus.dev.embedded import EmbeddedStack, stop_process
+from bus.dev.launcher import Services, served_api
 from bus.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,26 +93,8 @@ def demat(bus_env: dict[str, str]):
 @pytest.fixture(scope="session")
 def api(bus_env: dict[str, str], var_dir: Path) -> Iterator[str]:
     """``demat serve`` in a subprocess on a free port against the session stack: its URL."""
-    port = free_ports(1)[0]
-    url = f"http://127.0.0.1:{port}"
-    log = (var_dir / "api-test.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
-                            env=os.environ | bus_env, cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
-    log.close()
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        assert wait_until(ready, 60), f"demat serve did not start: see {var_dir}/api-test.log"
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(15)
+    with served_api(bus_env, var_dir / "api-test.log", cwd=ROOT) as served:
+        yield served.url
 
 
 def index_text(url: str) -> str:

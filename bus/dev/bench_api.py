@@ -10,51 +10,19 @@ request's time to its ``202 Accepted`` is measured: p50, p95 and p99, and errors
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from bus.dev.bench_config import TENANT
 from bus.dev.bench_phases import BenchContext
-from bus.dev.embedded import free_ports
-from bus.dev.launcher import wait_until
+from bus.dev.launcher import served_api
 from bus.identity import IdentityStore
 from bus.runtime import Runtime
 from workers.common.demo import minimal_pdf
-
-
-@contextmanager
-def served_api(ctx: BenchContext, env: dict[str, str]) -> Iterator[str]:
-    """``demat serve`` on a free port against the bench's stack: its URL."""
-    port = free_ports(1)[0]
-    url = f"http://127.0.0.1:{port}"
-    log = (ctx.settings.var_dir / "log" / "bench-api.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
-                                env=os.environ | env, stdout=out, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        if not wait_until(ready, 60):
-            raise RuntimeError(f"demat serve did not start (see {log})")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
@@ -65,7 +33,8 @@ async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
     login = f"bench-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(ids.add_user, login, TENANT, "producer")
     token, _ = await asyncio.to_thread(ids.create_token, login, name="bench")
-    with served_api(ctx, env) as url:
+    with served_api(env, ctx.settings.var_dir / "log" / "bench-api.log") as api:
+        url = api.url
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
                                      headers={"Authorization": f"Bearer {token}"}) as http:

@@ -13,10 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus.dev.embedded import pid_alive, stop_process
+from bus.dev.embedded import free_ports, pid_alive, stop_process
 from bus.plugins import load_plugins
 from bus.services import KERNEL_GROUPS
 from bus.settings import get_settings
@@ -149,3 +150,40 @@ def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+@dataclass(frozen=True)
+class ServedApi:
+    """A ``demat serve`` process started by ``served_api``."""
+
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def served_api(env: dict[str, str], log_file: Path, *, cwd: Path | None = None,
+               timeout: float = 60) -> Iterator[ServedApi]:
+    """``demat serve`` on a free port with ``env`` added, ready (``/readyz``), then stopped."""
+    import httpx  # lazy: only the tests and the bench serve the API this way
+
+    port = free_ports(1)[0]
+    url = f"http://127.0.0.1:{port}"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
+                                env=os.environ | env, cwd=cwd, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        if not wait_until(ready, timeout):
+            raise RuntimeError(f"demat serve did not start: see {log_file}")
+        yield ServedApi(url, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(15)

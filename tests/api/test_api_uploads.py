@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,8 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bus.dev.embedded import free_ports
-from bus.dev.launcher import wait_until
+from bus.dev.launcher import served_api, wait_until
 from bus.identity import IdentityStore
 from bus.runtime import Runtime
 from bus.settings import Settings
@@ -32,26 +29,8 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def served(bus_env: dict[str, str], var_dir: Path) -> Iterator[tuple[str, int]]:
     """A ``demat serve`` of its own (its pid is measured) against the session stack."""
-    port = free_ports(1)[0]
-    log = (var_dir / "api-uploads.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
-                            env=os.environ | bus_env, cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        assert wait_until(ready, 60), "demat serve did not start"
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(15)
+    with served_api(bus_env, var_dir / "api-uploads.log", cwd=ROOT) as api:
+        yield api.url, api.pid
 
 
 @pytest.fixture(scope="module")
