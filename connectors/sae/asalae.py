@@ -48,10 +48,11 @@ class TransferLookup:
 
     ack: bytes | None = None
     atr: bytes | None = None
+    pending: bool = False  # held, its messages not produced yet ("en cours de traitement")
 
     @property
     def known(self) -> bool:
-        return self.ack is not None or self.atr is not None
+        return self.pending or self.ack is not None or self.atr is not None
 
 
 class AsalaeClient:
@@ -102,27 +103,36 @@ class AsalaeClient:
                 f"originMessageIdentifier:{quote(transfer_id, safe='')}")
 
     async def _message(self, message: str, transferring: str, transfer_id: str
-                       ) -> bytes | None:
+                       ) -> bytes | bool:
+        """The message's XML; else ``True`` if the archive holds the transfer but has not
+        produced it yet (HTTP 500 "en cours de traitement"), ``False`` if unknown (404)."""
         url = self._message_url(message, transferring, transfer_id)
         resp = await call(PARTNER, lambda: self.http.get(url,
                                                          headers={"Accept": "application/xml"}))
-        if resp.status_code == 404 or (resp.status_code == 500 and NOT_YET in resp.text):
-            return None
+        if resp.status_code == 404:
+            return False
+        if resp.status_code == 500 and NOT_YET in resp.text:
+            return True
         return raise_for_status(resp, PARTNER).content
 
     async def acknowledgement(self, transferring: str, transfer_id: str) -> bytes | None:
         """The Acknowledgement of a transfer, or ``None`` while the archive has none."""
-        return await self._message("Acknowledgement", transferring, transfer_id)
+        found = await self._message("Acknowledgement", transferring, transfer_id)
+        return found if isinstance(found, bytes) else None
 
     async def transfer_reply(self, transferring: str, transfer_id: str) -> bytes | None:
         """The ArchiveTransferReply of a transfer, or ``None`` while there is none yet."""
-        return await self._message("ArchiveTransferReply", transferring, transfer_id)
+        found = await self._message("ArchiveTransferReply", transferring, transfer_id)
+        return found if isinstance(found, bytes) else None
 
     async def lookup(self, transferring: str, transfer_id: str) -> TransferLookup:
-        """Ask the archive what it holds for ``transfer_id`` (before any (re)send)."""
-        ack = await self.acknowledgement(transferring, transfer_id)
-        atr = await self.transfer_reply(transferring, transfer_id)
-        return TransferLookup(ack=ack, atr=atr)
+        """Ask the archive what it holds for ``transfer_id`` (before any (re)send): a
+        transfer still "en cours de traitement" is held (``pending``), never re-sent."""
+        ack = await self._message("Acknowledgement", transferring, transfer_id)
+        atr = await self._message("ArchiveTransferReply", transferring, transfer_id)
+        return TransferLookup(ack=ack if isinstance(ack, bytes) else None,
+                              atr=atr if isinstance(atr, bytes) else None,
+                              pending=ack is True or atr is True)
 
     async def send(self, transferring: str, transfer_id: str, package: SipPackage
                    ) -> TransferLookup:

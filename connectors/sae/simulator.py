@@ -8,8 +8,9 @@ in chunks (``POST /sedaMessages`` with ``send_chunked_attachments=true`` answers
 /sedaAttachmentsChunkFiles`` per chunk; the transfer exists once the last chunk is in).
 It is checked as an archive would: the manifest against its SEDA schema, every
 BinaryDataObject against the attachments (present, size, digest, in either digest
-spelling). Until a reply is due the message URL answers HTTP 500 ``Transfert en cours
-de traitement``; an unknown transfer is a 404. It is acknowledged after ``ack_delay``
+spelling). A transfer is visible from its receipt: until a reply is due (while it is
+checked, then until the delays below) the message URL answers HTTP 500 ``Transfert en
+cours de traitement``; an unknown transfer is a 404. It is acknowledged after ``ack_delay``
 seconds and answered after ``atr_delay`` seconds:
 
 - ``000`` accepted, with an archival identifier per ArchiveUnit (``AE_<year>_<n>`` for
@@ -68,7 +69,7 @@ class SimTransfer:
     summary: archive_side.TransferSummary | None
     manifest: bytes
     received: float
-    reply_code: str
+    reply_code: str  # "" while the transfer is being checked
     reason: str
     ack: bytes | None = None
     atr: bytes | None = None
@@ -260,14 +261,15 @@ class SaeSimulator(HttpSimulator):
             return None
         key = f"{transferring.strip()}/{transfer_id.strip()}"
         self.posts.add(key)
-        with self._lock:
+        with self._lock:  # received, hence visible ("en cours de traitement") at once
             if key in self.transfers:
                 return self.transfers[key]
-        summary, code, reason = self._check(manifest, attachments)
-        with self._lock:
-            transfer = self.transfers.setdefault(key, SimTransfer(
-                key=key, number=next(self._numbers), summary=summary, manifest=manifest,
-                received=time.monotonic(), reply_code=code, reason=reason))
+            transfer = self.transfers[key] = SimTransfer(
+                key=key, number=next(self._numbers), summary=None, manifest=manifest,
+                received=time.monotonic(), reply_code="", reason="")
+        transfer.summary, transfer.reply_code, transfer.reason = \
+            self._check(manifest, attachments)
+        transfer.received = time.monotonic()
         return transfer
 
     def _check(self, manifest: bytes, attachments: IO[bytes] | None
@@ -288,7 +290,7 @@ class SaeSimulator(HttpSimulator):
     def reply(self, key: str, message: str) -> bytes | None:
         """The ACK or ATR of a transfer once due, else ``None``."""
         transfer = self.transfers.get(key)
-        if transfer is None:
+        if transfer is None or not transfer.reply_code:  # unknown, or still being checked
             return None
         age = time.monotonic() - transfer.received
         version = transfer.summary.version if transfer.summary else \

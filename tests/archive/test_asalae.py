@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +93,28 @@ def test_failures_are_transient_and_a_lost_answer_is_not_resent(sim, tmp_path: P
     asyncio.run(go())
     counts = httpx.get(f"{server.base_url}/_sim/counts").json()
     assert counts["transfers"] == {"216900910/T-lost": 1} and counts["duplicates"] == {}
+
+
+def test_a_transfer_still_being_checked_is_held_and_not_resent(sim, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """The archive took the SIP but checks it slowly; the client's POST times out: its
+    next attempt sees "en cours de traitement" (held) and does not send it again."""
+    simulator, server = sim
+    checked = simulator._check
+
+    def slow_check(*args):  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        return checked(*args)
+
+    monkeypatch.setattr(simulator, "_check", slow_check)
+    client = AsalaeClient(server.base_url, timeout=0.4)
+    package = _package(tmp_path, "T-slow")
+
+    async def go() -> None:
+        found = await client.send("216900910", "T-slow", package)
+        assert found.pending and found.known and found.ack is None
+        assert (await client.lookup("216900910", "T-never")).known is False
+
+    asyncio.run(go())
+    counts = httpx.get(f"{server.base_url}/_sim/counts").json()
+    assert counts["transfers"] == {"216900910/T-slow": 1} and counts["duplicates"] == {}
