@@ -53,9 +53,11 @@ class Receipt:
 class DematClient:
     """Submit documents to the bus and follow them."""
 
-    def __init__(self, settings: Settings | None = None, producer_name: str = "sdk") -> None:
+    def __init__(self, settings: Settings | None = None, producer_name: str = "sdk",
+                 submitted_by: str | None = None) -> None:
         self.runtime = Runtime(settings) if settings else Runtime()
         self.producer_name = producer_name
+        self.submitted_by = submitted_by  # who the journal names as submitter
         self.states = StateStore(self.runtime.store, cache_size=0)
         self._producer: AIOKafkaProducer | None = None
         # uploads and look-ups are blocking S3 calls: run them on as many threads as the
@@ -166,6 +168,7 @@ class DematClient:
         try:
             return Envelope(tenant=tenant, flow=flow, metadata=metadata, files=files,
                             idempotency_key=key, producer=self.producer_name,
+                            submitted_by=self.submitted_by,
                             correlation_id=correlation_id,
                             flow_version=_flow_version(self.runtime, flow))
         except ValidationError as exc:

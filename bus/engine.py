@@ -89,7 +89,7 @@ class FlowEngine:
             "idempotency_key": msg.envelope.idempotency_key,
             "files": [f.model_dump(mode="json") for f in msg.envelope.files],
             "keys": self._keys(state, None, msg.envelope.metadata),
-        })
+        }, actor=msg.envelope.submitted_by or msg.envelope.producer)
         self._advance(out, after=None)
         return out
 

@@ -23,6 +23,7 @@ from typing import Any
 from bus.objectstore import ObjectStore
 from bus.oidc import OidcError, OidcVerifier
 from bus.tenants import TenantRegistry
+from schemas.envelope import Envelope
 
 USERS = "identity/users/"
 TOKENS = "identity/tokens/"
@@ -31,7 +32,8 @@ ROLES: dict[str, frozenset[str]] = {
     "producer": frozenset({"submit", "read-own"}),
     "operator": frozenset({"read", "replay", "discard", "cancel"}),
     "archivist": frozenset({"read", "journal", "export", "proofs", "audit"}),
-    "admin": frozenset({"read", "journal", "export", "users", "tokens", "tenants"}),
+    "admin": frozenset({"read", "journal", "export", "users", "tokens", "tenants",
+                        "webhooks"}),
 }
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 _TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{16}})\.([A-Za-z0-9_-]{{43}})$")
@@ -74,6 +76,10 @@ class Identity:
     def producer(self) -> str:
         """The producer name of what this caller submits (idempotency keys are per producer)."""
         return f"api:{self.login}"
+
+    def stamp(self, env: Envelope) -> Envelope:
+        """``env`` as this caller submits it (producer and submitter named)."""
+        return env.model_copy(update={"producer": self.producer, "submitted_by": self.actor})
 
     def roles_on(self, tenant: str, tenants: TenantRegistry) -> set[str]:
         """Roles on ``tenant``: granted on it or on any entity above it."""

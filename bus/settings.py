@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_audience: str = "urn:demat-bus:api"
 
+    # webhooks (bus/webhooks): back-off between attempts (seconds, the last one repeats),
+    # when to give up (attempts or age), the receiver's answer timeout, subscription cache
+    webhook_backoff_s: str = "1,5,30,120,600,1800,3600"
+    webhook_max_attempts: int = Field(default=30, ge=1)
+    webhook_max_age_s: float = Field(default=86_400, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_refresh_s: float = Field(default=2.0, ge=0)
+
     @cached_property
     def stack_file(self) -> Path:
         return self.var_dir / "stack.json"
@@ -93,6 +101,18 @@ class Settings(BaseSettings):
     def plugin_modules(self) -> list[str]:
         """The extra plug-in modules named by ``plugins``."""
         return [m.strip() for m in self.plugins.split(",") if m.strip()]
+
+    @property
+    def webhook_backoff(self) -> tuple[float, ...]:
+        """The webhook back-off steps, seconds (``webhook_backoff_s``)."""
+        try:
+            steps = tuple(float(s) for s in self.webhook_backoff_s.split(",") if s.strip())
+        except ValueError:
+            steps = ()
+        if not steps or min(steps) <= 0:
+            raise ValueError(f"DEMAT_WEBHOOK_BACKOFF_S: {self.webhook_backoff_s!r} is not a "
+                             "comma-separated list of positive seconds")
+        return steps
 
     @property
     def tenants_path(self) -> Path:

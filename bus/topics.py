@@ -29,6 +29,10 @@ class Topics:
     def dead_letter(self) -> str:
         return f"{self.prefix}.dlq"
 
+    @property
+    def webhooks(self) -> str:
+        """Pending webhook deliveries (``bus.webhooks.delivery``)."""
+        return f"{self.prefix}.webhooks"
 
     def step(self, kind: str) -> str:
         return f"{self.prefix}.step.{kind}"
@@ -42,5 +46,5 @@ class Topics:
 
     def all(self, step_kinds: list[str]) -> list[str]:
         return [self.submit, self.router, self.journal, self.dead_letter,
-                *(self.step(k) for k in step_kinds),
+                self.webhooks, *(self.step(k) for k in step_kinds),
                 *(self.delay(t) for t in DELAY_TIERS_S)]

@@ -45,6 +45,7 @@ class Envelope(BaseModel):
     flow: str
     flow_version: int = 1
     producer: str = "cli"
+    submitted_by: str | None = None  # the authenticated identity (API, CLI token or OS user)
     idempotency_key: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
     files: list[FileRef] = Field(min_length=1)

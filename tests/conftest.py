@@ -24,6 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 # a throwaway flow family the session's bus loads as a plug-in (tests/test_plugin_family.py)
 TEST_PLUGINS = "tests.plugins.cemetery"
+# the session's bus: the test family, and webhook retries capped at a minute (the outage
+# test of tests/webhooks waits for them)
+TEST_ENV = {"DEMAT_PLUGINS": TEST_PLUGINS, "DEMAT_WEBHOOK_BACKOFF_S": "1,5,30,60"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``session_first`` tests run first and ``session_last`` ones last, so that a
+    scenario (a receiver down for ten minutes) spans the rest of the suite."""
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("session_first"):
+            return 0
+        return 2 if item.get_closest_marker("session_last") else 1
+
+    items.sort(key=rank)  # stable: the rest keeps its order
 
 
 @pytest.fixture(scope="session")
@@ -60,18 +74,20 @@ def pg_url(pg_server: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def bus_env(stack: EmbeddedStack, var_dir: Path) -> dict[str, str]:
     """Environment variables pointing a process at the test stack (and its plug-ins)."""
-    return {"DEMAT_VAR_DIR": str(var_dir), "DEMAT_PLUGINS": TEST_PLUGINS}
+    return {"DEMAT_VAR_DIR": str(var_dir), **TEST_ENV}
 
 
 @pytest.fixture(scope="session")
 def settings(bus_env: dict[str, str]) -> Settings:
-    return Settings(var_dir=Path(bus_env["DEMAT_VAR_DIR"]))
+    """The session bus's settings, as its worker processes read them (``TEST_ENV``)."""
+    return Settings(var_dir=Path(bus_env["DEMAT_VAR_DIR"]), plugins=TEST_PLUGINS,
+                    webhook_backoff_s=TEST_ENV["DEMAT_WEBHOOK_BACKOFF_S"])
 
 
 @pytest.fixture(scope="session")
 def services(stack: EmbeddedStack, var_dir: Path) -> Iterator[Services]:
     """The worker processes, as ``demat run`` starts them (with the test plug-ins)."""
-    procs = Services(var_dir, env={"DEMAT_PLUGINS": TEST_PLUGINS})
+    procs = Services(var_dir, env=TEST_ENV)
     procs.start()
     yield procs
     procs.stop()

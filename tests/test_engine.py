@@ -54,6 +54,15 @@ def _run_to_end(engine: FlowEngine, env: Envelope) -> list[str]:
     return kinds
 
 
+def test_the_submitted_event_names_the_submitter(engine: FlowEngine) -> None:
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    assert out.events[0].type == "submitted" and out.events[0].actor == env.producer
+    env = env.model_copy(update={"submitted_by": "alice (token 0123456789abcdef)"})
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    assert out.events[0].actor == "alice (token 0123456789abcdef)"
+
+
 def test_document_flow_runs_validate_then_deposit(engine: FlowEngine) -> None:
     assert _run_to_end(engine, _env()) == ["validate", "deposit"]
 

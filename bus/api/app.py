@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from bus.api import documents, registry, uploads
+from bus.api import documents, push, registry, uploads
 from bus.client import DematClient
 from bus.identity import IdentityStore
 from bus.index import Index
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)  # before documents: /v1/documents/uploaded
     app.include_router(documents.router)
     app.include_router(registry.router)
+    app.include_router(push.router)
     _health(app)
     return app
 

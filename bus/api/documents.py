@@ -88,7 +88,7 @@ async def submit(request: Request, who: Who, flow: Annotated[str, Form()],
         inputs = await asyncio.to_thread(_spool, files, Path(tmp))
         env = await bus.client._in_thread(bus.client.prepare, flow, inputs, tenant=tenant,
                                           metadata=meta, key=idempotency_key)
-    env = env.model_copy(update={"producer": who.producer})
+    env = who.stamp(env)
     receipt = await bus.client.submit_envelope(env)
     if not receipt.duplicate:  # a retry that comes before intake recorded the key is known
         await asyncio.to_thread(intake.record_key, env, bus.client.runtime.store)

@@ -134,7 +134,7 @@ async def submit_uploaded(request: Request, who: Who, body: UploadedDocument) ->
             raise HTTPException(422, {"message": f"uploads[{i}]: {exc}",
                                       "field": f"uploads[{i}]"}) from None
     env = bus.client.envelope(body.flow, body.tenant, body.metadata, None, None, refs)
-    env = env.model_copy(update={"producer": who.producer})
+    env = who.stamp(env)
     await asyncio.to_thread(intake.check_envelope, env, runtime.flows, runtime.tenants)
     receipt = await bus.client.submit_envelope(env)
     location = f"/v1/documents/{receipt.doc_id}"

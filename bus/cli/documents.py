@@ -16,6 +16,7 @@ from bus.asyncapi import asyncapi_document
 from bus.cli.console import fail, out
 from bus.client import DematClient, FileInput
 from bus.export import export_document
+from bus.identity import IdentityStore, Unauthenticated, cli_actor
 from bus.index import Index
 from bus.intake import SubmissionError
 from bus.runtime import Runtime
@@ -103,6 +104,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     async def go() -> tuple[Any, Any]:
         async with DematClient(producer_name="cli") as client:
+            client.submitted_by = cli_actor(IdentityStore(client.runtime.store,
+                                                          client.runtime.tenants))
             receipt = await client.submit(args.flow, files, tenant=args.tenant,
                                           metadata=meta, key=args.key)
             state = await client.wait(receipt.doc_id, args.timeout) if args.wait else None
@@ -110,8 +113,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     try:
         receipt, state = asyncio.run(go())
-    except SubmissionError as exc:
-        return fail(str(exc))
+    except (SubmissionError, Unauthenticated) as exc:
+        return fail(f"DEMAT_TOKEN: {exc}" if isinstance(exc, Unauthenticated) else str(exc))
     result = {"id": receipt.doc_id, "duplicate": receipt.duplicate,
               "state": state.state.value if state else "submitted"}
     if args.json:

@@ -143,7 +143,7 @@ class _Embedded:
             for group in self.services.supervise():
                 console.print(f"[yellow]worker {group} was not running: restarted[/]")
             return
-        console.print("[dim]starting workers (intake, router, steps, journal, delays...) "
+        console.print("[dim]starting workers (intake, router, steps, journal, delays, webhooks...) "
                       "and partner simulators…[/]")
         self.services.start()
         self.started_services = True

@@ -6,6 +6,7 @@
 - ``journal``: indexes journal events and dead letters for status, history and search;
 - ``delays``: forwards delayed messages (retry back-off, partner polls) when due;
 - ``sealer``: seals the journal into segments and signed, time-stamped checkpoints;
+- ``webhooks``: pushes journal events to the tenants' webhook subscriptions.
 
 Flow families add groups of their own (``bus.plugins.Registry.group``), such as the
 archive's ``batcher``. ``build_app`` assembles the groups asked for into one process.
@@ -30,6 +31,7 @@ from bus.services.journal import register_journal
 from bus.services.router import register_router
 from bus.services.sealer import register_configuration_digest, register_sealer
 from bus.services.steps import StepService
+from bus.services.webhooks import WebhookService
 
 Registrar = Callable[[FastStream, KafkaBroker, Runtime], object]
 
@@ -48,6 +50,10 @@ def _delays(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
     run_beside(app, DelayService(runtime.settings))
 
 
+def _webhooks(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
+    run_beside(app, WebhookService(broker, runtime))
+
+
 KERNEL_GROUPS: dict[str, Registrar] = {
     "intake": lambda app, broker, runtime: register_intake(broker, runtime),
     "router": _router,
@@ -55,6 +61,7 @@ KERNEL_GROUPS: dict[str, Registrar] = {
     "journal": lambda app, broker, runtime: register_journal(broker, runtime),
     "delays": _delays,
     "sealer": register_sealer,
+    "webhooks": _webhooks,
 }
 
 

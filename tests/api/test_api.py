@@ -18,7 +18,7 @@ from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
 from bus.runtime import Runtime
 from bus.settings import Settings
-from tests.api.uploads_support import call_upload_route
+from tests.api.uploads_support import call_push_route, call_upload_route
 from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
@@ -115,6 +115,8 @@ def test_submit_follow_download_and_export(http: httpx.Client, tokens: dict[str,
     assert [e["seq"] for e in journal()] == sorted(e["seq"] for e in journal())
     submitted = next(e for e in journal() if e["type"] == "submitted")
     assert submitted["detail"]["producer"].startswith("api:producer-")  # who sent it
+    assert submitted["actor"].startswith("producer-") and "(token " in submitted["actor"]
+
     def found() -> set[str]:
         got = http.get("/v1/documents", params={"tenant": CITY_A, "state": "completed"},
                        headers=_auth(tokens["operator"]))
@@ -192,6 +194,8 @@ def _call(http: httpx.Client, method: str, path: str, token: str | None,
           doc: dict[str, Any], owner: str, admin: str = "") -> httpx.Response:
     if path.startswith("/v1/uploads") or path == "/v1/documents/uploaded":
         return call_upload_route(http, method, path, token, owner=owner, tenant=CITY_A)
+    if path.startswith(("/v1/webhooks", "/v1/events")):
+        return call_push_route(http, method, path, token, admin=admin, tenant=CITY_A)
     if method == "post" and path == "/v1/documents":
         return _submit(http, token, text=f"matrix {uuid.uuid4()}")
     sha = next(f["sha256"] for f in doc["files"] if f["kind"] == "submitted")
@@ -209,7 +213,7 @@ def _lacking(permission: str) -> str:
 def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
                           doc_a: dict[str, Any]) -> None:
     routes = _routes(http)
-    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export",
+    assert {p for _, _, p in routes} <= {"submit", "read", "journal", "export", "webhooks",
                                          "authenticated"}, "a new permission: extend the matrix"
     for method, path, perm in routes:
         where = f"{method.upper()} {path}"
@@ -250,5 +254,7 @@ def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
 def _never_leaks(got: httpx.Response, doc: dict[str, Any], where: str) -> None:
     body = got.text
     assert doc["id"] not in body and MARKER not in body, f"{where} leaks A's document"
+    if got.status_code == 200 and body and "webhooks" in got.json():
+        assert all(w["tenant"] != CITY_A for w in got.json()["webhooks"]), where
     if got.status_code == 200 and body and "tenants" in got.json():
         assert CITY_A not in {t["siren"] for t in got.json()["tenants"]}, where

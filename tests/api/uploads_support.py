@@ -44,3 +44,21 @@ def call_upload_route(http: httpx.Client, method: str, path: str, token: str | N
         "flow": "document", "tenant": tenant, "metadata": {"title": "Scan"},
         "uploads": [upload_id]})
 
+
+def call_push_route(http: httpx.Client, method: str, path: str, token: str | None, *,
+                    admin: str, tenant: str) -> httpx.Response:
+    """``method path`` as ``token``: webhooks of ``tenant`` (one made by ``admin``), or the
+    first answer of its event stream."""
+    if path == "/v1/events":
+        with http.stream("GET", path, params={"tenant": tenant}, headers=_auth(token)) as got:
+            if got.status_code != 200:
+                got.read()
+            return got
+    if method == "get":
+        return http.get(path, headers=_auth(token))
+    body = {"tenant": tenant, "url": "https://rh.example.org/hooks", "events": ["document.*"]}
+    if method == "post":
+        return http.post(path, headers=_auth(token), json=body)
+    made = http.post("/v1/webhooks", headers=_auth(admin), json=body)
+    assert made.status_code == 201, made.text
+    return http.delete(path.replace("{sub_id}", made.json()["id"]), headers=_auth(token))

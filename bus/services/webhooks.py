@@ -1,0 +1,154 @@
+"""Service group ``webhooks``: pushes journal events to the tenants' subscriptions.
+
+One consumer (group ``<prefix>.webhooks``, ``bus.consumer``) reads two topics:
+
+- the journal: each event matching an active subscription of its tenant (made since the
+  subscription was) becomes one
+  ``WebhookDelivery`` per (subscription, webhook event) on ``<prefix>.webhooks``;
+- ``<prefix>.webhooks``: each delivery is attempted once; a failure goes back to it
+  through a delay topic after the configured back-off (``bus.delays``), so a failing
+  receiver never holds up anyone else's deliveries; after the last attempt or the
+  maximum age it becomes a dead letter (flow ``webhook``, step = the subscription id,
+  document ``webhook:<subscription>/<event id>``)
+  that ``demat dlq replay`` / ``demat webhooks redeliver`` sends again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+
+import httpx
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from bus.broker import encode
+from bus.consumer import KeyOrderedConsumer
+from bus.deadletter import decode_or_dead_letter, publish_dead_letter, record_source
+from bus.delays import delay_headers, tier_for
+from bus.runtime import Runtime
+from bus.webhooks.delivery import RetryPolicy, WebhookDelivery, already_delivered, attempt
+from bus.webhooks.events import event_id, matches, payload, webhook_types
+from bus.webhooks.subscriptions import Subscription, SubscriptionStore
+from schemas.envelope import utcnow
+from schemas.messages import DeadLetter, ErrorInfo, JournalEvent, MessageSource
+
+log = logging.getLogger("demat.webhooks")
+
+
+class WebhookService:
+    """Fans journal events out to deliveries and attempts them (module docstring)."""
+
+    def __init__(self, broker: KafkaBroker, runtime: Runtime) -> None:
+        self.broker = broker
+        self.runtime = runtime
+        settings = runtime.settings
+        self.topics = runtime.topics
+        self.policy = RetryPolicy(settings.webhook_backoff, settings.webhook_max_attempts,
+                                  settings.webhook_max_age_s)
+        self.consumer = KeyOrderedConsumer(
+            settings.bootstrap, [self.topics.journal, self.topics.webhooks],
+            group_id=f"{self.topics.prefix}.webhooks", handle=self.handle,
+            max_in_flight=settings.step_concurrency, client_id="demat-webhooks",
+            fetch_wait_ms=settings.fetch_wait_ms)
+        self.client: httpx.AsyncClient | None = None
+        self._subs: dict[str, Subscription] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(timeout=self.runtime.settings.webhook_timeout_s,
+                                     follow_redirects=False) as self.client:
+            await self.consumer.run()
+
+    def stop(self) -> None:
+        self.consumer.stop()
+
+    async def handle(self, record: ConsumerRecord) -> None:
+        if record.topic == self.topics.journal:
+            await self.fan_out(record)
+        else:
+            await self.deliver(record)
+
+    async def subscriptions(self) -> dict[str, Subscription]:
+        """Every subscription by id, re-read from the store at most every refresh period."""
+        async with self._lock:
+            if time.monotonic() - self._loaded_at >= self.runtime.settings.webhook_refresh_s:
+                store = SubscriptionStore(self.runtime.store)
+                self._subs = {s.id: s for s in await asyncio.to_thread(store.list)}
+                self._loaded_at = time.monotonic()
+            return self._subs
+
+    async def fan_out(self, record: ConsumerRecord) -> None:
+        try:
+            event = JournalEvent.model_validate_json(record.value)
+        except ValidationError:
+            log.error("undecodable journal event skipped at %s[%d]@%d", record.topic,
+                      record.partition, record.offset)
+            return
+        types = webhook_types(event) if event.tenant else []
+        if not types:
+            return
+        subs = [s for s in (await self.subscriptions()).values() if s.wants(event)]
+        sends = [await self.broker.publish(encode(d), self.topics.webhooks, key=d.key,
+                                           no_confirm=True)
+                 for t in types for s in subs if matches(s.event_types, t)
+                 for d in [_delivery(s, event, t)]]
+        await asyncio.gather(*sends)
+
+    async def deliver(self, record: ConsumerRecord) -> None:
+        source = record_source(record)
+        delivery = await decode_or_dead_letter(self.broker, self.topics, record.value, source,
+                                               WebhookDelivery.model_validate_json)
+        if delivery is None:
+            return
+        sub = (await self.subscriptions()).get(delivery.subscription_id)
+        if sub is None or not sub.active:
+            log.info("delivery %s dropped: subscription %s is gone or inactive",
+                     delivery.event_id, delivery.subscription_id)
+            return
+        store = self.runtime.store
+        if await asyncio.to_thread(already_delivered, store, delivery):
+            return
+        assert self.client is not None
+        error = await attempt(self.client, store, sub, delivery)
+        if error is None:
+            return
+        delivery.last_error = error
+        if self.policy.gives_up(delivery, utcnow()):
+            await self._dead_letter(sub, delivery, source)
+        else:
+            await self._retry(delivery)
+
+    async def _retry(self, delivery: WebhookDelivery) -> None:
+        delay = self.policy.delay(delivery.attempts)
+        log.info("delivery %s to %s failed (attempt %d: %s); again in %g s",
+                 delivery.event_id, delivery.subscription_id, delivery.attempts,
+                 delivery.last_error, delay)
+        await self.broker.publish(encode(delivery), self.topics.delay(tier_for(delay)),
+                                  key=delivery.key,
+                                  headers=delay_headers(self.topics.webhooks, delay))
+
+    async def _dead_letter(self, sub: Subscription, delivery: WebhookDelivery,
+                           source: MessageSource) -> None:
+        fresh = delivery.model_copy(update={"attempts": 0, "first_attempt_at": None})
+        letter = DeadLetter(  # its own document id: a replay is not the document's
+            doc_id=f"webhook:{sub.id}/{delivery.event_id}", tenant=delivery.tenant,
+            flow="webhook", step=sub.id, source=source,
+            attempts=delivery.attempts, first_failure_at=delivery.first_attempt_at,
+            raw=base64.b64encode(encode(fresh)).decode(),
+            error=ErrorInfo(error_class="WebhookDeliveryFailed", retryable=True,
+                            message=f"{delivery.event_type} {delivery.event_id} of document "
+                                    f"{delivery.document} to {sub.url}: {delivery.last_error}"))
+        log.warning("delivery %s to %s dead-lettered after %d attempts", delivery.event_id,
+                    sub.id, delivery.attempts)
+        await publish_dead_letter(self.broker, self.topics, letter)
+
+
+def _delivery(sub: Subscription, event: JournalEvent, event_type: str) -> WebhookDelivery:
+    return WebhookDelivery(subscription_id=sub.id, tenant=sub.tenant,
+                           event_id=event_id(event, event_type), event_type=event_type,
+                           document=event.doc_id, body=payload(event, event_type).decode())
