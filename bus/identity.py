@@ -204,7 +204,6 @@ class IdentityStore:
             raise Unauthenticated(f"user {record['login']} no longer exists")
         return Identity(record["login"], record["id"], narrow(user["roles"], record))
 
-
     def _from_provider(self, access_token: str) -> Identity:
         """The caller an OpenID provider's access token names, with the roles its local
         user holds (the provider authenticates, the bus authorises)."""
@@ -213,12 +212,16 @@ class IdentityStore:
             found = self.oidc.identity(access_token)
         except OidcError as exc:
             raise Unauthenticated(str(exc)) from None
-        user = self.user(found.login)
-        if user is None:
-            raise Unauthenticated(f"{found.login} has no user on this bus (demat users add)")
         jti = found.claims.get("jti")
-        return Identity(found.login, f"oidc:{jti}" if jti else "oidc",
-                        {t: frozenset(r) for t, r in user["roles"].items()})
+        return self.of_user(found.login, f"oidc:{jti}" if jti else "oidc")
+
+    def of_user(self, login: str, via: str) -> Identity:
+        """``login`` with all its user's roles, authenticated ``via`` a provider's token or
+        a session (the provider authenticates, the bus authorises)."""
+        user = self.user(login)
+        if user is None:
+            raise Unauthenticated(f"{login} has no user on this bus (demat users add)")
+        return Identity(login, via, {t: frozenset(r) for t, r in user["roles"].items()})
 
 
 def narrow(user_roles: dict[str, list[str]], token: dict[str, Any]) -> dict[str, frozenset[str]]:

@@ -297,6 +297,10 @@ class ObjectStore:
                 return {}
             raise
 
+    def delete_record(self, key: str) -> None:
+        """Remove a record (nothing happens if there is none)."""
+        self.client.remove_object(self.bucket, key)
+
     def get_json(self, key: str) -> Any | None:
         raw = self.get_record(key)
         return None if raw is None else json.loads(raw)

@@ -1,9 +1,10 @@
 """OpenID Connect access tokens: who calls the API when the syndicate runs a provider.
 
-Applications get an access token from the provider (client credentials) and people
-through their login (authorization code with PKCE); either way the API receives a JWT
-access token (RFC 9068, as Keycloak and most providers issue). ``OidcVerifier`` checks
-it against the provider's published keys (discovery, then JWKS), its issuer, its
+Applications get an access token from the provider (client credentials) and send it
+to the API: a JWT access token (RFC 9068, as Keycloak and most providers issue); people
+log in (``bus.login``: authorization code with PKCE) and then hold a session, their ID
+token checked here too (``OidcVerifier.id_token``). ``OidcVerifier`` checks an access
+token against the provider's published keys (discovery, then JWKS), its issuer, its
 audience (the bus's API) and its lifetime, and names the caller by the first of
 ``login_claims`` it carries. Authorisation stays the bus's: the caller's roles are the
 local user's of that login (``bus.identity``), so the provider authenticates and the
@@ -12,6 +13,7 @@ bus decides.
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -73,6 +75,31 @@ class OidcVerifier:
             raise OidcError(f"the access token names no caller (claims "
                             f"{', '.join(self.login_claims)})")
         return OidcIdentity(login, claims)
+
+    def id_token(self, token: str, client_id: str, nonce: str) -> dict[str, Any]:
+        """The claims of an ID token issued to ``client_id`` for the login that sent
+        ``nonce`` (OpenID Connect Core 3.1.3.7); ``OidcError`` when it is not valid."""
+        claims = self.signed(token, client_id, "ID token",
+                             ["exp", "iat", "iss", "aud", "sub", "nonce"])
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != client_id:
+            raise OidcError(f"the ID token was issued to {claims.get('azp')!r}, not to us")
+        if not hmac.compare_digest(str(claims["nonce"]), nonce):
+            raise OidcError("the ID token's nonce is not this login's")
+        return claims
+
+    def signed(self, token: str, audience: str, what: str, require: list[str]
+               ) -> dict[str, Any]:
+        """The claims of a JWT this provider signed for ``audience`` (ID token, userinfo)."""
+        try:
+            key = self._jwks().get_signing_key_from_jwt(token)
+            return jwt.decode(token, key.key, algorithms=ALGORITHMS, audience=audience,
+                              issuer=self.issuer, leeway=self.leeway_s,
+                              options={"require": require})
+        except jwt.ExpiredSignatureError:
+            raise OidcError(f"the {what} has expired") from None
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+            raise OidcError(f"invalid {what}: {exc}") from None
 
     def discovery(self) -> dict[str, Any]:
         """The provider's OpenID configuration (kept an hour)."""

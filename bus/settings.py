@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # OpenID Connect (bus/oidc.py): the API also accepts this provider's access tokens
     oidc_issuer: str | None = None
     oidc_audience: str = "urn:demat-bus:api"
+    # people's login (bus/login.py): authorization code + PKCE with this registered client
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None  # none: a public client (PKCE alone)
+    oidc_redirect_uri: str | None = None  # https://<bus>/v1/auth/callback, as registered
+    oidc_scope: str = "openid email profile"
+    oidc_login_claim: str = "email"  # the ID token / userinfo claim naming the local user
+    oidc_session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
 
     # webhooks (bus/webhooks): back-off between attempts (seconds, the last one repeats),
     # when to give up (attempts or age), the receiver's answer timeout, subscription cache

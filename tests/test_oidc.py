@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import jwt
@@ -15,16 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bus.oidc import OidcError, OidcVerifier
+from tests.oidc_support import oidc_provider
 
-PROVIDER = Path(__file__).resolve().parent / "oidc" / "provider.mjs"
 AUDIENCE = "urn:demat-bus:api"
 CLIENT, SECRET = "rh-app", "rh-app-secret-for-tests-only"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +22,8 @@ def issuer() -> Iterator[str]:
     clients = [{"client_id": CLIENT, "client_secret": SECRET, "scope": "api",
                 "grant_types": ["client_credentials"], "redirect_uris": [],
                 "response_types": []}]
-    proc = subprocess.Popen(["node", str(PROVIDER), str(_free_port()), json.dumps(clients)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # "ready ISSUER" once it listens
-    assert line.startswith("ready "), f"oidc-provider did not start: {line!r}"
-    yield line.split()[1]
-    proc.terminate()
-    proc.wait(10)
+    with oidc_provider(clients) as found:
+        yield found
 
 
 def _token(issuer: str, secret: str = SECRET) -> httpx.Response:

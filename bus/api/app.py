@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,12 +15,15 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from bus.api import documents, push, registry, uploads
+from bus.api import documents, login, push, registry, uploads
+from bus.api.auth import permission
 from bus.client import DematClient
 from bus.identity import IdentityStore
 from bus.index import Index
 from bus.intake import SubmissionError
+from bus.login import PeopleLogin
 from bus.oidc import OidcVerifier
+from bus.sessions import SessionStore
 from bus.settings import Settings, get_settings
 from schemas.errors import field_path
 
@@ -40,11 +44,14 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 @dataclass
 class Bus:
-    """What the routes use: the SDK client (runtime, store, producer), index, identities."""
+    """What the routes use: the SDK client (runtime, store, producer), index, identities,
+    and the people's login with its sessions (``login`` is ``None`` unless configured)."""
 
     client: DematClient
     index: Index
     identities: IdentityStore
+    sessions: SessionStore
+    login: PeopleLogin | None = None
 
 
 def error(status: int, message: str, field: str | None = None,
@@ -65,7 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience) \
             if settings.oidc_issuer else None
         app.state.bus = Bus(client, Index(settings.database),
-                            IdentityStore(runtime.store, runtime.tenants, oidc))
+                            IdentityStore(runtime.store, runtime.tenants, oidc),
+                            SessionStore(runtime.store,
+                                         timedelta(minutes=settings.oidc_session_minutes)),
+                            PeopleLogin.configured(settings, oidc))
         try:
             yield
         finally:
@@ -84,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(registry.router)
     app.include_router(push.router)
+    app.include_router(login.router)
     _health(app)
     return app
 
@@ -125,11 +136,13 @@ def _errors(app: FastAPI) -> None:
 
 
 def _health(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["health"], summary="the process answers")
+    @app.get("/healthz", tags=["health"], summary="the process answers",
+             openapi_extra=permission("public"))
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="the object store answers")
+    @app.get("/readyz", tags=["health"], summary="the object store answers",
+             openapi_extra=permission("public"))
     async def readyz(request: Request) -> Response:
         bus: Bus = request.app.state.bus
         try:

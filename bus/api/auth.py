@@ -1,22 +1,35 @@
-"""Who calls: the bearer token of each request, and the tenant checks of the routes."""
+"""Who calls: the bearer token of each request, or a person's session cookie (after an
+OpenID Connect login, ``bus.api.login``); and the tenant checks of the routes.
+
+A request authenticated by its cookie with an unsafe method (anything but GET, HEAD,
+OPTIONS) must also carry the session's CSRF token in the ``X-CSRF-Token`` header
+(a synchronizer token: another site's page can neither read it nor set that header).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from bus.identity import Identity, Unauthenticated
 from schemas.messages import DocumentState
 
+SESSION_COOKIE, CSRF_COOKIE, CSRF_HEADER = "demat_session", "demat_csrf", "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer = HTTPBearer(auto_error=False, description="an API token (`demat tokens create`), or "
                      "an access token of the OpenID provider `DEMAT_OIDC_ISSUER` names")
+session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="a person's "
+                              "session after `/v1/auth/login`; unsafe methods also need the "
+                              f"`{CSRF_HEADER}` header (`/v1/auth/me` gives it)")
 
 
 def permission(name: str) -> dict[str, Any]:
-    """OpenAPI extension naming the permission a route needs (the isolation tests read it)."""
+    """OpenAPI extension naming the permission a route needs (the isolation tests read it);
+    ``public`` for the few routes anyone may call (health, login)."""
     return {"x-permission": name}
 
 
@@ -25,15 +38,36 @@ def bus_of(request: Request) -> Any:
 
 
 async def caller(request: Request,
-                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                 ) -> Identity:
-    """The authenticated identity, or 401."""
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                 cookie: Annotated[str | None, Depends(session_cookie)]) -> Identity:
+    """The authenticated identity (a bearer token first, else the session cookie), or 401."""
+    if creds is None and cookie and bus_of(request).login is not None:
+        return await session_caller(request, cookie)
     secret = creds.credentials if creds else None
     try:
         return await asyncio.to_thread(bus_of(request).identities.authenticate, secret)
     except Unauthenticated as exc:
         raise HTTPException(401, {"message": str(exc), "field": "Authorization"},
                             headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+async def session_caller(request: Request, secret: str) -> Identity:
+    """The person of an open session; unsafe methods need its CSRF token too."""
+    bus = bus_of(request)
+    session = await asyncio.to_thread(bus.sessions.find, secret)
+    if session is None:
+        raise HTTPException(401, {"message": "the session has ended or expired (log in again "
+                                  "at /v1/auth/login)", "field": SESSION_COOKIE})
+    if request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, "").encode(), session["csrf"].encode()):
+        raise HTTPException(403, {"message": f"a request authenticated by the session cookie "
+                                  f"needs the session's {CSRF_HEADER} header", "field":
+                                  CSRF_HEADER})
+    try:
+        return await asyncio.to_thread(bus.identities.of_user, session["login"],
+                                       session["ref"])
+    except Unauthenticated as exc:
+        raise HTTPException(401, {"message": str(exc), "field": SESSION_COOKIE}) from None
 
 
 def not_found(doc_id: str) -> HTTPException:

@@ -162,11 +162,12 @@ class ServedApi:
 
 @contextlib.contextmanager
 def served_api(env: dict[str, str], log_file: Path, *, cwd: Path | None = None,
-               timeout: float = 60) -> Iterator[ServedApi]:
-    """``demat serve`` on a free port with ``env`` added, ready (``/readyz``), then stopped."""
+               timeout: float = 60, port: int | None = None) -> Iterator[ServedApi]:
+    """``demat serve`` on ``port`` (else a free one) with ``env`` added, ready
+    (``/readyz``), then stopped."""
     import httpx  # lazy: only the tests and the bench serve the API this way
 
-    port = free_ports(1)[0]
+    port = port or free_ports(1)[0]
     url = f"http://127.0.0.1:{port}"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:

@@ -17,6 +17,7 @@ import pytest
 from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
 from bus.runtime import Runtime
+from bus.sessions import SessionStore
 from bus.settings import Settings
 from tests.api.uploads_support import call_push_route, call_upload_route
 from workers.common.demo import minimal_pdf
@@ -24,7 +25,6 @@ from workers.common.demo import minimal_pdf
 pytestmark = pytest.mark.stack
 CITY_A, CITY_B, SYNDICATE = "216900910", "214502494", "200000008"
 MARKER = f"secret-of-a-{uuid.uuid4().hex[:8]}"  # in A's document only
-PUBLIC = {"/healthz", "/readyz"}
 
 
 @pytest.fixture(scope="module")
@@ -176,17 +176,19 @@ def test_syndicate_admin_sees_its_member_cities(http: httpx.Client, tokens: dict
 
 # --- the isolation matrix ---------------------------------------------------------------
 
-def _routes(http: httpx.Client) -> list[tuple[str, str, str | None]]:
-    """Every (method, path, permission) of the published OpenAPI document."""
+def _routes(http: httpx.Client, public: bool = False) -> list[tuple[str, str, str | None]]:
+    """Every (method, path, permission) of the published OpenAPI document: those behind a
+    token, or (``public``) those anyone may call."""
     spec = http.get("/openapi.json").json()
     routes = []
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            if path in PUBLIC:
-                assert "security" not in op, f"{path} is public"
-                continue
-            assert op.get("security"), f"{method.upper()} {path} is not behind a token"
-            routes.append((method, path, op.get("x-permission")))
+            if op.get("x-permission") == "public":
+                assert "security" not in op, f"{method.upper()} {path} is public"
+            else:
+                assert op.get("security"), f"{method.upper()} {path} is not behind a token"
+            if public == (op.get("x-permission") == "public"):
+                routes.append((method, path, op.get("x-permission")))
     return routes
 
 
@@ -258,3 +260,35 @@ def _never_leaks(got: httpx.Response, doc: dict[str, Any], where: str) -> None:
         assert all(w["tenant"] != CITY_A for w in got.json()["webhooks"]), where
     if got.status_code == 200 and body and "tenants" in got.json():
         assert CITY_A not in {t["siren"] for t in got.json()["tenants"]}, where
+
+
+def test_public_routes_never_leak(http: httpx.Client, tokens: dict[str, str],
+                                  doc_a: dict[str, Any]) -> None:
+    """Health and login answer anyone alike: whatever the token, the same status, and
+    never a tenant's data."""
+    routes = _routes(http, public=True)
+    assert {p for _, p, _ in routes} >= {"/healthz", "/readyz", "/v1/auth/login",
+                                         "/v1/auth/callback", "/v1/auth/logout"}
+    for method, path, _ in routes:
+        answers = set()
+        for case in ("none", "expired", "revoked", "other", "producer", "admin"):
+            got = _call(http, method, path, tokens.get(case), doc_a, tokens["producer"])
+            _never_leaks(got, doc_a, f"{method.upper()} {path} {case}")
+            answers.add(got.status_code)
+        assert len(answers) == 1, f"{method.upper()} {path} answers by token: {answers}"
+
+
+def test_without_oidc_the_login_says_what_to_configure(http: httpx.Client, settings: Settings,
+                                                        tokens: dict[str, str]) -> None:
+    for method, path in (("get", "/v1/auth/login"), ("get", "/v1/auth/callback"),
+                         ("post", "/v1/auth/logout")):
+        got = http.request(method, path)
+        assert got.status_code == 501 and got.json()["error"]["field"] == "DEMAT_OIDC_CLIENT_ID"
+    runtime = Runtime(settings)  # a session record, as a login would leave: not a door here
+    login = IdentityStore(runtime.store, runtime.tenants).authenticate(tokens["admin"]).login
+    secret, _ = SessionStore(runtime.store, timedelta(hours=1)).open(login, {}, "")
+    got = http.get("/v1/auth/me", headers={"Cookie": f"demat_session={secret}"})
+    assert got.status_code == 401 and got.json()["error"]["field"] == "Authorization"
+    me = http.get("/v1/auth/me", headers=_auth(tokens["admin"]))
+    assert me.status_code == 200 and me.json()["login"] == login and me.json()["session"] is None
+    assert me.json()["tenants"][0]["roles"] == ["admin"]
