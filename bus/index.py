@@ -178,10 +178,16 @@ class Index:
     def dead_letters(self, *, tenant: str | None = None, flow: str | None = None,
                      step: str | None = None, error: str | None = None,
                      since: str | None = None, status: str | None = "open",
-                     limit: int = 1000) -> list[dict[str, Any]]:
-        """Dead letters matching every filter given, newest first."""
+                     limit: int = 1000, within: list[str | None] | None = None
+                     ) -> list[dict[str, Any]]:
+        """Dead letters matching every filter given, newest first; ``within``: only those
+        of these tenants (``None`` in it: the letters of no tenant too)."""
         where, args = _equal(("tenant", tenant), ("flow", flow), ("step", step),
                              ("error_class", error), ("status", status))
+        if within is not None:
+            where.append("(tenant = ANY(%s)" + (" OR tenant IS NULL)" if None in within
+                                                 else ")"))
+            args.append([t for t in within if t is not None])
         if since is not None:
             where.append("at >= %s::timestamptz")
             args.append(since)

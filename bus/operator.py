@@ -1,5 +1,6 @@
 """Operator actions on dead letters: replay and discard, each journaled with its actor
-(an authenticated identity, ``bus.identity``)."""
+(an authenticated identity, ``bus.identity``). The CLI (``demat dlq``) and the HTTP API
+(``/v1/dead-letters``) both act through this desk."""
 
 from __future__ import annotations
 
@@ -10,20 +11,46 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bus.broker import encode
+from bus.identity import Identity
 from bus.index import Index
 from bus.runtime import Runtime
+from bus.tenants import TenantRegistry
 from schemas.messages import OperatorAction
+
+FILTERS = ("tenant", "flow", "step", "error", "since")
+
+
+def may_act(who: Identity, letter: dict[str, Any], permission: str,
+            tenants: TenantRegistry) -> bool:
+    """Whether ``who`` holds ``permission`` on the letter's tenant. A letter with no tenant
+    (an undecodable message: its raw bytes may be any tenant's) needs ``permission`` on
+    every configured tenant."""
+    tenant = letter.get("tenant")
+    if tenant:
+        return who.may(permission, tenant, tenants)
+    return all(who.may(permission, t.siren, tenants) for t in tenants)
 
 
 class DeadLetterDesk:
     """What an operator can do with the dead-letter queue."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, index: Index | None = None) -> None:
         self.runtime = runtime
-        self.index = Index(runtime.settings.database)
+        self.index = index or Index(runtime.settings.database)
+
+    def select(self, ids: list[str] | None, filters: dict[str, Any] | None
+               ) -> list[dict[str, Any]]:
+        """The open letters named by ``ids``, or every open letter matching ``filters``
+        (one or the other: ``ValueError`` otherwise, ``KeyError`` for an unknown id)."""
+        if ids and filters is not None:
+            raise ValueError("give dead-letter ids or filters, not both")
+        if not ids and filters is None:
+            raise ValueError("give dead-letter ids, or filters (all open letters matching)")
+        return self.find(ids or None, filters or {})
 
     def find(self, ids: list[str] | None, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        """Open letters by id (each must exist and be open) or by filters."""
+        """Open letters by id (each must exist and be open) or by filters (any argument of
+        ``Index.dead_letters``)."""
         if ids is None:
             return self.index.dead_letters(**filters)
         letters = []

@@ -2,7 +2,8 @@
 
 A flow family (``workers/<family>/``) is a Python package that the bus imports at
 start-up; importing it registers its step kinds (``workers.step.step``), intake
-checks, demo documents, CLI commands, extra service groups and flow folders here.
+checks, demo documents, CLI commands, HTTP API routers, extra service groups and flow
+folders here.
 Packages are found through the ``demat.plugins`` entry points (``pyproject.toml``)
 and the ``DEMAT_PLUGINS`` setting (comma-separated module names, for site or test
 families). The kernel never names a family: it asks this registry.
@@ -48,6 +49,7 @@ class Registry:
     demo_sources: list[DemoSource] = field(default_factory=list)
     demo_imports: list[DemoImport] = field(default_factory=list)
     commands: list[CommandAdder] = field(default_factory=list)
+    api_routers: list[Any] = field(default_factory=list)  # FastAPI ``APIRouter`` objects
     groups: dict[str, GroupRegistrar] = field(default_factory=dict)
     flow_dirs: list[Path] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
@@ -88,6 +90,12 @@ class Registry:
         """Decorator: ``fn(subparsers)`` adds the family's ``demat`` commands."""
         self.commands.append(fn)
         return fn
+
+    def add_api_router(self, router: Any) -> None:
+        """Serve ``router`` (a FastAPI ``APIRouter``) in ``demat serve``; each of its routes
+        declares its permission like the kernel's (``bus.api.auth.permission``)."""
+        if router not in self.api_routers:
+            self.api_routers.append(router)
 
     def group(self, name: str) -> Callable[[GroupRegistrar], GroupRegistrar]:
         """Decorator: ``fn(app, broker, runtime)`` runs service group ``name``."""

@@ -108,6 +108,24 @@ def test_dead_letters_and_their_status(pg_url: str) -> None:
     assert index.dead_letter("nope") is None
 
 
+def test_dead_letters_within_tenants(pg_url: str) -> None:
+    index = Index(pg_url)
+    error = ErrorInfo(error_class="PermanentError", message="refused")
+    letters = [DeadLetter(doc_id="a1", tenant="216900910", error=error),
+               DeadLetter(doc_id="b1", tenant="214502494", error=error),
+               DeadLetter(raw="AAAA", error=error)]  # undecodable: no tenant
+    for letter in letters:
+        index.add_dead_letter(letter)
+
+    def docs(within: list[str | None] | None) -> set[str | None]:
+        return {r["doc_id"] for r in index.dead_letters(within=within)}
+
+    assert docs(["216900910"]) == {"a1"}
+    assert docs(["216900910", None]) == {"a1", None}
+    assert docs([]) == set() and docs(None) == {"a1", "b1", None}
+    assert docs(["214502494"]) == {"b1"}
+
+
 def test_threads_share_an_index_and_a_dropped_connection_is_renewed(pg_url: str) -> None:
     index = Index(pg_url)
     with ThreadPoolExecutor(8) as pool:

@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from bus.api import documents, login, push, registry, uploads
+from bus.api import audit, deadletters, documents, login, push, registry, uploads
 from bus.api.auth import permission
 from bus.client import DematClient
 from bus.identity import IdentityStore
@@ -23,6 +23,8 @@ from bus.index import Index
 from bus.intake import SubmissionError
 from bus.login import PeopleLogin
 from bus.oidc import OidcVerifier
+from bus.operator import DeadLetterDesk
+from bus.plugins import load_plugins
 from bus.sessions import SessionStore
 from bus.settings import Settings, get_settings
 from schemas.errors import field_path
@@ -45,12 +47,14 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 @dataclass
 class Bus:
     """What the routes use: the SDK client (runtime, store, producer), index, identities,
-    and the people's login with its sessions (``login`` is ``None`` unless configured)."""
+    the people's login with its sessions (``login`` is ``None`` unless configured) and
+    the operators' dead-letter desk."""
 
     client: DematClient
     index: Index
     identities: IdentityStore
     sessions: SessionStore
+    desk: DeadLetterDesk
     login: PeopleLogin | None = None
 
 
@@ -71,11 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = client.runtime
         oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience) \
             if settings.oidc_issuer else None
-        app.state.bus = Bus(client, Index(settings.database),
-                            IdentityStore(runtime.store, runtime.tenants, oidc),
+        index = Index(settings.database)
+        app.state.bus = Bus(client, index, IdentityStore(runtime.store, runtime.tenants, oidc),
                             SessionStore(runtime.store,
                                          timedelta(minutes=settings.oidc_session_minutes)),
-                            PeopleLogin.configured(settings, oidc))
+                            DeadLetterDesk(runtime, index), PeopleLogin.configured(settings, oidc))
         try:
             yield
         finally:
@@ -95,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(push.router)
     app.include_router(login.router)
+    app.include_router(deadletters.router)
+    app.include_router(audit.router)
+    for router in load_plugins(settings.plugin_modules).api_routers:  # the families' routes
+        app.include_router(router)
     _health(app)
     return app
 

@@ -27,7 +27,7 @@ from starlette.background import BackgroundTask
 from bus import intake
 from bus.api.auth import bus_of, caller, forbidden, permission, sees, visible_state
 from bus.audit.config import key_hasher
-from bus.client import FileInput
+from bus.client import FileInput, Receipt
 from bus.export import export_document
 from bus.identity import Identity
 from bus.intake import SubmissionError
@@ -55,7 +55,7 @@ def _metadata(raw: str) -> dict[str, Any]:
     return meta
 
 
-def _spool(files: list[UploadFile], folder: Path) -> list[FileInput]:
+def spool(files: list[UploadFile], folder: Path) -> list[FileInput]:
     """Copy each upload (already spooled to disk by the server) to a file the SDK streams
     to the object store; the first file is the main one, the others annexes."""
     inputs = []
@@ -85,16 +85,35 @@ async def submit(request: Request, who: Who, flow: Annotated[str, Form()],
     if len(files) > MAX_FILES:
         raise SubmissionError("files", f"at most {MAX_FILES} files")
     with tempfile.TemporaryDirectory(prefix="demat-api-") as tmp:
-        inputs = await asyncio.to_thread(_spool, files, Path(tmp))
-        env = await bus.client._in_thread(bus.client.prepare, flow, inputs, tenant=tenant,
-                                          metadata=meta, key=idempotency_key)
+        inputs = await asyncio.to_thread(spool, files, Path(tmp))
+        receipt = await submit_as(bus, who, flow, inputs, tenant=tenant, metadata=meta,
+                                  key=idempotency_key)
+    return accepted(receipt)
+
+
+async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[FileInput], *,
+                    tenant: str, metadata: dict[str, Any], key: str | None = None,
+                    correlation_id: str | None = None, flow_checks: bool = False) -> Receipt:
+    """Check, upload and submit a document with ``who`` as its producer (the journal's
+    ``submitted`` event names it); ``SubmissionError`` if refused. ``flow_checks``: run
+    the flow family's checks now too (intake runs them anyway), so their refusal is the
+    request's answer."""
+    env = await bus.client._in_thread(bus.client.prepare, flow, inputs, tenant=tenant,
+                                      metadata=metadata, key=key, correlation_id=correlation_id)
+    if flow_checks:
+        await intake.check_flow(bus.client.runtime, env)
     env = who.stamp(env)
     receipt = await bus.client.submit_envelope(env)
     if not receipt.duplicate:  # a retry that comes before intake recorded the key is known
         await asyncio.to_thread(intake.record_key, env, bus.client.runtime.store)
+    return receipt
+
+
+def accepted(receipt: Receipt, **extra: Any) -> JSONResponse:
+    """``202`` with the document's id and ``Location``."""
     location = f"/v1/documents/{receipt.doc_id}"
     return JSONResponse({"id": receipt.doc_id, "duplicate": receipt.duplicate,
-                         "state": "submitted", "location": location},
+                         "state": "submitted", "location": location} | extra,
                         status_code=202, headers={"Location": location})
 
 
@@ -222,7 +241,11 @@ async def export(request: Request, who: Who, doc_id: str) -> FileResponse:
 def _export_zip(request: Request, doc_id: str, tmp: Path) -> Path:
     folder = tmp / doc_id
     export_document(bus_of(request).client.runtime, doc_id, folder)
-    zip_path = tmp / f"{doc_id}.zip"
+    return zip_folder(folder, tmp / f"{doc_id}.zip")
+
+
+def zip_folder(folder: Path, zip_path: Path) -> Path:
+    """Every file under ``folder`` into ``zip_path``, by its path relative to ``folder``."""
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():

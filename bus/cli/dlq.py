@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bus.cli.console import fail, out
 from bus.identity import IdentityStore, Unauthenticated, cli_actor
-from bus.operator import DeadLetterDesk
+from bus.operator import FILTERS, DeadLetterDesk, may_act
 from bus.runtime import Runtime
 
 
@@ -52,18 +52,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in ("tenant", "flow", "step", "error", "since")}
+    return {k: getattr(args, k) for k in FILTERS}
 
 
 def acting_identity(desk: DeadLetterDesk, letters: list[dict[str, Any]], permission: str) -> str:
     """The acting identity (``DEMAT_TOKEN``, else the OS user); a token must hold
-    ``permission`` on every letter's tenant."""
+    ``permission`` on every letter's tenant (``bus.operator.may_act``)."""
     ids = IdentityStore(desk.runtime.store, desk.runtime.tenants)
     actor = cli_actor(ids)
     who = ids.authenticate(os.environ["DEMAT_TOKEN"]) if os.environ.get("DEMAT_TOKEN") else None
     for letter in letters if who else ():
         tenant = letter.get("tenant")
-        if not tenant or not who.may(permission, tenant, ids.tenants):
+        if not may_act(who, letter, permission, ids.tenants):
             raise PermissionError(f"DEMAT_TOKEN: {who.login} may not {permission} dead letter "
                                   f"{letter['id']} (tenant {tenant or 'unknown'})")
     return actor
@@ -97,12 +97,13 @@ def cmd_dlq_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chosen(desk, args: argparse.Namespace) -> list[dict[str, Any]]:
-    if args.ids and getattr(args, "all", False):
+def _chosen(desk: DeadLetterDesk, args: argparse.Namespace) -> list[dict[str, Any]]:
+    every = getattr(args, "all", False)
+    if args.ids and every:
         raise ValueError("give dead-letter ids or --all, not both")
-    if not args.ids and not getattr(args, "all", False):
+    if not args.ids and not every:
         raise ValueError("give dead-letter ids, or --all with filters")
-    return desk.find(args.ids or None, _filters(args) if not args.ids else {})
+    return desk.select(args.ids or None, _filters(args) if every else None)
 
 
 def cmd_dlq_replay(args: argparse.Namespace) -> int:

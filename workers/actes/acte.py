@@ -101,3 +101,30 @@ def cancellation_request(acte_document: str, official: str, reason: str,
                        "official_id": official, "reason": reason,
                        "requested_at": requested_at.isoformat()},
                       ensure_ascii=False, indent=2).encode()
+
+
+def require_acte(state: Any, doc_id: str) -> Any:
+    """``state`` if it is an acte document's (``LookupError`` otherwise)."""
+    if state is None or state.envelope is None or state.envelope.flow != "acte":
+        raise LookupError(f"no acte document {doc_id} on this bus")
+    return state
+
+
+def cancellation(state: Any, reason: str, at: datetime) -> tuple[str, bytes, dict[str, Any]]:
+    """What cancelling the acte of ``state`` submits (flow ``acte-followup``): the request
+    file's name and content, and the metadata."""
+    doc_id = state.doc_id
+    official = official_id(state) or doc_id
+    return (f"demande-annulation-{official}.json",
+            cancellation_request(doc_id, official, reason, at),
+            {"acte_document": doc_id, "action": "cancel", "reason": reason})
+
+
+def answer_metadata(acte_document: str, letter_id: int | None, refuse: bool,
+                    typology: str) -> dict[str, Any]:
+    """The metadata of an answer to a prefecture letter (flow ``acte-followup``)."""
+    meta: dict[str, Any] = {"acte_document": acte_document, "action": "answer",
+                            "refuse": refuse, "typology": typology}
+    if letter_id is not None:
+        meta["letter_id"] = letter_id
+    return meta

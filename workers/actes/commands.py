@@ -27,7 +27,7 @@ from bus.plugins import REGISTRY
 from bus.runtime import Runtime
 from bus.state import StateStore
 from schemas.envelope import utcnow
-from workers.actes.acte import cancellation_request, known_letters, official_id
+from workers.actes.acte import answer_metadata, cancellation, known_letters, require_acte
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -73,10 +73,7 @@ def _fail(message: str) -> int:
 
 
 def _acte_state(doc_id: str) -> Any:
-    state = StateStore(Runtime().store, cache_size=0).load_sync(doc_id)
-    if state is None or state.envelope is None or state.envelope.flow != "acte":
-        raise LookupError(f"no acte document {doc_id} on this bus")
-    return state
+    return require_acte(StateStore(Runtime().store, cache_size=0).load_sync(doc_id), doc_id)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -84,12 +81,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         state = _acte_state(args.id)
     except LookupError as exc:
         return _fail(str(exc))
-    official = official_id(state) or args.id
+    name, content, meta = cancellation(state, args.reason, utcnow())
     with tempfile.TemporaryDirectory() as tmp:
-        request = Path(tmp) / f"demande-annulation-{official}.json"
-        request.write_bytes(cancellation_request(args.id, official, args.reason, utcnow()))
-        return _submit(args, state.envelope.tenant, [request],
-                       {"acte_document": args.id, "action": "cancel", "reason": args.reason})
+        request = Path(tmp) / name
+        request.write_bytes(content)
+        return _submit(args, state.envelope.tenant, [request], meta)
 
 
 def cmd_reply(args: argparse.Namespace) -> int:
@@ -97,10 +93,7 @@ def cmd_reply(args: argparse.Namespace) -> int:
         state = _acte_state(args.id)
     except LookupError as exc:
         return _fail(str(exc))
-    meta: dict[str, Any] = {"acte_document": args.id, "action": "answer",
-                            "refuse": args.refuse, "typology": args.typology}
-    if args.letter is not None:
-        meta["letter_id"] = args.letter
+    meta = answer_metadata(args.id, args.letter, args.refuse, args.typology)
     return _submit(args, state.envelope.tenant, args.file, meta)
 
 
