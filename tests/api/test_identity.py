@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bus.identity import IdentityError, IdentityStore, Unauthenticated, narrow
+from bus.identity import Identity, IdentityError, IdentityStore, Unauthenticated, narrow
+from bus.operator import may_act
 from bus.tenants import Tenant, TenantRegistry
 
 SYNDICATE, CITY_A, CITY_B, OTHER = "200000008", "216900910", "214502494", "253514491"
@@ -137,3 +138,21 @@ def test_the_demo_syndicate_is_above_both_demo_cities() -> None:
     demo = TenantRegistry.load(Path(__file__).resolve().parents[2] / "bus/dev/tenants.yaml")
     assert demo.descendants(SYNDICATE) == {SYNDICATE, CITY_A, CITY_B}
     assert demo.ancestors(CITY_A) == [CITY_A, SYNDICATE]
+
+
+def test_a_dead_letter_of_no_tenant_needs_the_permission_on_every_tenant(
+        tenants: TenantRegistry) -> None:
+    city = Identity("op-a", None, {CITY_A: frozenset({"operator"})})
+    syndicate = Identity("op-s", None, {SYNDICATE: frozenset({"operator"}),
+                                        OTHER: frozenset({"operator"})})
+    reader = Identity("ar-all", None, {SYNDICATE: frozenset({"archivist"}),
+                                       OTHER: frozenset({"archivist"})})
+    a_letter, undecodable = {"tenant": CITY_A}, {"tenant": None}
+    assert may_act(city, a_letter, "replay", tenants)
+    assert not may_act(city, {"tenant": CITY_B}, "read", tenants)
+    assert not may_act(city, undecodable, "read", tenants)
+    assert may_act(syndicate, undecodable, "discard", tenants)  # every tenant, inherited
+    assert may_act(reader, undecodable, "read", tenants)
+    assert not may_act(reader, undecodable, "replay", tenants)
+    no_other = Identity("op-s2", None, {SYNDICATE: frozenset({"operator"})})
+    assert not may_act(no_other, undecodable, "replay", tenants)  # OTHER is not below it
