@@ -252,3 +252,8 @@ def cli_actor(ids: IdentityStore) -> str:
     if not secret:
         return os_actor()
     return ids.authenticate(secret).actor
+
+
+def cli_submitter(runtime: Any) -> str:
+    """Who a CLI submission on ``runtime``'s bus is journaled as (``cli_actor``)."""
+    return cli_actor(IdentityStore(runtime.store, runtime.tenants))

@@ -124,6 +124,21 @@ def test_permanent_error_is_dead_lettered_then_replayed_by_an_operator(
     assert wait_until(lambda: index.dead_letter(letter["id"])["status"] == "replayed", 30)
     again = demat("dlq", "replay", letter["id"])
     assert again.returncode != 0 and "already replayed" in again.stderr
+    # a CLI submission is journaled as its submitter too: the token's identity, else the OS user
+    note = tmp_path / "note.txt"
+    note.write_text("note de service")
+    for env, actor in (({"DEMAT_TOKEN": secret}, f"alice (token {token_id})"),
+                       ({}, "@")):
+        sent = demat("submit", "document", str(note), "--tenant", DAV_TENANT, "--meta",
+                     f"title=Note {actor}", "--json", env=env)
+        assert sent.returncode == 0, sent.stderr
+        sent_id = json.loads(sent.stdout)["id"]
+        assert wait_until(lambda i=sent_id: _events(settings, i), 30)
+        submitted = _events(settings, sent_id)[0]
+        assert submitted["type"] == "submitted" and actor in submitted["actor"]
+    bad = demat("submit", "document", str(note), "--tenant", DAV_TENANT, "--meta", "title=x",
+                env={"DEMAT_TOKEN": "dmt_0000000000000000." + "x" * 43})
+    assert bad.returncode != 0 and "DEMAT_TOKEN: unknown token" in bad.stderr
 
 
 def test_poison_message_is_dead_lettered_and_the_consumer_goes_on(

@@ -32,10 +32,11 @@ from bus.export import export_document
 from bus.identity import Identity
 from bus.intake import SubmissionError
 from bus.search import query_keys
-from schemas.envelope import FileRef, FileRole
+from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.messages import DocumentState
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
+RECEIPTS = "api/accepted/"  # the API's receipt of each document it accepted
 MAX_METADATA = 256 * 1024  # bytes of the metadata JSON
 MAX_FILES = 100
 COPY_CHUNK = 1024 * 1024
@@ -102,11 +103,25 @@ async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[FileInput],
                                       metadata=metadata, key=key, correlation_id=correlation_id)
     if flow_checks:
         await intake.check_flow(bus.client.runtime, env)
+    return await publish_as(bus, who, env)
+
+
+async def publish_as(bus: Any, who: Identity, env: Envelope) -> Receipt:
+    """Publish an envelope whose files are stored, as ``who``; keep the door's receipt
+    (``GET /v1/documents/{id}`` answers ``submitted`` from it until the router has the
+    document) and the idempotency key (a retry that comes before intake did is known)."""
     env = who.stamp(env)
     receipt = await bus.client.submit_envelope(env)
-    if not receipt.duplicate:  # a retry that comes before intake recorded the key is known
-        await asyncio.to_thread(intake.record_key, env, bus.client.runtime.store)
+    if not receipt.duplicate:
+        await asyncio.to_thread(_keep_receipt, bus.client.runtime.store, env)
     return receipt
+
+
+def _keep_receipt(store: Any, env: Envelope) -> None:
+    store.put_json(f"{RECEIPTS}{env.id}.json", {
+        "id": env.id, "tenant": env.tenant, "flow": env.flow, "producer": env.producer,
+        "submitted_by": env.submitted_by, "created_at": env.created_at.isoformat()})
+    intake.record_key(env, store)
 
 
 def accepted(receipt: Receipt, **extra: Any) -> JSONResponse:
@@ -180,7 +195,30 @@ async def _own(request: Request, who: Identity, doc_id: str) -> bool:
 
 @router.get("/{doc_id}", summary="a document's state", openapi_extra=permission("read"))
 async def status(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
-    return _view(await visible_state(request, who, doc_id))
+    """The document's state; ``submitted`` while the bus has not routed it yet."""
+    try:
+        return _view(await visible_state(request, who, doc_id))
+    except HTTPException as exc:
+        pending = await _pending(request, who, doc_id) if exc.status_code == 404 else None
+        if pending is None:
+            raise
+        return pending
+
+
+async def _pending(request: Request, who: Identity, doc_id: str) -> dict[str, Any] | None:
+    """The API's receipt of a document not routed yet, if the caller may see it."""
+    bus = bus_of(request)
+    if len(doc_id) > 200 or "/" in doc_id:
+        return None
+    got = await asyncio.to_thread(bus.client.runtime.store.get_json, f"{RECEIPTS}{doc_id}.json")
+    tenants = bus.client.runtime.tenants
+    if got is None or await bus.client.status(doc_id) is not None or not (
+            who.may("read", got["tenant"], tenants) or (
+                who.may("read-own", got["tenant"], tenants) and got["producer"] == who.producer)):
+        return None
+    return {"id": doc_id, "tenant": got["tenant"], "flow": got["flow"], "state": "submitted",
+            "step": None, "error": None, "duplicate_of": None, "steps": [],
+            "created_at": got["created_at"], "updated_at": got["created_at"]}
 
 
 @router.get("/{doc_id}/journal", summary="a document's journal",

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from bus import intake
 from bus.api.auth import bus_of, forbidden, permission
-from bus.api.documents import Who
+from bus.api.documents import Who, accepted, publish_as
 from bus.identity import Identity
 from bus.uploads import Upload, UploadError, UploadMissing, Uploads
 from schemas.envelope import FileRole
@@ -134,10 +134,5 @@ async def submit_uploaded(request: Request, who: Who, body: UploadedDocument) ->
             raise HTTPException(422, {"message": f"uploads[{i}]: {exc}",
                                       "field": f"uploads[{i}]"}) from None
     env = bus.client.envelope(body.flow, body.tenant, body.metadata, None, None, refs)
-    env = who.stamp(env)
     await asyncio.to_thread(intake.check_envelope, env, runtime.flows, runtime.tenants)
-    receipt = await bus.client.submit_envelope(env)
-    location = f"/v1/documents/{receipt.doc_id}"
-    return JSONResponse({"id": receipt.doc_id, "duplicate": receipt.duplicate,
-                         "state": "submitted", "location": location},
-                        status_code=202, headers={"Location": location})
+    return accepted(await publish_as(bus, who, env))

@@ -16,7 +16,7 @@ from bus.asyncapi import asyncapi_document
 from bus.cli.console import fail, out
 from bus.client import DematClient, FileInput
 from bus.export import export_document
-from bus.identity import IdentityStore, Unauthenticated, cli_actor
+from bus.identity import Unauthenticated, cli_submitter
 from bus.index import Index
 from bus.intake import SubmissionError
 from bus.runtime import Runtime
@@ -104,8 +104,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     async def go() -> tuple[Any, Any]:
         async with DematClient(producer_name="cli") as client:
-            client.submitted_by = cli_actor(IdentityStore(client.runtime.store,
-                                                          client.runtime.tenants))
+            client.submitted_by = cli_submitter(client.runtime)
             receipt = await client.submit(args.flow, files, tenant=args.tenant,
                                           metadata=meta, key=args.key)
             state = await client.wait(receipt.doc_id, args.timeout) if args.wait else None

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bus.api.documents import RECEIPTS
 from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
 from bus.runtime import Runtime
@@ -335,3 +336,25 @@ def test_without_oidc_the_login_says_what_to_configure(http: httpx.Client, setti
     me = http.get("/v1/auth/me", headers=_auth(tokens["admin"]))
     assert me.status_code == 200 and me.json()["login"] == login and me.json()["session"] is None
     assert me.json()["tenants"][0]["roles"] == ["admin"]
+
+
+def test_a_document_not_routed_yet_answers_submitted_to_those_who_may_see_it(
+        http: httpx.Client, tokens: dict[str, str], settings: Settings) -> None:
+    """Between the 202 and the router's first write, the API's receipt answers
+    ``submitted`` — within the same isolation as the document's state."""
+    runtime = Runtime(settings)
+    producer = IdentityStore(runtime.store, runtime.tenants).authenticate(tokens["producer"])
+    doc_id = f"01pending-{uuid.uuid4().hex[:12]}"  # no state: the bus never saw it
+    runtime.store.put_json(f"{RECEIPTS}{doc_id}.json", {
+        "id": doc_id, "tenant": CITY_A, "flow": "document", "producer": producer.producer,
+        "submitted_by": producer.actor, "created_at": datetime.now(UTC).isoformat()})
+    for case, expected in (("producer", 200), ("operator", 200), ("producer2", 404),
+                           ("other", 404), ("none", 401)):
+        got = http.get(f"/v1/documents/{doc_id}", headers=_auth(tokens.get(case)))
+        assert got.status_code == expected, f"{case}: {got.status_code}"
+        if expected == 200:
+            assert got.json()["state"] == "submitted" and got.json()["tenant"] == CITY_A
+        else:
+            assert doc_id not in got.text
+    journal = http.get(f"/v1/documents/{doc_id}/journal", headers=_auth(tokens["archivist"]))
+    assert journal.status_code == 404  # only the state answers from the receipt

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bus.client import DematClient
+from bus.identity import Unauthenticated, cli_submitter
 from bus.intake import SubmissionError
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
@@ -100,6 +101,7 @@ def cmd_reply(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace, tenant: str, files: list[Path], meta: dict) -> int:
     async def go() -> tuple[str, Any]:
         async with DematClient(producer_name="cli") as client:
+            client.submitted_by = cli_submitter(client.runtime)
             receipt = await client.submit("acte-followup", files, tenant=tenant,
                                           metadata=meta, correlation_id=args.id)
             state = await client.wait(receipt.doc_id, args.timeout) if args.wait else None
@@ -109,6 +111,8 @@ def _submit(args: argparse.Namespace, tenant: str, files: list[Path], meta: dict
         doc_id, state = asyncio.run(go())
     except SubmissionError as exc:
         return _fail(str(exc))
+    except Unauthenticated as exc:
+        return _fail(f"DEMAT_TOKEN: {exc}")
     result = {"id": doc_id, "state": state.state.value if state else "submitted"}
     if state is not None and state.error:
         result["error"] = state.error.message

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bus.client import DematClient
+from bus.identity import Unauthenticated, cli_submitter
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
 from workers.payroll.ingest import (
@@ -59,6 +60,9 @@ def cmd_submit_batch(args: argparse.Namespace) -> int:
             published = asyncio.run(_publish(runtime, run, quiet=args.json))
         except RunRejected as exc:
             return _rejected(exc.problems, args.json)
+        except Unauthenticated as exc:
+            console.print(f"[red]DEMAT_TOKEN: {exc}[/]")
+            return 2
     finally:
         run.close()
     seconds = time.monotonic() - started
@@ -71,7 +75,8 @@ def cmd_submit_batch(args: argparse.Namespace) -> int:
 
 
 async def _publish(runtime, run, *, quiet: bool):
-    async with DematClient(runtime.settings, producer_name="payroll") as client:
+    async with DematClient(runtime.settings, producer_name="payroll",
+                           submitted_by=cli_submitter(runtime)) as client:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, disable=quiet) as bar:
             up = bar.add_task("uploaded ", total=len(run.rows))
