@@ -66,11 +66,20 @@ class Identity:
     login: str
     token_id: str | None
     grants: dict[str, frozenset[str]]  # tenant -> roles
+    expires_at: datetime | None = None  # when the credential stops being valid, if it does
 
     @property
     def actor(self) -> str:
         """How the journal names this caller."""
         return f"{self.login} (token {self.token_id})" if self.token_id else self.login
+
+    @property
+    def rate_key(self) -> str:
+        """Whose request budget a request spends: the API token's, or the OpenID
+        subject's (each access token of one login shares it)."""
+        if self.token_id and not self.token_id.startswith("oidc"):
+            return f"token:{self.token_id}"
+        return f"login:{self.login}"
 
     @property
     def producer(self) -> str:
@@ -197,12 +206,13 @@ class IdentityStore:
             raise Unauthenticated("unknown token")
         if record["revoked_at"]:
             raise Unauthenticated(f"token {record['id']} was revoked")
-        if record["expires_at"] and parse_date(record["expires_at"]) <= now():
+        expires = parse_date(record["expires_at"]) if record["expires_at"] else None
+        if expires is not None and expires <= now():
             raise Unauthenticated(f"token {record['id']} expired")
         user = self.user(record["login"])
         if user is None:
             raise Unauthenticated(f"user {record['login']} no longer exists")
-        return Identity(record["login"], record["id"], narrow(user["roles"], record))
+        return Identity(record["login"], record["id"], narrow(user["roles"], record), expires)
 
     def _from_provider(self, access_token: str) -> Identity:
         """The caller an OpenID provider's access token names, with the roles its local
@@ -212,16 +222,19 @@ class IdentityStore:
             found = self.oidc.identity(access_token)
         except OidcError as exc:
             raise Unauthenticated(str(exc)) from None
-        jti = found.claims.get("jti")
-        return self.of_user(found.login, f"oidc:{jti}" if jti else "oidc")
+        jti, exp = found.claims.get("jti"), found.claims.get("exp")
+        return self.of_user(found.login, f"oidc:{jti}" if jti else "oidc",
+                            datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float)
+                            else None)
 
-    def of_user(self, login: str, via: str) -> Identity:
+    def of_user(self, login: str, via: str, expires_at: datetime | None = None) -> Identity:
         """``login`` with all its user's roles, authenticated ``via`` a provider's token or
         a session (the provider authenticates, the bus authorises)."""
         user = self.user(login)
         if user is None:
             raise Unauthenticated(f"{login} has no user on this bus (demat users add)")
-        return Identity(login, via, {t: frozenset(r) for t, r in user["roles"].items()})
+        return Identity(login, via, {t: frozenset(r) for t, r in user["roles"].items()},
+                        expires_at)
 
 
 def narrow(user_roles: dict[str, list[str]], token: dict[str, Any]) -> dict[str, frozenset[str]]:

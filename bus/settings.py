@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     api_host: str = "127.0.0.1"  # demat serve / demat run: where the HTTP API listens
     api_port: int = Field(default=8080, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1)  # demat serve: processes (uvicorn workers)
+    # requests per second and burst of each API token (or OpenID login), per API process
+    # (0: no limit); callers that fail to authenticate spend their client address's
+    api_rate: float = Field(default=50.0, ge=0)
+    api_burst: int = Field(default=100, ge=1)
+    api_anonymous_rate: float = Field(default=5.0, ge=0)
+    api_anonymous_burst: int = Field(default=100, ge=1)
+    # how long an API process trusts an authentication (the bound on revocation; 0: never)
+    api_auth_cache_seconds: float = Field(default=5.0, ge=0)
     # audit journal (bus/audit): sealing, signing key, timestamping, search-key secret
     seal_interval_seconds: float | None = Field(default=None, gt=0)  # None: 5 s embedded, 300
     audit_key_file: Path | None = None  # Ed25519 PEM; default <var>/audit/bus-ed25519.pem

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from bus.api import audit, deadletters, documents, login, push, registry, uploads
 from bus.api.auth import permission
+from bus.api.limits import AuthCache, Limiter
 from bus.client import DematClient
 from bus.identity import IdentityStore
 from bus.index import Index
@@ -47,14 +48,18 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 @dataclass
 class Bus:
     """What the routes use: the SDK client (runtime, store, producer), index, identities,
-    the people's login with its sessions (``login`` is ``None`` unless configured) and
-    the operators' dead-letter desk."""
+    the people's login with its sessions (``login`` is ``None`` unless configured),
+    the operators' dead-letter desk, and this process's request budgets and cache of
+    authenticated callers."""
 
     client: DematClient
     index: Index
     identities: IdentityStore
     sessions: SessionStore
     desk: DeadLetterDesk
+    auth_cache: AuthCache
+    callers: Limiter  # by token (or OpenID login)
+    anonymous: Limiter  # failed authentications, by client address
     login: PeopleLogin | None = None
 
 
@@ -79,7 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.bus = Bus(client, index, IdentityStore(runtime.store, runtime.tenants, oidc),
                             SessionStore(runtime.store,
                                          timedelta(minutes=settings.oidc_session_minutes)),
-                            DeadLetterDesk(runtime, index), PeopleLogin.configured(settings, oidc))
+                            DeadLetterDesk(runtime, index),
+                            AuthCache(settings.api_auth_cache_seconds),
+                            Limiter(settings.api_rate, settings.api_burst),
+                            Limiter(settings.api_anonymous_rate, settings.api_anonymous_burst),
+                            PeopleLogin.configured(settings, oidc))
         try:
             yield
         finally:

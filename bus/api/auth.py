@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from bus.api.limits import retry_after
 from bus.identity import Identity, Unauthenticated
 from schemas.messages import DocumentState
 
@@ -40,15 +41,43 @@ def bus_of(request: Request) -> Any:
 async def caller(request: Request,
                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
                  cookie: Annotated[str | None, Depends(session_cookie)]) -> Identity:
-    """The authenticated identity (a bearer token first, else the session cookie), or 401."""
-    if creds is None and cookie and bus_of(request).login is not None:
-        return await session_caller(request, cookie)
-    secret = creds.credentials if creds else None
-    try:
-        return await asyncio.to_thread(bus_of(request).identities.authenticate, secret)
-    except Unauthenticated as exc:
-        raise HTTPException(401, {"message": str(exc), "field": "Authorization"},
-                            headers={"WWW-Authenticate": "Bearer"}) from None
+    """The authenticated identity (a bearer token first, else the session cookie), or
+    401; 429 past the caller's request budget."""
+    bus = bus_of(request)
+    if creds is None and cookie and bus.login is not None:
+        who = await session_caller(request, cookie)
+    else:
+        who = await bearer_caller(request, creds.credentials if creds else None)
+    if wait := bus.callers.take(who.rate_key):
+        raise too_many(wait, f"requests of {who.rate_key}")
+    return who
+
+
+async def bearer_caller(request: Request, secret: str | None) -> Identity:
+    """The identity of a bearer secret (recently authenticated ones from the cache).
+    Failed authentications spend the client address's budget, and an address without
+    any left gets 429 before its secret is even looked up (guessing tokens is slowed;
+    known callers from it go on)."""
+    bus = bus_of(request)
+    who = bus.auth_cache.get(secret) if secret else None
+    if who is None:
+        address = request.client.host if request.client else "unknown"
+        if wait := bus.anonymous.wait(address):
+            raise too_many(wait, "failed authentications from your address")
+        try:
+            who = await asyncio.to_thread(bus.identities.authenticate, secret)
+        except Unauthenticated as exc:
+            bus.anonymous.take(address)
+            raise HTTPException(401, {"message": str(exc), "field": "Authorization"},
+                                headers={"WWW-Authenticate": "Bearer"}) from None
+        assert secret is not None
+        bus.auth_cache.put(secret, who)
+    return who
+
+def too_many(wait: float, what: str) -> HTTPException:
+    return HTTPException(429, {"message": f"too many {what}: retry in {retry_after(wait)} s",
+                               "field": "Authorization"},
+                         headers={"Retry-After": retry_after(wait)})
 
 
 async def session_caller(request: Request, secret: str) -> Identity:
