@@ -43,6 +43,18 @@ class FileInput:
 
 
 @dataclass(frozen=True)
+class BytesInput:
+    """A small file held in memory (an HTTP upload), with its name and role."""
+
+    data: bytes
+    name: str
+    role: FileRole = FileRole.MAIN
+
+
+Input = FileInput | BytesInput
+
+
+@dataclass(frozen=True)
 class Receipt:
     """The answer to a submission: the document id, and whether it already existed."""
 
@@ -88,25 +100,25 @@ class DematClient:
             self._producer = None
         self._pool.shutdown(wait=False)
 
-    def prepare(self, flow: str, files: list[FileInput | Path | str], *, tenant: str,
+    def prepare(self, flow: str, files: list[Input | Path | str], *, tenant: str,
                 metadata: dict[str, Any], key: str | None = None,
                 correlation_id: str | None = None) -> Envelope:
         """Check the submission, then upload its files; raise ``SubmissionError`` if bad."""
-        inputs = [f if isinstance(f, FileInput) else FileInput(Path(f)) for f in files]
+        inputs = [f if isinstance(f, Input) else FileInput(Path(f)) for f in files]
         if not inputs:
             raise intake.SubmissionError("files", "at least one file is required")
         for i, f in enumerate(inputs):
-            _check_readable(i, f.path)
+            _check_readable(i, f)
         draft = self.envelope(flow, tenant, metadata, key, correlation_id, [
-            FileRef(sha256="0" * 64, size=max(1, f.path.stat().st_size),
+            FileRef(sha256="0" * 64, size=max(1, _size(f)),
                     media_type="application/octet-stream", role=f.role,
-                    name=f.name or f.path.name) for f in inputs])
+                    name=_name(f)) for f in inputs])
         intake.check_envelope(draft, self.runtime.flows, self.runtime.tenants)
         encrypt = self.runtime.flows.get(flow).encrypt_files
         refs = [self._upload(i, tenant, f, encrypt) for i, f in enumerate(inputs)]
         return draft.model_copy(update={"files": refs})
 
-    async def submit(self, flow: str, files: list[FileInput | Path | str], *, tenant: str,
+    async def submit(self, flow: str, files: list[Input | Path | str], *, tenant: str,
                      metadata: dict[str, Any], key: str | None = None,
                      correlation_id: str | None = None) -> Receipt:
         """Upload and submit; the same key with the same content returns the first id."""
@@ -116,7 +128,8 @@ class DematClient:
 
     async def submit_envelope(self, env: Envelope) -> Receipt:
         """Publish an envelope whose files are already stored."""
-        first = await self._in_thread(intake.find_duplicate, env, self.runtime.store)
+        first = None if env.idempotency_key is None else \
+            await self._in_thread(intake.find_duplicate, env, self.runtime.store)
         if first is not None:
             return Receipt(first, duplicate=True)
         assert self._producer is not None, "call start() first"
@@ -174,10 +187,13 @@ class DematClient:
         except ValidationError as exc:
             raise intake.SubmissionError(*first_error(exc)) from None
 
-    def _upload(self, index: int, tenant: str, f: FileInput, encrypt: bool = False) -> FileRef:
+    def _upload(self, index: int, tenant: str, f: Input, encrypt: bool = False) -> FileRef:
+        store = self.runtime.store
+        if isinstance(f, BytesInput):
+            return store.put_bytes(tenant, f.data, name=f.name, role=f.role, encrypt=encrypt)
         try:
-            return self.runtime.store.put_path(tenant, f.path, role=f.role, name=f.name,
-                                               expected_sha256=f.sha256, encrypt=encrypt)
+            return store.put_path(tenant, f.path, role=f.role, name=f.name,
+                                  expected_sha256=f.sha256, encrypt=encrypt)
         except IntegrityError as exc:
             raise intake.SubmissionError(f"files[{index}]", str(exc)) from None
 
@@ -189,8 +205,21 @@ def _flow_version(runtime: Runtime, flow: str) -> int:
         return 1
 
 
-def _check_readable(index: int, path: Path) -> None:
+def _size(f: Input) -> int:
+    return len(f.data) if isinstance(f, BytesInput) else f.path.stat().st_size
+
+
+def _name(f: Input) -> str:
+    return f.name if isinstance(f, BytesInput) else f.name or f.path.name
+
+
+def _check_readable(index: int, f: Input) -> None:
     field = f"files[{index}]"
+    if isinstance(f, BytesInput):
+        if not f.data:
+            raise intake.SubmissionError(field, f"file {f.name} is empty")
+        return
+    path = f.path
     if not path.exists():
         raise intake.SubmissionError(field, f"file {path} does not exist")
     if not path.is_file():

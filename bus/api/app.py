@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.api import audit, deadletters, documents, login, push, registry, uploads
 from bus.api.auth import permission
@@ -117,20 +119,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _limits_and_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]
-                    ) -> Response:
-        length = request.headers.get("content-length")
+    app.add_middleware(Guard)
+
+
+class Guard:
+    """Refuses bodies over ``MAX_BODY`` (413) and adds the security headers to every
+    answer. Plain ASGI: no task nor stream per request, unlike ``@app.middleware``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in ("/docs", "/docs/oauth2-redirect")
+        added = {**SECURITY_HEADERS, "Content-Security-Policy": DOCS_CSP if docs else API_CSP}
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in added.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            response: Response = error(413, f"request body over {MAX_BODY} bytes",
-                                       "Content-Length")
-        else:
-            response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        docs = request.url.path in ("/docs", "/docs/oauth2-redirect")
-        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else API_CSP)
-        return response
+            refused = error(413, f"request body over {MAX_BODY} bytes", "Content-Length")
+            await refused(scope, receive, send_guarded)
+            return
+        await self.app(scope, receive, send_guarded)
 
 
 def _errors(app: FastAPI) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +28,7 @@ from starlette.background import BackgroundTask
 from bus import intake
 from bus.api.auth import bus_of, caller, forbidden, permission, sees, visible_state
 from bus.audit.config import key_hasher
-from bus.client import FileInput, Receipt
+from bus.client import BytesInput, DematClient, FileInput, Input, Receipt
 from bus.export import export_document
 from bus.identity import Identity
 from bus.intake import SubmissionError
@@ -40,6 +41,7 @@ RECEIPTS = "api/accepted/"  # the API's receipt of each document it accepted
 MAX_METADATA = 256 * 1024  # bytes of the metadata JSON
 MAX_FILES = 100
 COPY_CHUNK = 1024 * 1024
+IN_MEMORY = 1024 * 1024  # python-multipart keeps a file part up to this size in memory
 Who = Annotated[Identity, Depends(caller)]
 FILTERS = ("tenant", "flow", "state", "since", "until", "limit", "key")
 
@@ -56,18 +58,37 @@ def _metadata(raw: str) -> dict[str, Any]:
     return meta
 
 
-def spool(files: list[UploadFile], folder: Path) -> list[FileInput]:
-    """Copy each upload (already spooled to disk by the server) to a file the SDK streams
-    to the object store; the first file is the main one, the others annexes."""
-    inputs = []
+def spool(files: list[UploadFile], folder: Path) -> list[Input]:
+    """The uploads as the SDK takes them: a small one (the server holds it in memory)
+    as bytes, a larger one (spooled to disk by the server) copied to a file in
+    ``folder`` (made if needed) that the SDK streams to the object store; the first file
+    is the main one, the others annexes."""
+    inputs: list[Input] = []
     for i, upload in enumerate(files):
         name = Path(upload.filename or f"file-{i}").name or f"file-{i}"
+        role = FileRole.MAIN if i == 0 else FileRole.ANNEX
+        if upload.size is not None and upload.size <= IN_MEMORY:
+            inputs.append(BytesInput(upload.file.read(), name, role))
+            continue
+        folder.mkdir(exist_ok=True)
         path = folder / f"{i}"
         with path.open("wb") as out:
             shutil.copyfileobj(upload.file, out, COPY_CHUNK)
-        inputs.append(FileInput(path, role=FileRole.MAIN if i == 0 else FileRole.ANNEX,
-                                name=name))
+        inputs.append(FileInput(path, role=role, name=name))
     return inputs
+
+
+def _prepare(client: DematClient, files: list[UploadFile], flow: str, tenant: str,
+             meta: dict[str, Any], key: str | None) -> Envelope:
+    """Check and store the uploads (SDK ``prepare``) in one trip to a thread: the loop
+    never waits on the file system or the store."""
+    folder = Path(tempfile.gettempdir()) / f"demat-api-{uuid.uuid4().hex}"
+    try:
+        return client.prepare(flow, spool(files, folder), tenant=tenant, metadata=meta,
+                              key=key)
+    finally:
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @router.post("", status_code=202, summary="submit a document", openapi_extra=permission("submit"))
@@ -85,14 +106,12 @@ async def submit(request: Request, who: Who, flow: Annotated[str, Form()],
     meta = _metadata(metadata)
     if len(files) > MAX_FILES:
         raise SubmissionError("files", f"at most {MAX_FILES} files")
-    with tempfile.TemporaryDirectory(prefix="demat-api-") as tmp:
-        inputs = await asyncio.to_thread(spool, files, Path(tmp))
-        receipt = await submit_as(bus, who, flow, inputs, tenant=tenant, metadata=meta,
-                                  key=idempotency_key)
-    return accepted(receipt)
+    env = await bus.client._in_thread(_prepare, bus.client, files, flow, tenant, meta,
+                                      idempotency_key)
+    return accepted(await publish_as(bus, who, env))
 
 
-async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[FileInput], *,
+async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[Input], *,
                     tenant: str, metadata: dict[str, Any], key: str | None = None,
                     correlation_id: str | None = None, flow_checks: bool = False) -> Receipt:
     """Check, upload and submit a document with ``who`` as its producer (the journal's
@@ -109,11 +128,12 @@ async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[FileInput],
 async def publish_as(bus: Any, who: Identity, env: Envelope) -> Receipt:
     """Publish an envelope whose files are stored, as ``who``; keep the door's receipt
     (``GET /v1/documents/{id}`` answers ``submitted`` from it until the router has the
-    document) and the idempotency key (a retry that comes before intake did is known)."""
+    document) and the idempotency key (a retry that comes before intake did is known),
+    in one trip to a thread."""
     env = who.stamp(env)
     receipt = await bus.client.submit_envelope(env)
     if not receipt.duplicate:
-        await asyncio.to_thread(_keep_receipt, bus.client.runtime.store, env)
+        await bus.client._in_thread(_keep_receipt, bus.client.runtime.store, env)
     return receipt
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 
 from rich.table import Table
 
@@ -15,12 +16,15 @@ from bus.runtime import Runtime
 from bus.settings import get_settings
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
+KEEP_ALIVE_S = 75
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("serve", help="serve the HTTP API (FastAPI)")
     s.add_argument("--host", help="default DEMAT_API_HOST or 127.0.0.1")
     s.add_argument("--port", type=int, help="default DEMAT_API_PORT or 8080")
+    s.add_argument("--workers", type=int, help="processes serving the port (default "
+                   "DEMAT_API_WORKERS or 1); each keeps its own rate limits and cache")
     s.set_defaults(func=cmd_serve)
 
     users = sub.add_parser("users", help="local users and their roles per tenant")
@@ -64,10 +68,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     host, port = args.host or settings.api_host, args.port or settings.api_port
+    workers = args.workers or settings.api_workers
+    if workers < 1:
+        return fail("--workers: at least 1")
     limit_malloc_arenas()
-    out.print(f"demat API on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning",
-                server_header=False)
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")  # the same in worker processes
+    out.print(f"demat API on http://{host}:{port} (docs at /docs)"
+              + (f", {workers} processes" if workers > 1 else ""))
+    # idle keep-alive connections are closed after KEEP_ALIVE_S, longer than clients and
+    # load balancers keep theirs (httpx 5 s, most balancers 60 s): a server closing first
+    # races the client's next request on that connection, which then fails unsent
+    common = {"host": host, "port": port, "log_level": "warning", "server_header": False,
+              "timeout_keep_alive": KEEP_ALIVE_S}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+    else:  # each worker process builds the app from the same environment
+        uvicorn.run("bus.api.app:create_app", factory=True, workers=workers, **common)
     return 0
 
 

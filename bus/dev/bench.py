@@ -63,6 +63,8 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
     try:
         async with DematClient(settings, producer_name="bench") as client:
             ctx = BenchContext(settings, client, watcher, inputs, plan, log)
+            if plan.only == "api":
+                return {"api": await _api_phase(ctx, env)}
             log("warming up")
             await warm_up(ctx)
             log("latency of single no-op documents")
@@ -74,10 +76,7 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
             log(f"transport: raw aiokafka chain of {hops} hops, {payload}-byte messages")
             raw_rate = await measure_raw_transport(settings, hops, plan.transport_documents,
                                                    payload)
-            log(f"API: {plan.api_clients} concurrent clients submit {plan.api_documents} "
-                "small documents")
-            api = await measure_api(ctx, env, clients=plan.api_clients,
-                                    documents=plan.api_documents)
+            api = await _api_phase(ctx, env)
             log(f"memory: one {plan.large_file_mb} MB file through validate -> deposit")
             large = await measure_large_file(ctx, pids)
             if plan.burst_flow == "payslip":
@@ -104,6 +103,14 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
         "latency": latency,
         "api": api,
     }
+
+
+async def _api_phase(ctx: BenchContext, env: dict[str, str]) -> dict[str, Any]:
+    plan = ctx.plan
+    ctx.log(f"API: {plan.api_clients} concurrent clients submit {plan.api_documents} "
+            "small documents")
+    return await measure_api(ctx, env, clients=plan.api_clients, documents=plan.api_documents,
+                             workers=plan.api_workers)
 
 
 def run_bench(var_dir: Path, plan: BenchPlan, log: Log = print) -> dict[str, Any]:
@@ -172,6 +179,9 @@ def machine() -> dict[str, Any]:
 
 def rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, value, target) rows of the summary table."""
+    if "transport" not in report:  # one phase alone
+        return [("broker log storage", report.get("broker", "s3"), ""),
+                *_api_rows(report.get("api"))]
     t, b, m, lat = (report[k] for k in ("transport", "burst", "memory", "latency"))
     return [
         ("broker log storage", report.get("broker", "s3"), ""),
@@ -198,7 +208,9 @@ def _api_rows(api: dict[str, Any] | None) -> list[tuple[str, str, str]]:
         return []
     return [("API: submit p50 / p95 / p99 ms",
              f"{api['p50_ms']} / {api['p95_ms']} / {api['p99_ms']} ({api['clients']} "
-             f"clients, {api['documents']} documents, {api['submits_per_s']}/s)", "p95 < 200"),
+             f"clients, {api['documents']} documents, {api['submits_per_s']}/s, "
+             f"{api.get('workers', 1)} API processes, {api.get('api_cpu_ms_per_submit')} "
+             "ms CPU each)", "p95 < 200"),
             ("API: errors", f"{api['errors']}", "0")]
 
 
@@ -238,6 +250,14 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--flow", choices=["bench-payslip", "payslip"], default="bench-payslip",
                    help="burst flow: validate -> seal -> deposit (default), or the real pay "
                    "slip flow (payroll run ingested, encrypted, sealed, ENSAP lots, archived)")
+    s.add_argument("--only", choices=["api"], help="run this phase alone (api: the HTTP "
+                   "clients' submissions; not recorded in bench/results.md)")
+    s.add_argument("--api-clients", type=int, help="concurrent clients of the API phase "
+                   "(default 200)")
+    s.add_argument("--api-documents", type=int, help="documents of the API phase (default "
+                   "2,000, --quick 400)")
+    s.add_argument("--api-workers", type=int, default=1, help="demat serve --workers of the "
+                   "API phase (default 1)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--keep", action="store_true", help="keep the bench var directory")
     s.add_argument("--no-record", action="store_true", help="do not append to bench/results.md")
@@ -249,14 +269,17 @@ def cmd_bench(args: Any) -> int:
     plan = BenchPlan.quick() if args.quick else BenchPlan()
     if args.documents:
         plan.burst_documents = args.documents
-    plan.broker, plan.burst_flow = args.broker, args.flow
+    plan.broker, plan.burst_flow, plan.only = args.broker, args.flow, args.only
+    plan.api_clients = args.api_clients or plan.api_clients
+    plan.api_documents = args.api_documents or plan.api_documents
+    plan.api_workers = args.api_workers
     var_dir = (get_settings().var_dir / "bench" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     try:
         report = run_bench(var_dir, plan, log=lambda m: err.print(f"[dim]{m}[/]"))
     finally:
         if not args.keep:
             shutil.rmtree(var_dir, ignore_errors=True)
-    if not args.no_record:
+    if not args.no_record and not args.only:
         append_results(report)
     if args.json:
         out.print_json(json.dumps(report))

@@ -29,9 +29,11 @@ class BenchPlan:
     submit_concurrency: int = 32
     api_clients: int = 200  # concurrent HTTP clients of the API phase
     api_documents: int = 2_000
+    api_workers: int = 1  # demat serve --workers
     mode: str = "full"
     burst_flow: str = "bench-payslip"  # or "payslip": the real flow (bus.dev.bench_payroll)
     broker: str = "memory"  # Tansu's log storage: memory (like Kafka's page cache) or s3
+    only: str | None = None  # one phase alone ("api"), on the same fresh stack
 
     @classmethod
     def quick(cls) -> BenchPlan:

@@ -165,6 +165,11 @@ def test_bad_input_names_the_field(http: httpx.Client, tokens: dict[str, str]) -
     missing = http.post("/v1/documents", headers=_auth(tokens["producer"]),
                         data={"flow": "document", "tenant": CITY_A})
     assert missing.status_code == 422 and missing.json()["error"]["field"] == "files"
+    empty = http.post("/v1/documents", headers=_auth(tokens["producer"]), data={
+        "flow": "document", "tenant": CITY_A},
+        files=[("files", ("vide.pdf", b"", "application/pdf"))])
+    assert empty.status_code == 422 and empty.json()["error"]["field"] == "files[0]"
+    assert "vide.pdf" in empty.text and "/tmp" not in empty.text  # no server path shown
     unknown = _submit(http, tokens["producer"], tenant="123456782")
     assert unknown.status_code == 403  # no role there (whether it exists is not said)
 
