@@ -63,3 +63,15 @@ def test_payroll_burst_config_is_the_demo_tenant_with_the_bench_flows(tmp_path: 
 
     limits = tenant_settings(tenant).batch  # the flow's SIP bounds, not the demo's small ones
     assert limits.max_documents is None and limits.max_wait_seconds is None
+
+
+def test_api_phase_alone_reports_its_rows_only() -> None:
+    report = {"broker": "memory", "api": {
+        "clients": 200, "documents": 400, "workers": 1, "errors": 0, "submits_per_s": 150.0,
+        "p50_ms": 700.0, "p95_ms": 1500.0, "p99_ms": 1600.0, "api_cpu_ms_per_submit": 3.1}}
+    found = rows(report)
+    assert [r[0] for r in found] == ["broker log storage", "API: submit p50 / p95 / p99 ms",
+                                     "API: errors"]
+    assert found[1][1].startswith("700.0 / 1500.0 / 1600.0 (200 clients")
+    assert found[1][2] == "p95 < 200"
+

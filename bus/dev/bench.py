@@ -9,7 +9,9 @@ so the ratios hold on a noisy machine:
   validate -> seal (when the seal connector exists) -> deposit;
 - memory: peak RSS of each bus process during the burst, and RSS growth while one
   large file is submitted, validated and deposited (streaming);
-- latency: submission -> completed of single no-op documents under no load.
+- latency: submission -> completed of single no-op documents under no load;
+- api: 200 concurrent HTTP clients submitting small documents through ``demat serve``
+  (``bus.dev.bench_api``; ``--only api`` runs it alone).
 
 Completion is observed on the journal topic, not by polling document states. The
 broker keeps its log in memory by default (``--broker s3``: in SeaweedFS, the durable

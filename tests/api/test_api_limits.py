@@ -94,3 +94,22 @@ def test_failed_authentications_are_limited_per_address(limited: httpx.Client,
     late, _ = _token(ids)
     assert _get(limited, late, attacker).status_code == 429  # an unknown one waits
     assert _get(limited, late, neighbour).status_code == 200  # another address does not
+
+
+def test_serve_with_two_workers_shares_the_port(bus_env: dict[str, str], var_dir: Path,
+                                                ids: IdentityStore) -> None:
+    secret, _ = _token(ids)
+    with served_api(bus_env | {"DEMAT_API_WORKERS": "2"}, var_dir / "api-workers.log") \
+            as served, httpx.Client(base_url=served.url, timeout=30) as http:
+        assert [_get(http, secret).status_code for _ in range(4)] == [200] * 4
+        children = [p for p in Path("/proc").glob("[0-9]*/stat")
+                    if _parent(p) == served.pid]
+        assert len(children) >= 2  # the worker processes (uvicorn's)
+
+
+def _parent(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
