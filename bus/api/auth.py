@@ -8,7 +8,6 @@ OPTIONS) must also carry the session's CSRF token in the ``X-CSRF-Token`` header
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from typing import Annotated, Any
 
@@ -95,7 +94,7 @@ async def session_caller(request: Request, secret: str) -> Identity:
                                   CSRF_HEADER})
     try:
         return await bus.client._in_thread(bus.identities.of_user, session["login"],
-                                       session["ref"])
+                                           session["ref"])
     except Unauthenticated as exc:
         raise HTTPException(401, {"message": str(exc), "field": SESSION_COOKIE}) from None
 
