@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from bus.cli import audit
-from bus.flows import FlowRegistry
+from bus.runtime import Runtime
 from bus.search import declared_keys
 
 
@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_every_declared_search_key_is_an_option_and_nothing_else() -> None:
-    flows = FlowRegistry.load()
+    flows = Runtime().flows  # the bus's flows, with those of the loaded flow families
     declared = {k for name in flows.names() for k in flows.get(name).search_keys}
     args = _parser().parse_args(["search"])
     options = {name.removeprefix("key_") for name in vars(args) if name.startswith("key_")}

@@ -21,7 +21,7 @@ from bus.runtime import Runtime
 from bus.sessions import SessionStore
 from bus.settings import Settings
 from tests.api.ops_support import call_ops_route, dead_letters, finished, submit_acte
-from tests.api.uploads_support import call_push_route, call_upload_route
+from tests.api.uploads_support import call_push_route, call_upload_route, remove_matrix_hooks
 from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
@@ -249,6 +249,15 @@ def _holding(permission: str) -> str:
     return next(r for r, perms in ROLES.items() if permission in perms)
 
 
+@pytest.fixture()
+def matrix_hooks(settings: Settings) -> Iterator[None]:
+    """The subscriptions the matrix makes are gone after it (they would get every later
+    event of city A for the rest of the session)."""
+    yield
+    remove_matrix_hooks(Runtime(settings).store)
+
+
+@pytest.mark.usefixtures("matrix_hooks")
 def test_isolation_matrix(http: httpx.Client, tokens: dict[str, str],
                           doc_a: dict[str, Any], ops_a: dict[str, str]) -> None:
     routes = _routes(http)

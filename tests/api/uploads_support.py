@@ -4,8 +4,11 @@ decides the answer."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
+from bus.webhooks.subscriptions import SubscriptionStore
 from workers.common.demo import minimal_pdf
 
 CHUNK = minimal_pdf("uploaded in chunks")
@@ -45,6 +48,21 @@ def call_upload_route(http: httpx.Client, method: str, path: str, token: str | N
         "uploads": [upload_id]})
 
 
+# where the isolation matrix's subscriptions point: a closed loopback port, refused at
+# once (an unresolvable host would hold the session's webhook service in DNS timeouts);
+# they are removed after the matrix (``remove_matrix_hooks``)
+MATRIX_HOOK = "http://127.0.0.1:9/matrix-hook"
+
+
+def remove_matrix_hooks(store: Any) -> int:
+    """Remove the subscriptions the matrix made; how many there were."""
+    subs = SubscriptionStore(store)
+    found = [s for s in subs.list() if s.url == MATRIX_HOOK]
+    for sub in found:
+        subs.remove(sub.id)
+    return len(found)
+
+
 def call_push_route(http: httpx.Client, method: str, path: str, token: str | None, *,
                     admin: str, tenant: str) -> httpx.Response:
     """``method path`` as ``token``: webhooks of ``tenant`` (one made by ``admin``), or the
@@ -56,7 +74,7 @@ def call_push_route(http: httpx.Client, method: str, path: str, token: str | Non
             return got
     if method == "get":
         return http.get(path, headers=_auth(token))
-    body = {"tenant": tenant, "url": "https://rh.example.org/hooks", "events": ["document.*"]}
+    body = {"tenant": tenant, "url": MATRIX_HOOK, "events": ["document.*"]}
     if method == "post":
         return http.post(path, headers=_auth(token), json=body)
     made = http.post("/v1/webhooks", headers=_auth(admin), json=body)

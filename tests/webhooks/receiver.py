@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Received:
     headers: dict[str, str]
     body: bytes
+    at: float  # when it was received (epoch seconds): a receiver checks the window then
 
 
 @dataclass
@@ -38,7 +40,8 @@ class Receiver:
                 with owner._lock:
                     status = owner.status
                     if 200 <= status < 300:
-                        owner.accepted.append(Received(dict(self.headers.items()), body))
+                        owner.accepted.append(Received(dict(self.headers.items()), body,
+                                                     time.time()))
                     else:
                         owner.refused += 1
                 self.send_response(status)
