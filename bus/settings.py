@@ -91,27 +91,25 @@ class Settings(BaseSettings):
         except (OSError, ValueError):
             return {}
 
+    def _configured_or_embedded(self, value: str | None, key: str, what: str, env: str) -> str:
+        """``value`` if set, else the embedded stack's ``key``; else an error naming ``env``."""
+        value = value or self.embedded().get(key)
+        if not value:
+            raise RuntimeError(f"{what}: set {env} or start the embedded stack "
+                               "(`demat stack up` or `make run`)")
+        return value
+
     @property
     def bootstrap(self) -> str:
         """Kafka bootstrap servers (configured, else the embedded broker)."""
-        value = self.kafka_bootstrap or self.embedded().get("kafka")
-        if not value:
-            raise RuntimeError(
-                "no Kafka broker: set DEMAT_KAFKA_BOOTSTRAP or start the embedded stack "
-                "(`demat stack up` or `make run`)"
-            )
-        return value
+        return self._configured_or_embedded(self.kafka_bootstrap, "kafka",
+                                            "no Kafka broker", "DEMAT_KAFKA_BOOTSTRAP")
 
     @property
     def s3(self) -> str:
         """S3 endpoint host:port (configured, else the embedded store)."""
-        value = self.s3_endpoint or self.embedded().get("s3")
-        if not value:
-            raise RuntimeError(
-                "no S3 store: set DEMAT_S3_ENDPOINT or start the embedded stack "
-                "(`demat stack up` or `make run`)"
-            )
-        return value
+        return self._configured_or_embedded(self.s3_endpoint, "s3",
+                                            "no S3 store", "DEMAT_S3_ENDPOINT")
 
     @property
     def plugin_modules(self) -> list[str]:
@@ -139,13 +137,8 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         """PostgreSQL URL of the index (configured, else the embedded server)."""
-        value = self.database_url or self.embedded().get("database")
-        if not value:
-            raise RuntimeError(
-                "no index database: set DEMAT_DATABASE_URL or start the embedded stack "
-                "(`demat stack up` or `make run`)"
-            )
-        return value
+        return self._configured_or_embedded(self.database_url, "database",
+                                            "no index database", "DEMAT_DATABASE_URL")
 
 
 def get_settings() -> Settings:
