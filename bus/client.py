@@ -128,15 +128,25 @@ class DematClient:
 
     async def submit_envelope(self, env: Envelope) -> Receipt:
         """Publish an envelope whose files are already stored."""
-        first = None if env.idempotency_key is None else \
-            await self._in_thread(intake.find_duplicate, env, self.runtime.store)
+        first = await self.duplicate_of(env)
         if first is not None:
             return Receipt(first, duplicate=True)
+        await self.publish(env)
+        return Receipt(env.id)
+
+    async def duplicate_of(self, env: Envelope) -> str | None:
+        """The first document submitted with the envelope's idempotency key, if another
+        (``SubmissionError`` if its content differs); ``None`` without a key."""
+        if env.idempotency_key is None:
+            return None
+        return await self._in_thread(intake.find_duplicate, env, self.runtime.store)
+
+    async def publish(self, env: Envelope) -> None:
+        """Send an envelope whose files are stored to intake, keyed by its id (acks all)."""
         assert self._producer is not None, "call start() first"
         await self._producer.send_and_wait(self.runtime.topics.submit,
                                            encode(SubmitMessage(envelope=env)),
                                            key=env.id.encode())
-        return Receipt(env.id)
 
     async def submit_many(self, envs: list[Envelope], concurrency: int = 16, *,
                           checked: bool = False) -> list[Receipt]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bus.dev.bench import append_results, rows
+from bus.dev.bench_api import schedule
 from bus.dev.bench_config import BenchPlan, bench_flows, seal_available, write_config
 from bus.runtime import Runtime
 from bus.settings import Settings
@@ -66,12 +67,21 @@ def test_payroll_burst_config_is_the_demo_tenant_with_the_bench_flows(tmp_path: 
 
 
 def test_api_phase_alone_reports_its_rows_only() -> None:
-    report = {"broker": "memory", "api": {
-        "clients": 200, "documents": 400, "workers": 1, "errors": 0, "submits_per_s": 150.0,
-        "p50_ms": 700.0, "p95_ms": 1500.0, "p99_ms": 1600.0, "api_cpu_ms_per_submit": 3.1}}
+    paced = {"clients": 200, "documents": 1000, "workers": 1, "errors": 0,
+             "offered_per_s": 100.0, "submits_per_s": 99.0, "p50_ms": 40.0, "p95_ms": 90.0,
+             "p99_ms": 120.0, "api_cpu_ms_per_submit": 3.1}
+    report = {"broker": "memory", "api": paced,
+              "api_saturation": paced | {"offered_per_s": None, "submits_per_s": 150.0,
+                                         "p50_ms": 1300.0}}
     found = rows(report)
     assert [r[0] for r in found] == ["broker log storage", "API: submit p50 / p95 / p99 ms",
-                                     "API: errors"]
-    assert found[1][1].startswith("700.0 / 1500.0 / 1600.0 (200 clients")
+                                     "API: errors", "API: most submissions accepted a second"]
+    assert found[1][1].startswith("40.0 / 90.0 / 120.0 (200 clients offering 100/s")
     assert found[1][2] == "p95 < 200"
+    assert found[3][1].startswith("150.0 (200 clients without pause, p50 1300.0 ms")
 
+
+def test_paced_clients_take_turns_at_the_offered_rate() -> None:
+    due = schedule(10.0, rate=100.0)
+    assert [due(i) for i in (0, 1, 250)] == [10.0, 10.01, 12.5]
+    assert schedule(10.0, rate=0)(5) is None  # saturating: each one at once

@@ -128,13 +128,22 @@ async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[Input], *,
 async def publish_as(bus: Any, who: Identity, env: Envelope) -> Receipt:
     """Publish an envelope whose files are stored, as ``who``; keep the door's receipt
     (``GET /v1/documents/{id}`` answers ``submitted`` from it until the router has the
-    document) and the idempotency key (a retry that comes before intake did is known),
-    in one trip to a thread."""
+    document) and the idempotency key (a retry that comes before intake did is known)
+    while the message is sent, so the answer waits for the slower of the two only."""
     env = who.stamp(env)
-    receipt = await bus.client.submit_envelope(env)
-    if not receipt.duplicate:
-        await bus.client._in_thread(_keep_receipt, bus.client.runtime.store, env)
-    return receipt
+    client = bus.client
+    first = await client.duplicate_of(env)
+    if first is not None:
+        return Receipt(first, duplicate=True)
+    sent, kept = await asyncio.gather(
+        client.publish(env), client._in_thread(_keep_receipt, client.runtime.store, env),
+        return_exceptions=True)
+    if isinstance(sent, BaseException):  # not submitted: no receipt, no key that names it
+        await client._in_thread(_drop_receipt, client.runtime.store, env)
+        raise sent
+    if isinstance(kept, BaseException):
+        raise kept
+    return Receipt(env.id)
 
 
 def _keep_receipt(store: Any, env: Envelope) -> None:
@@ -142,6 +151,15 @@ def _keep_receipt(store: Any, env: Envelope) -> None:
         "id": env.id, "tenant": env.tenant, "flow": env.flow, "producer": env.producer,
         "submitted_by": env.submitted_by, "created_at": env.created_at.isoformat()})
     intake.record_key(env, store)
+
+
+def _drop_receipt(store: Any, env: Envelope) -> None:
+    """Undo ``_keep_receipt`` of an envelope that was not sent (the key's record only if
+    it still names this document)."""
+    store.delete_record(f"{RECEIPTS}{env.id}.json")
+    key = intake.idempotency_record_key(env)
+    if key is not None and (store.get_json(key) or {}).get("doc_id") == env.id:
+        store.delete_record(key)
 
 
 def accepted(receipt: Receipt, **extra: Any) -> JSONResponse:

@@ -1,16 +1,23 @@
 """The API phase of ``demat bench``: concurrent HTTP clients submitting small documents.
 
-``demat serve`` (``plan.api_workers`` processes) runs beside the bench's workers. A
+``demat serve`` (``plan.api_workers`` processes) runs beside the bench's workers, which
+run every accepted document through the flow of no-op steps on the same cores. A
 producer user is made for the bench tenant, with one token per client (as separate
 applications would have: each spends its own request budget); then ``clients`` clients
-each submit their share of small PDFs (multipart ``POST /v1/documents``, the flow of
-no-op steps), all at once, each sending its next one as soon as the last is accepted.
+submit their share of small PDFs (multipart ``POST /v1/documents``) at once, in one of
+two ways:
+
+- paced (``rate`` > 0): together they offer ``rate`` submissions a second, client ``c``
+  sending its ``k``-th at ``(c + k * clients) / rate`` seconds after the start (the
+  clients take turns, each one every ``clients / rate`` seconds, as applications with
+  their own work do); a request's latency counts from the time it was due, so a late
+  answer also delays (and counts against) the next one of that client;
+- saturating (``rate`` 0): each client sends its next one as soon as the last is
+  accepted, which measures the most the bus accepts a second; latency is then the number
+  of clients over that throughput (Little's law), not a property of one request.
+
 Every request's time to its ``202 Accepted`` is measured: p50, p95 and p99, and errors
 (any other answer, or no answer), with the CPU seconds the API processes spent.
-
-With every client always waiting on one request, the latency is the number of clients
-over the throughput (Little's law): p50 under 200 ms for 200 clients needs about 1,000
-accepted submissions per second.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import resource
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +43,9 @@ from workers.common.demo import minimal_pdf
 
 
 async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
-                      documents: int, workers: int = 1) -> dict[str, Any]:
-    """``documents`` submissions by ``clients`` concurrent clients: latencies, errors."""
+                      documents: int, workers: int = 1, rate: float = 0.0) -> dict[str, Any]:
+    """``documents`` submissions by ``clients`` concurrent clients offering ``rate`` a
+    second together (0: as fast as they are accepted): latencies, errors."""
     tokens = await _tokens(ctx, clients)
     env = env | {"DEMAT_API_WORKERS": str(workers)}
     with served_api(env, ctx.settings.var_dir / "log" / "bench-api.log") as api:
@@ -51,12 +60,14 @@ async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
             per_client = [range(c, documents, clients) for c in range(clients)]
             cpu, own = _cpu(api.pid), _own_cpu()
             started = time.monotonic()
-            await asyncio.gather(*(_client(http, token, share, times, errors)
+            due = schedule(started, rate)
+            await asyncio.gather(*(_client(http, token, share, times, errors, due)
                                    for token, share in zip(tokens, per_client, strict=True)))
             seconds = time.monotonic() - started
             cpu, own = _cpu(api.pid) - cpu, _own_cpu() - own
     times.sort()
     return {"clients": clients, "documents": documents, "workers": workers,
+            "offered_per_s": rate or None,
             "errors": len(errors), "first_errors": errors[:3], "seconds": round(seconds, 1),
             "submits_per_s": round(len(times) / seconds, 1) if seconds else None,
             "p50_ms": _ms(times, 0.50), "p95_ms": _ms(times, 0.95),
@@ -95,10 +106,21 @@ def _cpu(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children)
 
 
+def schedule(started: float, rate: float) -> Callable[[int], float | None]:
+    """When submission ``i`` is due when paced at ``rate`` a second; ``None``: now."""
+    if rate <= 0:
+        return lambda i: None
+    return lambda i: started + i / rate
+
+
 async def _client(http: aiohttp.ClientSession, token: str, share: range, times: list[float],
-                  errors: list[str]) -> None:
+                  errors: list[str], due: Callable[[int], float | None]) -> None:
     for i in share:
-        begun = time.monotonic()
+        begun = due(i)
+        if begun is None:
+            begun = time.monotonic()
+        elif begun > time.monotonic():
+            await asyncio.sleep(begun - time.monotonic())
         try:
             status, text = await _submit(http, token, i)
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -28,7 +28,9 @@ class BenchPlan:
     large_file_mb: int = 1024
     submit_concurrency: int = 32
     api_clients: int = 200  # concurrent HTTP clients of the API phase
-    api_documents: int = 2_000
+    api_documents: int = 3_000  # paced at api_rate
+    api_rate: float = 100.0  # submissions a second the clients offer together (0: saturate)
+    api_saturation_documents: int = 2_000  # then as fast as they are accepted
     api_workers: int = 1  # demat serve --workers
     mode: str = "full"
     burst_flow: str = "bench-payslip"  # or "payslip": the real flow (bus.dev.bench_payroll)
@@ -38,7 +40,8 @@ class BenchPlan:
     @classmethod
     def quick(cls) -> BenchPlan:
         return cls(burst_documents=1_000, transport_documents=300, latency_samples=15,
-                   large_file_mb=128, api_documents=400, mode="quick")
+                   large_file_mb=128, api_documents=1_000,
+                   api_saturation_documents=400, mode="quick")
 
 
 # --- the benchmark's own configuration ---------------------------------------------
