@@ -24,7 +24,6 @@ from bus.broker import encode
 from bus.objectstore import IntegrityError
 from bus.runtime import Runtime
 from bus.settings import Settings
-from bus.state import StateStore
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.errors import first_error
 from schemas.messages import DocumentState, SubmitMessage
@@ -70,7 +69,7 @@ class DematClient:
         self.runtime = Runtime(settings) if settings else Runtime()
         self.producer_name = producer_name
         self.submitted_by = submitted_by  # who the journal names as submitter
-        self.states = StateStore(self.runtime.store, cache_size=0)
+        self.states = self.runtime.states
         self._producer: AIOKafkaProducer | None = None
         # uploads and look-ups are blocking S3 calls: run them on as many threads as the
         # store has connections (asyncio's default pool has cores + 4)

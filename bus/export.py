@@ -9,13 +9,12 @@ from typing import Any
 
 from bus.index import Index
 from bus.runtime import Runtime
-from bus.state import StateStore
 from schemas.messages import DocumentState
 
 
 def export_document(runtime: Runtime, doc_id: str, dest: Path) -> dict[str, Any]:
     """Write files, artefacts, state, metadata and journal of ``doc_id`` under ``dest``."""
-    state = StateStore(runtime.store, cache_size=0).load_sync(doc_id)
+    state = runtime.states.load_sync(doc_id)
     if state is None or state.envelope is None:
         raise KeyError(f"no document {doc_id} on this bus")
     env = state.envelope

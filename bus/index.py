@@ -9,7 +9,6 @@ of ``bus/index_migrations``, applied when a process first opens the index.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bus import index_migrations
+from bus.database import Database
 from schemas.messages import DeadLetter, JournalEvent
 
 LETTER_STATUS = {"replayed": "replayed", "discarded": "discarded"}
@@ -27,18 +26,7 @@ LETTER_COLUMNS = ("dlq_id, doc_id, tenant, flow, step, error_class, message, ret
                   "attempts, at, status, status_by, status_reason")
 LETTER_KEYS = ("id", "doc_id", "tenant", "flow", "step", "error_class", "message",
                "retryable", "attempts", "at", "status", "status_by", "status_reason")
-_migrated: set[str] = set()
-_migrating = threading.Lock()
 T = TypeVar("T")
-
-
-def migrate(url: str) -> None:
-    """Apply the index migrations to ``url`` (once per process and database)."""
-    with _migrating:
-        if url not in _migrated:
-            if index_migrations.current(url) != index_migrations.HEAD:
-                index_migrations.upgrade(url)
-            _migrated.add(url)
 
 
 def _json(value: Any) -> Jsonb:
@@ -51,30 +39,13 @@ def _iso(row: Iterable[Any]) -> list[Any]:
 
 
 class Index:
-    """Thread-safe access to the index database (one connection, one lock)."""
+    """The index's queries and writes, on one thread-safe connection."""
 
     def __init__(self, url: str) -> None:
-        migrate(url)
-        self._url = url
-        self._lock = threading.Lock()
-        self._db = self._connect()
-
-    def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self._url, autocommit=True, options="-c TimeZone=UTC")
+        self._db = Database(url)
 
     def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
-        """``work`` on the connection, reconnecting once if the server dropped it (every
-        write is idempotent, so a retried transaction changes nothing twice)."""
-        with self._lock:
-            if self._db.closed:
-                self._db = self._connect()
-            try:
-                return work(self._db)
-            except psycopg.OperationalError:
-                if not self._db.broken:
-                    raise
-                self._db = self._connect()
-                return work(self._db)
+        return self._db.run(work)
 
     def add(self, events: Iterable[JournalEvent]) -> int:
         """Index events (each at most once); return how many were new."""
@@ -219,8 +190,7 @@ class Index:
                             args, limit, DOC_KEYS)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def _equal(*filters: tuple[str, str | None]) -> tuple[list[str], list[Any]]:

@@ -1,5 +1,5 @@
-"""What every bus process loads once: settings, plug-ins, tenants, flows, store, topics,
-and the partner connectors it has built."""
+"""What every bus process loads once: settings, plug-ins, tenants, flows, store,
+database, document states, topics, and the partner connectors it has built."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bus.broker import start_producer
+from bus.database import Database
 from bus.flows import FLOWS_DIR, FlowRegistry
 from bus.objectstore import ObjectStore
 from bus.plugins import Registry, load_plugins
 from bus.settings import Settings, get_settings
+from bus.state import StateStore
 from bus.tenants import TenantRegistry
 from bus.topics import Topics
 from connectors.registry import build_connector
@@ -48,6 +50,17 @@ class Runtime:
         store = ObjectStore(self.settings)
         store.ensure_bucket()
         return store
+
+    @cached_property
+    def database(self) -> Database:
+        """The bus's PostgreSQL database (document states; the index has its own)."""
+        return Database(self.settings.database)
+
+    @cached_property
+    def states(self) -> StateStore:
+        """Documents' states, read as they are stored (no cache: only the router, which
+        writes them, may cache them)."""
+        return StateStore(self.database, self.store, cache_size=0)
 
     @cached_property
     def topics(self) -> Topics:

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     plugins: str = ""  # more flow-family modules, comma-separated (bus.plugins)
     topic_prefix: str = "demat"
     partitions: int = Field(default=4, ge=1)
-    database_url: str | None = None  # the index's PostgreSQL (postgresql://...)
+    database_url: str | None = None  # the bus's PostgreSQL: index, document states
     state_cache_size: int = Field(default=20_000, ge=0)
     io_threads: int = Field(default=16, ge=1)  # threads (and S3 connections) per process
     step_concurrency: int = Field(default=64, ge=1)  # step tasks in flight per process

@@ -43,7 +43,6 @@ from bus.audit.store import (
 )
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.runtime import Runtime
-from bus.state import state_key
 from connectors.tsa.token import TokenError, verify_response
 from schemas.envelope import FileRef, utcnow
 from schemas.messages import DocState, DocumentState
@@ -267,19 +266,17 @@ class Verifier:
                                      "journal: an event was removed or altered")
 
     def _heads(self) -> None:
-        store = self.runtime.store
-        keys = [o.object_name for o in store.client.list_objects(
-            store.bucket, prefix="state/", recursive=True)] if self.scope is None \
-            else [state_key(doc_id) for doc_id in sorted(self.events)]
-        with ThreadPoolExecutor(IO_THREADS) as pool:
-            raws = list(pool.map(store.get_json, keys))
-        for key, raw in zip(keys, raws, strict=True):
-            if raw is None and self.scope is not None:
+        states = self.runtime.states
+        doc_ids = states.doc_ids() if self.scope is None else sorted(self.events)
+        raws = states.records(doc_ids)
+        for doc_id in doc_ids:
+            raw = raws.get(doc_id)
+            if raw is None:
                 continue  # events without a state (as the full run, which lists states)
             try:
-                state = DocumentState.model_validate(raw)
+                state = DocumentState.model_validate_json(raw)
             except ValueError:
-                self.report.fail(f"state {key}", "unreadable document state")
+                self.report.fail(f"state of {doc_id}", "unreadable document state")
                 continue
             if self.scope is not None and (
                     state.envelope is None or state.envelope.tenant not in self.scope):

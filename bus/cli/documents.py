@@ -21,7 +21,6 @@ from bus.index import Index
 from bus.intake import SubmissionError
 from bus.runtime import Runtime
 from bus.settings import get_settings
-from bus.state import StateStore
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -126,7 +125,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def _load_state(doc_id: str):
     runtime = Runtime()
-    return runtime, StateStore(runtime.store, cache_size=0).load_sync(doc_id)
+    return runtime, runtime.states.load_sync(doc_id)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

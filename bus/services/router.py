@@ -60,10 +60,12 @@ class Router:
         self.broker = broker
         self.engine = FlowEngine(runtime.flows, runtime.tenants,
                                  key_hasher=key_hasher(runtime.settings))
-        self.states = StateStore(runtime.store, runtime.settings.state_cache_size)
+        self.states = StateStore(runtime.database, runtime.store,
+                                 runtime.settings.state_cache_size)
 
     async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
-        """Apply a batch: each document's messages in order, one state save per document.
+        """Apply a batch: each document's messages in order; the states it does not hold
+        in one read, those it changed in one write.
 
         Everything the batch emits is published before any state is saved, so a crash
         in between replays the batch onto the same states (same task ids).
@@ -75,10 +77,12 @@ class Router:
                                                   _router_message.validate_json)
             if decoded is not None:
                 by_doc.setdefault(decoded.doc_id, []).append(decoded)
-        states = await asyncio.gather(*(self.states.load(d) for d in by_doc))
+        new = [d for d, msgs in by_doc.items() if all(isinstance(m, Accepted) for m in msgs)]
+        found = await self.states.load_many(by_doc, new=set(new))
         outs: list[Transition] = []
         changed: list[DocumentState] = []
-        for msgs, state in zip(by_doc.values(), states, strict=True):
+        for doc_id, msgs in by_doc.items():
+            state = found.get(doc_id)
             dirty = False
             for decoded in msgs:
                 out = self.transition(state, decoded)
@@ -88,7 +92,7 @@ class Router:
             if dirty and state is not None:
                 changed.append(state)
         await self.publish(outs)
-        await asyncio.gather(*(self.states.save(s) for s in changed))
+        await self.states.save_many(changed)
 
     def transition(self, state: DocumentState | None, msg: RouterMessage) -> Transition:
         engine = self.engine

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
+from pgserver import PostgresServer
 
 from bus import intake
 from bus.engine import FlowEngine
 from bus.runtime import Runtime
 from bus.services.steps import execute
 from bus.settings import Settings
-from bus.state import StateStore
 from bus.tenants import ConnectorConfig, Tenant, TenantRegistry
 from connectors.errors import TransientError
 from connectors.s2low.client import ActesStatus
@@ -34,6 +34,7 @@ from schemas.messages import (
     StepTask,
     StepWaiting,
 )
+from tests.conftest import new_database
 from workers.actes.classification import cache_key
 
 pytestmark = pytest.mark.stack
@@ -56,10 +57,11 @@ def sim() -> Iterator[S2lowSimulator]:
 WORKER_BUCKET = "demat-acte-worker-tests"
 
 @pytest.fixture(scope="module")
-def runtime(settings: Settings, sim: S2lowSimulator) -> Runtime:
-    # its own bucket: these documents are driven without the router, so their states have
-    # no journal, and the audit of the session's bus must not meet them
-    rt = Runtime(settings.model_copy(update={"bucket": WORKER_BUCKET}))
+def runtime(settings: Settings, sim: S2lowSimulator, pg_server: PostgresServer) -> Runtime:
+    # its own bucket and database: these documents are driven without the router, so
+    # their states have no journal, and the audit of the session's bus must not meet them
+    rt = Runtime(settings.model_copy(update={"bucket": WORKER_BUCKET,
+                                             "database_url": new_database(pg_server)}))
     s2low = ConnectorConfig(type="s2low", options={
         "url": sim.base_url, "login": "ville", "password": "pw", "timeout": 3,
         "poll_seconds": 0, "letter_poll_seconds": 0})
@@ -72,7 +74,7 @@ async def _drive(runtime: Runtime, env: Envelope) -> DocumentState:
     """Run a document through its flow: tasks to the step functions, results to the engine."""
     await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
     await intake.check_flow(runtime, env)
-    engine, states = FlowEngine(runtime.flows, runtime.tenants), StateStore(runtime.store, 0)
+    engine, states = FlowEngine(runtime.flows, runtime.tenants), runtime.states
     out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
     for _ in range(400):
         await states.save(out.state)
@@ -115,6 +117,7 @@ def test_letter_is_recorded_then_answered_once(runtime: Runtime, sim: S2lowSimul
                                                demat, monkeypatch: pytest.MonkeyPatch) -> None:
     acte_id, letter = asyncio.run(_letter_and_answer(runtime, sim))
     monkeypatch.setenv("DEMAT_BUCKET", WORKER_BUCKET)  # the CLI reads this test's bucket
+    monkeypatch.setenv("DEMAT_DATABASE_URL", runtime.settings.database)  # and database
     listed = demat("acte", "letters", acte_id, "--json")
     assert listed.returncode == 0, listed.stderr
     assert [x["id"] for x in json.loads(listed.stdout)] == [letter["id"]]

@@ -15,7 +15,6 @@ from bus.client import DematClient
 from bus.dev.launcher import Services
 from bus.runtime import Runtime
 from bus.settings import Settings
-from bus.state import StateStore
 from schemas.envelope import FileRef
 from schemas.messages import DocState, DocumentState
 from workers.common.demo import minimal_pdf
@@ -30,7 +29,7 @@ def _wait(settings: Settings, tenant: str, flow: str, path: Path, metadata: dict
         async with DematClient(settings) as client:
             receipt = await client.submit(flow, [path], tenant=tenant, metadata=metadata)
             await client.wait(receipt.doc_id, 300, 0.5)
-            return StateStore(Runtime(settings).store, cache_size=0).load_sync(receipt.doc_id)
+            return Runtime(settings).states.load_sync(receipt.doc_id)
 
     return asyncio.run(go())
 

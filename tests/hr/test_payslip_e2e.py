@@ -18,7 +18,6 @@ import pytest
 from bus.client import DematClient
 from bus.dev.launcher import Services, wait_until
 from bus.settings import Settings
-from bus.state import StateStore
 from schemas.envelope import FileRef
 from tests.common.test_signed_version_e2e import digests, sip_object_digest
 from tests.conftest import SHARED, index_text
@@ -115,9 +114,10 @@ def _sealed_version_travelled(settings: Settings, states: list, sims: dict) -> N
     SIP hold the sealed pay slip, not the submitted PDF."""
     from bus.runtime import Runtime
 
-    store = Runtime(settings).store
+    runtime = Runtime(settings)
+    store = runtime.store
     for i, state in enumerate(states):
-        state = StateStore(store, cache_size=0).load_sync(state.doc_id)
+        state = runtime.states.load_sync(state.doc_id)
         sealed = state.outputs()["seal"]["signed_file"]
         assert sealed["sha256"] != state.envelope.files[0].sha256
         data = store.read_file(state.envelope.tenant, FileRef.model_validate(sealed))

@@ -6,12 +6,9 @@ that one check to the ``validate`` step, which retries until the platform answer
 
 from __future__ import annotations
 
-import asyncio
-
 from bus.intake import SubmissionError
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
-from bus.state import StateStore
 from connectors.errors import TransientError
 from schemas.envelope import Envelope
 from schemas.messages import DocumentState
@@ -70,8 +67,7 @@ async def check_followup(runtime: Runtime, env: Envelope, *, at_intake: bool = T
 
 async def load_acte(runtime: Runtime, tenant: str, doc_id: str) -> DocumentState:
     """The state of the acte document ``doc_id`` of ``tenant`` (read only)."""
-    states = StateStore(runtime.store, cache_size=0)
-    state = await asyncio.to_thread(states.load_sync, doc_id)
+    state = await runtime.states.load(doc_id)
     env = state.envelope if state else None
     if state is None or env is None or env.flow != "acte" or env.tenant != tenant:
         raise SubmissionError("metadata.acte_document",

@@ -26,7 +26,6 @@ from bus.identity import Unauthenticated, cli_submitter
 from bus.intake import SubmissionError
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
-from bus.state import StateStore
 from schemas.envelope import utcnow
 from workers.actes.acte import answer_metadata, cancellation, known_letters, require_acte
 
@@ -74,7 +73,7 @@ def _fail(message: str) -> int:
 
 
 def _acte_state(doc_id: str) -> Any:
-    return require_acte(StateStore(Runtime().store, cache_size=0).load_sync(doc_id), doc_id)
+    return require_acte(Runtime().states.load_sync(doc_id), doc_id)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
