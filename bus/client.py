@@ -126,19 +126,24 @@ class DematClient:
         return await self.submit_envelope(env)
 
     async def submit_envelope(self, env: Envelope) -> Receipt:
-        """Publish an envelope whose files are already stored."""
-        first = await self.duplicate_of(env)
+        """Publish an envelope whose files are already stored (its key claimed first)."""
+        first = await self.claim(env)
         if first is not None:
             return Receipt(first, duplicate=True)
-        await self.publish(env)
+        try:
+            await self.publish(env)
+        except BaseException:
+            await self._in_thread(self.runtime.keys.release, env)
+            raise
         return Receipt(env.id)
 
-    async def duplicate_of(self, env: Envelope) -> str | None:
-        """The first document submitted with the envelope's idempotency key, if another
-        (``SubmissionError`` if its content differs); ``None`` without a key."""
+    async def claim(self, env: Envelope) -> str | None:
+        """Claim the envelope's idempotency key: the first document's id if another holds
+        it (``SubmissionError`` if its content differs); ``None`` if ``env`` holds it now
+        or has no key (``IdempotencyKeys.claim``)."""
         if env.idempotency_key is None:
             return None
-        return await self._in_thread(intake.find_duplicate, env, self.runtime.store)
+        return await self._in_thread(self.runtime.keys.claim, env)
 
     async def publish(self, env: Envelope) -> None:
         """Send an envelope whose files are stored to intake, keyed by its id (acks all)."""
@@ -149,23 +154,29 @@ class DematClient:
 
     async def submit_many(self, envs: list[Envelope], concurrency: int = 16, *,
                           checked: bool = False) -> list[Receipt]:
-        """Publish envelopes whose files are stored, pipelined (duplicate lookups in
-        threads, sends not awaited one by one); receipts in the order given.
-        ``checked``: the caller already looked their keys up (no second lookup)."""
+        """Publish envelopes whose files are stored, pipelined (keys claimed in threads,
+        sends not awaited one by one); receipts in the order given. ``checked``: the
+        caller already looked their keys up (no claim here; intake claims them)."""
         gate = asyncio.Semaphore(concurrency)
 
         async def first_of(env: Envelope) -> str | None:
             async with gate:
-                return await self._in_thread(intake.find_duplicate, env, self.runtime.store)
+                return await self.claim(env)
 
         firsts = [None] * len(envs) if checked else \
             await asyncio.gather(*(first_of(e) for e in envs))
         assert self._producer is not None, "call start() first"
+        todo = [env for env, first in zip(envs, firsts, strict=True) if first is None]
         sends = [await self._producer.send(self.runtime.topics.submit,
                                            encode(SubmitMessage(envelope=env)),
-                                           key=env.id.encode())
-                 for env, first in zip(envs, firsts, strict=True) if first is None]
-        await asyncio.gather(*sends)
+                                           key=env.id.encode()) for env in todo]
+        sent = await asyncio.gather(*sends, return_exceptions=True)
+        failed = [(env, got) for env, got in zip(todo, sent, strict=True)
+                  if isinstance(got, BaseException)]
+        if failed:
+            for env, _ in failed:
+                await self._in_thread(self.runtime.keys.release, env)
+            raise failed[0][1]
         return [Receipt(first, duplicate=True) if first else Receipt(env.id)
                 for env, first in zip(envs, firsts, strict=True)]
 

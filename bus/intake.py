@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from pydantic import ValidationError
@@ -65,32 +64,3 @@ def check_stored_files(env: Envelope, store: ObjectStore) -> None:
         if size != ref.size:
             raise SubmissionError(f"files[{i}]", f"file {ref.name!r}: declared size {ref.size} "
                                   f"but the stored object has {size} bytes")
-
-
-def idempotency_record_key(env: Envelope) -> str | None:
-    """Object key under which a producer's idempotency key is recorded."""
-    if env.idempotency_key is None:
-        return None
-    raw = f"{env.producer}\0{env.idempotency_key}".encode()
-    return f"idem/{env.tenant}/{hashlib.sha256(raw).hexdigest()}.json"
-
-
-def find_duplicate(env: Envelope, store: ObjectStore) -> str | None:
-    """Id of the first document submitted with this key; error if its content differs."""
-    key = idempotency_record_key(env)
-    if key is None:
-        return None
-    record = store.get_json(key)
-    if record is None or record["doc_id"] == env.id:
-        return None
-    if record["fingerprint"] != env.fingerprint():
-        raise SubmissionError(
-            "idempotency_key", f"key {env.idempotency_key!r} was already used by document "
-            f"{record['doc_id']} with different content")
-    return record["doc_id"]
-
-
-def record_key(env: Envelope, store: ObjectStore) -> None:
-    key = idempotency_record_key(env)
-    if key is not None:
-        store.put_json(key, {"doc_id": env.id, "fingerprint": env.fingerprint()})

@@ -1,5 +1,5 @@
 """What every bus process loads once: settings, plug-ins, tenants, flows, store,
-database, document states, topics, and the partner connectors it has built."""
+database, document states, idempotency keys, topics, and the partner connectors it has built."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from bus.broker import start_producer
 from bus.database import Database
 from bus.flows import FLOWS_DIR, FlowRegistry
+from bus.idempotency import IdempotencyKeys
 from bus.objectstore import ObjectStore
 from bus.plugins import Registry, load_plugins
 from bus.settings import Settings, get_settings
@@ -61,6 +62,11 @@ class Runtime:
         """Documents' states, read as they are stored (no cache: only the router, which
         writes them, may cache them)."""
         return StateStore(self.database, self.store, cache_size=0)
+
+    @cached_property
+    def keys(self) -> IdempotencyKeys:
+        """Producers' idempotency keys (in the database)."""
+        return IdempotencyKeys(self.database)
 
     @cached_property
     def topics(self) -> Topics:

@@ -121,11 +121,12 @@ def api(bus_env: dict[str, str], var_dir: Path) -> Iterator[str]:
 def index_text(url: str) -> str:
     """Every row of every table of the index in the bus's database, as text (for
     no-personal-data checks: what a dump of the index would show). The router's document
-    states, in the same database, hold envelopes whole, as they did in the object store."""
+    states and the API's receipts, in the same database, hold envelopes or their file
+    names whole, as they did in the object store."""
     with psycopg.connect(url) as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'document_states' ORDER BY 1")]
+            "AND tablename NOT IN ('document_states', 'api_receipts') ORDER BY 1")]
         assert "events" in tables, tables
         return "\n".join(row[0] for table in tables
                          for row in conn.execute(f'SELECT t::text FROM "{table}" t'))

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bus.api import audit, deadletters, documents, login, push, registry, uploads
 from bus.api.auth import permission
 from bus.api.limits import AuthCache, Limiter
+from bus.api.receipts import Receipts
 from bus.client import DematClient
 from bus.identity import IdentityStore
 from bus.index import Index
@@ -51,8 +52,8 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 class Bus:
     """What the routes use: the SDK client (runtime, store, producer), index, identities,
     the people's login with its sessions (``login`` is ``None`` unless configured),
-    the operators' dead-letter desk, and this process's request budgets and cache of
-    authenticated callers."""
+    the operators' dead-letter desk, the door's receipts, and this process's request
+    budgets and cache of authenticated callers."""
 
     client: DematClient
     index: Index
@@ -62,6 +63,7 @@ class Bus:
     auth_cache: AuthCache
     callers: Limiter  # by token (or OpenID login)
     anonymous: Limiter  # failed authentications, by client address
+    receipts: Receipts
     login: PeopleLogin | None = None
 
 
@@ -90,10 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             AuthCache(settings.api_auth_cache_seconds),
                             Limiter(settings.api_rate, settings.api_burst),
                             Limiter(settings.api_anonymous_rate, settings.api_anonymous_burst),
-                            PeopleLogin.configured(settings, oidc))
+                            Receipts(runtime.database), PeopleLogin.configured(settings, oidc))
+        pruning = asyncio.create_task(app.state.bus.receipts.prune_forever())
         try:
             yield
         finally:
+            pruning.cancel()
             await client.close()
 
     app = FastAPI(title="demat-bus", version="1", lifespan=lifespan,

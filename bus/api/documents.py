@@ -37,7 +37,6 @@ from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.messages import DocumentState
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
-RECEIPTS = "api/accepted/"  # the API's receipt of each document it accepted
 MAX_METADATA = 256 * 1024  # bytes of the metadata JSON
 MAX_FILES = 100
 COPY_CHUNK = 1024 * 1024
@@ -126,40 +125,25 @@ async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[Input], *,
 
 
 async def publish_as(bus: Any, who: Identity, env: Envelope) -> Receipt:
-    """Publish an envelope whose files are stored, as ``who``; keep the door's receipt
-    (``GET /v1/documents/{id}`` answers ``submitted`` from it until the router has the
-    document) and the idempotency key (a retry that comes before intake did is known)
-    while the message is sent, so the answer waits for the slower of the two only."""
+    """Publish an envelope whose files are stored, as ``who``: claim its idempotency key
+    (the first document's receipt if another holds it), then send the message and keep
+    the door's receipt together (``GET /v1/documents/{id}`` answers ``submitted`` from it
+    until the router has the document); a message not sent leaves neither key nor
+    receipt."""
     env = who.stamp(env)
     client = bus.client
-    first = await client.duplicate_of(env)
+    first = await client.claim(env)
     if first is not None:
         return Receipt(first, duplicate=True)
     sent, kept = await asyncio.gather(
-        client.publish(env), client._in_thread(_keep_receipt, client.runtime.store, env),
-        return_exceptions=True)
-    if isinstance(sent, BaseException):  # not submitted: no receipt, no key that names it
-        await client._in_thread(_drop_receipt, client.runtime.store, env)
+        client.publish(env), client._in_thread(bus.receipts.keep, env), return_exceptions=True)
+    if isinstance(sent, BaseException):  # not submitted: a retry with the key submits anew
+        await client._in_thread(bus.receipts.drop, env.id)
+        await client._in_thread(client.runtime.keys.release, env)
         raise sent
     if isinstance(kept, BaseException):
         raise kept
     return Receipt(env.id)
-
-
-def _keep_receipt(store: Any, env: Envelope) -> None:
-    store.put_json(f"{RECEIPTS}{env.id}.json", {
-        "id": env.id, "tenant": env.tenant, "flow": env.flow, "producer": env.producer,
-        "submitted_by": env.submitted_by, "created_at": env.created_at.isoformat()})
-    intake.record_key(env, store)
-
-
-def _drop_receipt(store: Any, env: Envelope) -> None:
-    """Undo ``_keep_receipt`` of an envelope that was not sent (the key's record only if
-    it still names this document)."""
-    store.delete_record(f"{RECEIPTS}{env.id}.json")
-    key = intake.idempotency_record_key(env)
-    if key is not None and (store.get_json(key) or {}).get("doc_id") == env.id:
-        store.delete_record(key)
 
 
 def accepted(receipt: Receipt, **extra: Any) -> JSONResponse:
@@ -240,23 +224,25 @@ async def status(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
         pending = await _pending(request, who, doc_id) if exc.status_code == 404 else None
         if pending is None:
             raise
-        return pending
+        return _pending_view(pending)
 
 
 async def _pending(request: Request, who: Identity, doc_id: str) -> dict[str, Any] | None:
-    """The API's receipt of a document not routed yet, if the caller may see it."""
+    """The door's receipt of a document not routed yet, if the caller may see it."""
     bus = bus_of(request)
-    if len(doc_id) > 200 or "/" in doc_id:
-        return None
-    got = await asyncio.to_thread(bus.client.runtime.store.get_json, f"{RECEIPTS}{doc_id}.json")
+    got = await asyncio.to_thread(bus.receipts.get, doc_id)
     tenants = bus.client.runtime.tenants
     if got is None or await bus.client.status(doc_id) is not None or not (
             who.may("read", got["tenant"], tenants) or (
                 who.may("read-own", got["tenant"], tenants) and got["producer"] == who.producer)):
         return None
-    return {"id": doc_id, "tenant": got["tenant"], "flow": got["flow"], "state": "submitted",
-            "step": None, "error": None, "duplicate_of": None, "steps": [],
-            "created_at": got["created_at"], "updated_at": got["created_at"]}
+    return got
+
+
+def _pending_view(got: dict[str, Any]) -> dict[str, Any]:
+    return {"id": got["id"], "tenant": got["tenant"], "flow": got["flow"],
+            "state": "submitted", "step": None, "error": None, "duplicate_of": None,
+            "steps": [], "created_at": got["created_at"], "updated_at": got["created_at"]}
 
 
 @router.get("/{doc_id}/journal", summary="a document's journal",
@@ -275,26 +261,43 @@ def _files(state: DocumentState) -> list[tuple[FileRef, dict[str, Any]]]:
     return found
 
 
+async def _visible_files(request: Request, who: Identity, doc_id: str
+                         ) -> tuple[str, list[tuple[FileRef, dict[str, Any]]]]:
+    """The tenant and files of a document the caller may read: submitted files and every
+    artefact, or only the submitted files, from the door's receipt, while the router has
+    not had the document yet."""
+    try:
+        state = await visible_state(request, who, doc_id)
+    except HTTPException as exc:
+        pending = await _pending(request, who, doc_id) if exc.status_code == 404 else None
+        if pending is None:
+            raise
+        return pending["tenant"], [
+            (FileRef.model_validate(f), {"kind": "submitted", "role": f["role"]})
+            for f in pending["files"]]
+    assert state.envelope is not None
+    return state.envelope.tenant, _files(state)
+
+
 @router.get("/{doc_id}/artefacts", summary="a document's files and artefacts",
             openapi_extra=permission("read"))
 async def artefacts(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
-    state = await visible_state(request, who, doc_id)
+    _, files = await _visible_files(request, who, doc_id)
     return {"files": [{"name": ref.name, "sha256": ref.sha256, "size": ref.size,
                        "media_type": ref.media_type, **extra,
                        "href": f"/v1/documents/{doc_id}/files/{ref.sha256}"}
-                      for ref, extra in _files(state)]}
+                      for ref, extra in files]}
 
 
 @router.get("/{doc_id}/files/{sha256}", summary="download one file (streamed)",
             openapi_extra=permission("read"), response_class=StreamingResponse)
 async def download(request: Request, who: Who, doc_id: str, sha256: str) -> StreamingResponse:
-    state = await visible_state(request, who, doc_id)
-    ref = next((r for r, _ in _files(state) if r.sha256 == sha256), None)
+    tenant, files = await _visible_files(request, who, doc_id)
+    ref = next((r for r, _ in files if r.sha256 == sha256), None)
     if ref is None:
         raise HTTPException(404, {"message": f"document {doc_id} has no file {sha256}",
                                   "field": "sha256"})
-    assert state.envelope is not None
-    chunks = bus_of(request).client.runtime.store.iter_file(state.envelope.tenant, ref)
+    chunks = bus_of(request).client.runtime.store.iter_file(tenant, ref)
     return StreamingResponse(chunks, media_type=ref.media_type, headers={
         "Content-Disposition": f"attachment; filename=\"{_ascii(ref.name)}\"",
         "Content-Length": str(ref.size)})

@@ -26,7 +26,7 @@ async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
         intake.check_envelope(env, runtime.flows, runtime.tenants)
         await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
         await intake.check_flow(runtime, env)
-        first = await asyncio.to_thread(intake.find_duplicate, env, runtime.store)
+        first = await asyncio.to_thread(runtime.keys.claim, env)
     except intake.SubmissionError as exc:
         return Refused(doc_id=env.id, envelope=env, error=ErrorInfo(
             error_class="SubmissionError", message=str(exc), field=exc.field))
@@ -34,7 +34,6 @@ async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
         return Refused(doc_id=env.id, envelope=env, state="duplicate", duplicate_of=first,
                        error=ErrorInfo(error_class="Duplicate", field="idempotency_key",
                                        message=f"same key and content as document {first}"))
-    await asyncio.to_thread(intake.record_key, env, runtime.store)
     return Accepted(doc_id=env.id, envelope=env)
 
 

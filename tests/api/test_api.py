@@ -8,18 +8,20 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from bus.api.documents import RECEIPTS
+from bus.api.receipts import Receipts
 from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
 from bus.runtime import Runtime
 from bus.sessions import SessionStore
 from bus.settings import Settings
+from schemas.envelope import Envelope, FileRef
 from tests.api.ops_support import call_ops_route, dead_letters, finished, submit_acte
 from tests.api.uploads_support import call_push_route, call_upload_route, remove_matrix_hooks
 from workers.common.demo import minimal_pdf
@@ -115,7 +117,7 @@ def ops_a(http: httpx.Client, tokens: dict[str, str], services: Any) -> dict[str
 
 
 def test_submit_follow_download_and_export(http: httpx.Client, tokens: dict[str, str],
-                                          doc_a: dict[str, Any]) -> None:
+                                          doc_a: dict[str, Any], settings: Settings) -> None:
     main = next(f for f in doc_a["files"] if f["kind"] == "submitted")
     got = http.get(main["href"], headers=_auth(tokens["producer"]))
     assert got.status_code == 200 and got.content.startswith(b"%PDF")
@@ -143,6 +145,9 @@ def test_submit_follow_download_and_export(http: httpx.Client, tokens: dict[str,
         return {d["id"] for d in got.json()["documents"]}
 
     assert wait_until(lambda: doc_a["id"] in found(), 30)
+    receipts = Receipts(Runtime(settings).database)
+    receipts.prune()  # the door's receipt goes once the router has the document
+    assert receipts.get(doc_a["id"]) is None
 
 
 def test_idempotency_key_has_the_sdk_semantics(http: httpx.Client,
@@ -155,6 +160,22 @@ def test_idempotency_key_has_the_sdk_semantics(http: httpx.Client,
     other = _submit(http, tokens["producer"], key=key, text=text + " changed")
     assert other.status_code == 422
     assert other.json()["error"]["field"] == "idempotency_key"
+
+
+def test_simultaneous_submissions_with_one_key_make_one_document(
+        http: httpx.Client, tokens: dict[str, str]) -> None:
+    key, text = f"app-{uuid.uuid4()}", f"race {uuid.uuid4()}"
+
+    def one(_: int) -> httpx.Response:
+        with httpx.Client(base_url=http.base_url, timeout=60) as own:
+            return _submit(own, tokens["producer"], key=key, text=text)
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(one, range(10)))
+    assert [a.status_code for a in answers] == [202] * 10, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 9
+    assert _follow(http, tokens["producer"], answers[0].json()["id"])["state"] == "completed"
 
 
 def test_bad_input_names_the_field(http: httpx.Client, tokens: dict[str, str]) -> None:
@@ -359,16 +380,23 @@ def test_a_document_not_routed_yet_answers_submitted_to_those_who_may_see_it(
     runtime = Runtime(settings)
     producer = IdentityStore(runtime.store, runtime.tenants).authenticate(tokens["producer"])
     doc_id = f"01pending-{uuid.uuid4().hex[:12]}"  # no state: the bus never saw it
-    runtime.store.put_json(f"{RECEIPTS}{doc_id}.json", {
-        "id": doc_id, "tenant": CITY_A, "flow": "document", "producer": producer.producer,
-        "submitted_by": producer.actor, "created_at": datetime.now(UTC).isoformat()})
+    file = FileRef(sha256="c" * 64, size=3, name="courrier.pdf", media_type="application/pdf")
+    receipts = Receipts(runtime.database)
+    receipts.keep(Envelope(id=doc_id, tenant=CITY_A, flow="document", metadata={},
+                           producer=producer.producer, submitted_by=producer.actor,
+                           files=[file], created_at=datetime.now(UTC)))
     for case, expected in (("producer", 200), ("operator", 200), ("producer2", 404),
                            ("other", 404), ("none", 401)):
         got = http.get(f"/v1/documents/{doc_id}", headers=_auth(tokens.get(case)))
         assert got.status_code == expected, f"{case}: {got.status_code}"
+        files = http.get(f"/v1/documents/{doc_id}/artefacts", headers=_auth(tokens.get(case)))
+        assert files.status_code == expected, f"{case}: {files.status_code}"
         if expected == 200:
             assert got.json()["state"] == "submitted" and got.json()["tenant"] == CITY_A
+            assert [(f["kind"], f["sha256"]) for f in files.json()["files"]] == [
+                ("submitted", file.sha256)]
         else:
-            assert doc_id not in got.text
+            assert doc_id not in got.text and doc_id not in files.text
+    assert receipts.prune() >= 0 and receipts.get(doc_id) is not None  # never routed: kept
     journal = http.get(f"/v1/documents/{doc_id}/journal", headers=_auth(tokens["archivist"]))
     assert journal.status_code == 404  # only the state answers from the receipt

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bus.client import DematClient, FileInput, Receipt
-from bus.intake import SubmissionError, find_duplicate
+from bus.intake import SubmissionError
 from bus.objectstore import file_digest
 from bus.sniff import sniff
 from bus.tenants import TenantRegistry
@@ -344,7 +344,7 @@ def _earlier(client: DematClient, run: PayrollRun, row: PayslipRow) -> str | Pro
                    idempotency_key=row.key, producer=client.producer_name,
                    flow_version=client.runtime.flows.get(FLOW).version)
     try:
-        return find_duplicate(env, client.runtime.store)
+        return client.runtime.keys.find(env)
     except SubmissionError:
         return Problem(row.row, row.file, "idempotency_key", "this pay slip (employer, period, "
                        "matricule) was already submitted with different content")
