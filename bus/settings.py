@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     webhook_max_age_s: float = Field(default=86_400, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_refresh_s: float = Field(default=2.0, ge=0)
+    # attempts in flight to one subscription at a time: a hung receiver holds no more of
+    # the service's slots; its other deliveries wait on a delay topic (no attempt counted)
+    webhook_slots_per_subscription: int = Field(default=4, ge=1)
+    webhook_busy_delay_s: float = Field(default=1.0, gt=0)
 
     @cached_property
     def stack_file(self) -> Path:

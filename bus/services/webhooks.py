@@ -11,6 +11,11 @@ One consumer (group ``<prefix>.webhooks``, ``bus.consumer``) reads two topics:
   maximum age it becomes a dead letter (flow ``webhook``, step = the subscription id,
   document ``webhook:<subscription>/<event id>``)
   that ``demat dlq replay`` / ``demat webhooks redeliver`` sends again.
+
+At most ``webhook_slots_per_subscription`` attempts are in flight to one subscription:
+a delivery to a subscription whose slots are all taken (a hung receiver) waits on a
+delay topic without counting an attempt, so it holds none of the consumer's slots that
+the other subscriptions' deliveries need.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import base64
 import logging
 import time
+from collections import Counter
 
 import httpx
 from aiokafka import ConsumerRecord
@@ -58,6 +64,7 @@ class WebhookService:
         self._subs: dict[str, Subscription] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._in_flight: Counter[str] = Counter()  # attempts under way, by subscription
 
     async def run(self) -> None:
         async with httpx.AsyncClient(timeout=self.runtime.settings.webhook_timeout_s,
@@ -114,7 +121,14 @@ class WebhookService:
         if await asyncio.to_thread(already_delivered, store, delivery):
             return
         assert self.client is not None
-        error = await attempt(self.client, store, sub, delivery)
+        if self._in_flight[sub.id] >= self.runtime.settings.webhook_slots_per_subscription:
+            await self._later(delivery, self.runtime.settings.webhook_busy_delay_s)
+            return
+        self._in_flight[sub.id] += 1
+        try:
+            error = await attempt(self.client, store, sub, delivery)
+        finally:
+            self._in_flight[sub.id] -= 1
         if error is None:
             return
         delivery.last_error = error
@@ -128,6 +142,10 @@ class WebhookService:
         log.info("delivery %s to %s failed (attempt %d: %s); again in %g s",
                  delivery.event_id, delivery.subscription_id, delivery.attempts,
                  delivery.last_error, delay)
+        await self._later(delivery, delay)
+
+    async def _later(self, delivery: WebhookDelivery, delay: float) -> None:
+        """Send the delivery back to the deliveries topic in ``delay`` seconds."""
         await self.broker.publish(encode(delivery), self.topics.delay(tier_for(delay)),
                                   key=delivery.key,
                                   headers=delay_headers(self.topics.webhooks, delay))
