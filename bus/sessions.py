@@ -22,6 +22,7 @@ from bus.objectstore import ObjectStore
 SESSIONS = "identity/sessions/"
 LOGINS = "identity/logins/"
 LOGIN_TTL = timedelta(minutes=10)  # from the redirect to the provider to the way back
+PRIVATE = ("csrf", "id_token")  # in a session's record, never listed
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -103,6 +104,31 @@ class SessionStore:
     def close(self, secret: str) -> None:
         """End the session of ``secret`` (logout)."""
         self.store.delete_record(self._key(secret))
+
+    def open_sessions(self, login: str | None = None) -> list[dict[str, Any]]:
+        """Open sessions (of ``login`` only if given), oldest first, without their
+        secrets' material (CSRF token, ID token); expired ones are removed on the way."""
+        found = []
+        for key in self.store.list_keys(SESSIONS):
+            record = self.store.get_json(key)
+            if record is None:
+                continue
+            if parse_date(record["expires_at"]) <= now():
+                self.store.delete_record(key)
+            elif login is None or record["login"] == login:
+                found.append({k: v for k, v in record.items() if k not in PRIVATE})
+        return sorted(found, key=lambda r: r["created_at"])
+
+    def end(self, ref: str | None = None, login: str | None = None) -> list[dict[str, Any]]:
+        """End the session named ``ref`` (``session:…``) or every session of ``login``
+        (an administrator's revocation); the sessions ended."""
+        ended = []
+        for key in self.store.list_keys(SESSIONS):
+            record = self.store.get_json(key)
+            if record is not None and (record["ref"] == ref or record["login"] == login):
+                self.store.delete_record(key)
+                ended.append({k: v for k, v in record.items() if k not in PRIVATE})
+        return ended
 
     @staticmethod
     def _key(secret: str) -> str:

@@ -1,4 +1,5 @@
-"""``demat users|tokens|serve``: local users, their API tokens, and the HTTP API."""
+"""``demat users|tokens|sessions|serve``: local users, their API tokens, people's
+sessions after an OpenID Connect login, and the HTTP API."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import ctypes
 import json
 import os
+from datetime import timedelta
 
 from rich.table import Table
 
@@ -13,6 +15,7 @@ from bus.api.app import create_app
 from bus.cli.console import console, fail, out
 from bus.identity import ROLES, IdentityError, IdentityStore, parse_date
 from bus.runtime import Runtime
+from bus.sessions import SessionStore
 from bus.settings import get_settings
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -56,6 +59,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--login")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_tokens_list)
+
+    sessions = sub.add_parser("sessions", help="people's open sessions (OpenID Connect)")
+    cmds = sessions.add_subparsers(metavar="ACTION", required=True)
+    s = cmds.add_parser("list", help="open sessions (never their secrets)")
+    s.add_argument("--login")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sessions_list)
+    s = cmds.add_parser("end", help="end one session, or every session of a login")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("ref", nargs="?", help="the session's reference (session:…)")
+    which.add_argument("--login", help="every session of this login")
+    s.set_defaults(func=cmd_sessions_end)
+
+
+def _sessions() -> SessionStore:
+    settings = get_settings()
+    return SessionStore(Runtime(settings).store,
+                        timedelta(minutes=settings.oidc_session_minutes))
 
 
 def _ids() -> IdentityStore:
@@ -154,4 +175,27 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
         table.add_row(t["id"], t["login"], t["name"], t["created_at"], t["expires_at"] or "",
                       t["revoked_at"] or "")
     out.print(table)
+    return 0
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    sessions = _sessions().open_sessions(args.login)
+    if args.json:
+        out.print_json(json.dumps(sessions))
+        return 0
+    table = Table("ref", "login", "issuer", "created", "expires")
+    for r in sessions:
+        table.add_row(r["ref"], r["login"], r.get("iss") or "", r["created_at"],
+                      r["expires_at"])
+    out.print(table)
+    return 0
+
+
+def cmd_sessions_end(args: argparse.Namespace) -> int:
+    ended = _sessions().end(ref=args.ref, login=args.login)
+    if not ended:
+        return fail(f"no open session {args.ref}" if args.ref
+                    else f"{args.login} has no open session")
+    for r in ended:
+        out.print(f"session {r['ref']} of {r['login']} ended")
     return 0

@@ -50,3 +50,21 @@ def test_a_session_is_found_until_it_ends_or_expires(sessions: SessionStore) -> 
     key = f"identity/sessions/{digest(secret)}.json"
     sessions.store.put_json(key, record | {"expires_at": "2020-01-01T00:00:00+00:00"})
     assert sessions.find(secret) is None and key not in sessions.store.records
+
+
+def test_an_administrator_lists_and_ends_open_sessions(sessions: SessionStore) -> None:
+    alice, first = sessions.open("alice@ville.fr", {"iss": "https://idp"}, "id-token-a")
+    _, second = sessions.open("alice@ville.fr", {}, "t")
+    bob, third = sessions.open("bob@ville.fr", {}, "t")
+    old, gone = sessions.open("carol@ville.fr", {}, "t")
+    key = f"identity/sessions/{digest(old)}.json"
+    sessions.store.put_json(key, gone | {"expires_at": "2020-01-01T00:00:00+00:00"})
+    listed = sessions.open_sessions()
+    assert [r["ref"] for r in listed] == [first["ref"], second["ref"], third["ref"]]
+    assert key not in sessions.store.records  # the expired one was removed on the way
+    assert all("csrf" not in r and "id_token" not in r for r in listed)
+    assert [r["ref"] for r in sessions.open_sessions("bob@ville.fr")] == [third["ref"]]
+    assert [r["ref"] for r in sessions.end(ref=third["ref"])] == [third["ref"]]
+    assert sessions.find(bob) is None and sessions.end(ref=third["ref"]) == []
+    assert len(sessions.end(login="alice@ville.fr")) == 2 and sessions.find(alice) is None
+    assert sessions.open_sessions() == []
