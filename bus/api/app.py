@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,8 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net 'uns
             "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
             "img-src 'self' data: https://fastapi.tiangolo.com")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# refused requests (401, 403, 429), for the security team's log collector
+security_log = logging.getLogger("demat.api.security")
 
 
 @dataclass
@@ -158,6 +161,8 @@ class Guard:
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code in (401, 403, 429):
+            _log_refusal(request, exc)
         if isinstance(exc.detail, dict):
             return error(exc.status_code, exc.detail["message"], exc.detail.get("field"),
                          exc.headers)
@@ -172,6 +177,15 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(SubmissionError)
     async def refused(request: Request, exc: SubmissionError) -> JSONResponse:
         return error(422, exc.message, exc.field)
+
+
+def _log_refusal(request: Request, exc: HTTPException) -> None:
+    """One line per refused request: who (authenticated or not), from where, what, why."""
+    detail = exc.detail["message"] if isinstance(exc.detail, dict) else str(exc.detail)
+    security_log.warning(
+        "refused %d %s %r caller=%r client=%s: %r", exc.status_code, request.method,
+        request.url.path, getattr(request.state, "caller", None) or "-",
+        request.client.host if request.client else "-", detail)
 
 
 def _health(app: FastAPI) -> None:

@@ -47,6 +47,7 @@ async def caller(request: Request,
         who = await session_caller(request, cookie)
     else:
         who = await bearer_caller(request, creds.credentials if creds else None)
+    request.state.caller = who.actor  # the security log names who was refused
     if wait := bus.callers.take(who.rate_key):
         raise too_many(wait, f"requests of {who.rate_key}")
     return who

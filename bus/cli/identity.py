@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import logging
 import os
 from datetime import timedelta
 
@@ -94,6 +95,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return fail("--workers: at least 1")
     limit_malloc_arenas()
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")  # the same in worker processes
+    logging.basicConfig(level=logging.WARNING,  # the security log of refused requests
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     out.print(f"demat API on http://{host}:{port} (docs at /docs)"
               + (f", {workers} processes" if workers > 1 else ""))
     # idle keep-alive connections are closed after KEEP_ALIVE_S, longer than clients and

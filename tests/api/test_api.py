@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -400,3 +401,28 @@ def test_a_document_not_routed_yet_answers_submitted_to_those_who_may_see_it(
     assert receipts.prune() >= 0 and receipts.get(doc_id) is not None  # never routed: kept
     journal = http.get(f"/v1/documents/{doc_id}/journal", headers=_auth(tokens["archivist"]))
     assert journal.status_code == 404  # only the state answers from the receipt
+
+
+def test_refused_requests_are_in_the_security_log(http: httpx.Client, tokens: dict[str, str],
+                                                  var_dir: Path) -> None:
+    """A 401 (no or bad token) and a 403 (a role the caller lacks) each leave one line
+    naming the route, the caller when known, and why; a newline in the path stays one
+    line."""
+    path = f"/v1/documents/probe-{uuid.uuid4().hex[:8]}%0Aforged"
+    assert http.get(path).status_code == 401
+    denied = _submit(http, tokens["archivist"])  # archivists may not submit
+    assert denied.status_code == 403
+
+    def lines() -> list[str]:
+        text = (var_dir / "api-test.log").read_text(errors="replace")
+        return [line for line in text.splitlines() if "demat.api.security" in line]
+
+    assert wait_until(lambda: any("refused 403 POST '/v1/documents'" in line
+                                  for line in lines()), 10), lines()[-5:]
+    probe = path.split("%0A")[0]
+    assert any(f"refused 401 GET '{probe}" in line and "caller='-'" in line
+               for line in lines())
+    assert not any(line.startswith("forged") for line in
+                   (var_dir / "api-test.log").read_text(errors="replace").splitlines())
+    refused = next(line for line in lines() if "refused 403 POST" in line)
+    assert "archivist" in refused and "do not allow submitting" in refused
