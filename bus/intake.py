@@ -12,6 +12,7 @@ from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope
 from schemas.errors import DocumentError, first_error
 from schemas.metadata import metadata_model
+from schemas.personal import undeclared_nir
 
 
 class SubmissionError(DocumentError):
@@ -47,11 +48,17 @@ async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> 
 
 
 def validate_metadata(model_name: str, metadata: dict) -> None:
-    """Raise ``SubmissionError`` naming the first metadata field the model refuses."""
+    """Raise ``SubmissionError`` naming the first metadata field the model refuses, or
+    holding a NIR although the model does not declare it personal (it would travel and
+    be indexed in clear)."""
+    model = metadata_model(model_name)
     try:
-        metadata_model(model_name).model_validate(metadata)
+        model.model_validate(metadata)
     except ValidationError as exc:
         raise SubmissionError(*first_error(exc, "metadata")) from None
+    if (path := undeclared_nir(model, metadata)) is not None:
+        raise SubmissionError(path, "holds what looks like a social security number (NIR), "
+                              "in a field the flow does not declare personal: refused")
 
 
 def check_stored_files(env: Envelope, store: ObjectStore) -> None:

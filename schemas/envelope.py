@@ -6,9 +6,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FieldSerializationInfo,
+    field_serializer,
+    model_validator,
+)
 
 from schemas.ids import new_id
+from schemas.personal import SEALED, opened, sealed
 from schemas.siren import Siren
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
@@ -51,6 +59,25 @@ class Envelope(BaseModel):
     files: list[FileRef] = Field(min_length=1)
     created_at: datetime = Field(default_factory=utcnow)
     correlation_id: str | None = None
+
+    @field_serializer("metadata")
+    def _sealed_metadata(self, metadata: dict[str, Any], info: FieldSerializationInfo
+                         ) -> dict[str, Any]:
+        """Written as JSON (Kafka messages, state records), the personal fields are sealed
+        (``schemas.personal.sealed``), unless the context asks for ``clear`` (an export)."""
+        if not info.mode_is_json() or (info.context or {}).get("clear"):
+            return metadata
+        return sealed(self.tenant, self.flow, self.id, metadata)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _opened_metadata(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
+            meta = data["metadata"]
+            if SEALED in meta:
+                data = data | {"metadata": opened(str(data.get("tenant")), str(data.get("id")),
+                                                  meta)}
+        return data
 
     def fingerprint(self) -> str:
         """Digest of what the producer asked for (flow, metadata, files), for idempotency."""

@@ -17,14 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.matricule import Matricule
 from schemas.metadata import registers
+from schemas.nir import check_nir, nir_key
 from schemas.personal import PERSONAL, PROTECTED
 from schemas.siret import Siret
 
+__all__ = ["PayslipMetadata", "check_nir", "nir_key"]
+
 PERIOD_RE = re.compile(r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$")
-# sex, birth year, month (01-12, or 20-42 / 50-99 when unknown), département (2A/2B for
-# Corsica), commune, order number, 2-digit key
-NIR_RE = re.compile(r"^[1-478][0-9]{2}(0[1-9]|1[0-2]|[2-4][0-9]|[5-9][0-9])"
-                    r"(2[AB]|[0-9]{2})[0-9]{6}[0-9]{2}$")
 BIRTH_NAME_RE = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿŒœ' \-]{1,65}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,250}\.[A-Za-z]{2,24}$")
 
@@ -35,24 +34,6 @@ class Channel(StrEnum):
     ENSAP = "ensap"
     AGENT_SPACE = "agent-space"
     SECURE_MAIL = "secure-mail"
-
-
-def nir_key(nir13: str) -> int:
-    """The 2-digit key of a 13-character NIR (Corsica: 2A counts as 19, 2B as 18)."""
-    digits = nir13.upper().replace("2A", "19", 1) if nir13[5:7].upper() == "2A" else nir13
-    digits = digits.upper().replace("2B", "18", 1) if nir13[5:7].upper() == "2B" else digits
-    return 97 - int(digits) % 97
-
-
-def check_nir(value: str) -> str:
-    """A valid 15-character NIR (spaces removed), else ``ValueError`` (value never quoted)."""
-    text = value.replace(" ", "").upper()
-    if not NIR_RE.match(text):
-        raise ValueError("NIR must be 15 characters: sex, birth year and month, "
-                         "département, commune, order number and 2-digit key")
-    if nir_key(text[:13]) != int(text[13:]):
-        raise ValueError("NIR key does not match its first 13 characters")
-    return text
 
 
 @registers("payslip")

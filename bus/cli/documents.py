@@ -133,7 +133,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if state is None:
         return fail(f"no document {args.id} on this bus (or not yet accepted)")
     if args.json:
-        out.print_json(state.model_dump_json())
+        out.print_json(state.model_dump_json(context={"clear": True}))
         return 0
     env = state.envelope
     out.print(f"[bold]{state.doc_id}[/]  {env.flow if env else '?'}  tenant "
