@@ -13,6 +13,7 @@ from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope
 from schemas.errors import DocumentError, first_error
 from schemas.metadata import metadata_model
+from schemas.text import check_file_name
 
 
 class SubmissionError(DocumentError):
@@ -34,9 +35,25 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
             "flow_version", f"flow {flow.name!r} is at version {flow.version}, "
             f"not {env.flow_version}")
     validate_metadata(flow.metadata_model, env.metadata)
+    check_file_names(env)
     for i, ref in enumerate(env.files):
         if ref.size == 0:
             raise SubmissionError(f"files[{i}]", f"file {ref.name!r} is empty")
+
+
+def check_file_names(env: Envelope) -> None:
+    """Every file name is one the targets store as is (``schemas.text.check_file_name``):
+    refused here, naming ``files[i].name``, rather than by a partner after retries."""
+    for i, ref in enumerate(env.files):
+        check_file_name_of(i, ref.name)
+
+
+def check_file_name_of(index: int, name: str) -> None:
+    """``SubmissionError`` naming ``files[index].name`` when ``name`` is not a plain name."""
+    try:
+        check_file_name(name)
+    except ValueError as exc:
+        raise SubmissionError(f"files[{index}].name", f"{exc}: {name!r}") from None
 
 
 async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
