@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from bus.flows import FlowRegistry
 from bus.objectstore import ObjectStore
-from bus.tenants import TenantRegistry
+from bus.tenants import Tenant, TenantRegistry
 from schemas.envelope import Envelope
 from schemas.errors import DocumentError, first_error
 from schemas.metadata import metadata_model
@@ -30,6 +30,10 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
         raise SubmissionError("tenant", f"tenant {env.tenant} is not configured on this bus")
     if not tenants.get(env.tenant).uses(env.flow):
         raise SubmissionError("flow", f"tenant {env.tenant} does not use flow {env.flow!r}")
+    if not flow.admits(env.producer):
+        raise SubmissionError("flow", f"flow {flow.name!r} is internal: its documents are "
+                              f"made by {', '.join(flow.producers)} only, not by producer "
+                              f"{env.producer!r}")
     if env.flow_version != flow.version:
         raise SubmissionError(
             "flow_version", f"flow {flow.name!r} is at version {flow.version}, "
@@ -54,6 +58,15 @@ def check_file_name_of(index: int, name: str) -> None:
         check_file_name(name)
     except ValueError as exc:
         raise SubmissionError(f"files[{index}].name", f"{exc}: {name!r}") from None
+
+
+def check_own_siret(tenant: Tenant, field: str, siret: str, what: str) -> None:
+    """A document speaks only for its tenant: ``SubmissionError`` naming ``field`` when
+    ``siret`` (the document's ``what``) is not one of the tenant's establishments."""
+    if not tenant.owns_siret(siret):
+        listed = ", ".join(tenant.sirets) or f"SIREN {tenant.siren}"
+        raise SubmissionError(field, f"{what} {siret!r} is not an establishment of tenant "
+                              f"{tenant.siren} ({listed})")
 
 
 async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:

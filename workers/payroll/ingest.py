@@ -33,7 +33,7 @@ from bus.client import DematClient, FileInput, Receipt
 from bus.intake import SubmissionError, find_duplicate
 from bus.objectstore import file_digest
 from bus.sniff import sniff
-from bus.tenants import TenantRegistry
+from bus.tenants import Tenant, TenantRegistry
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.errors import field_errors
 from schemas.payslip import Channel, PayslipMetadata
@@ -179,7 +179,8 @@ def _check_rows(folder: Path, index: Path, raw_rows: list[dict[str, Any]],
     if not raw_rows:
         raise RunRejected([Problem(None, index.name, None, "the index has no rows")])
     tenant = tenant or _tenant_of(raw_rows, tenants, problems)
-    connectors = set(tenants.get(tenant).connectors) if tenant in tenants else set()
+    owner = tenants.get(tenant) if tenant in tenants else None
+    connectors = set(owner.connectors) if owner is not None else set()
     if tenant is not None and tenant not in tenants:
         problems.append(Problem(None, None, "tenant", f"tenant {tenant} is not configured"))
     rows: list[PayslipRow] = []
@@ -190,6 +191,8 @@ def _check_rows(folder: Path, index: Path, raw_rows: list[dict[str, Any]],
         name = str(raw.get("file") or "")
         meta = {k: v for k, v in raw.items() if k != "file" and v is not None}
         row_problems = _row_problems(n, name, folder, meta, connectors)
+        if owner is not None and not row_problems:
+            row_problems = _employer_problems(n, name, meta, owner)
         problems += row_problems
         if name:
             if name in seen_files:
@@ -253,6 +256,16 @@ def _row_problems(n: int, name: str, folder: Path, meta: dict[str, Any],
         problems.append(Problem(n, name or None, "channels", "tenant has no connector for "
                                                              f"{', '.join(missing)}"))
     return problems
+
+
+def _employer_problems(n: int, name: str, meta: dict[str, Any], owner: Tenant
+                       ) -> list[Problem]:
+    """A run speaks only for its tenant: every employer SIRET is one of its own."""
+    siret = str(meta.get("employer_siret", ""))
+    if owner.owns_siret(siret):
+        return []
+    return [Problem(n, name or None, "employer_siret", f"SIRET {siret} is not an "
+                    f"establishment of tenant {owner.siren}")]
 
 
 def _tenant_of(rows: list[dict[str, Any]], tenants: TenantRegistry,
