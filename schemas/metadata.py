@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from schemas.text import MultiLine, SingleLine
+from schemas.text import MultiLine, SingleLine, check_single_line
 
 M = TypeVar("M", bound=type[BaseModel])
+# a scalar of a partner's folder metadata; a text one is a single line
+FolderValue = Annotated[str | int | float | bool, AfterValidator(
+    lambda v: check_single_line(v) if isinstance(v, str) else v)]
 METADATA_MODELS: dict[str, type[BaseModel]] = {}
 
 
@@ -48,7 +51,7 @@ class DocumentMetadata(BaseModel):
     archive_batch: SingleLine | None = Field(default=None, min_length=1, max_length=100)
     sign: bool = False  # run the sign step (tenant connector `signature`: seal or i-Parapheur)
     signature_subtype: SingleLine | None = Field(default=None, max_length=100)  # i-Parapheur
-    parapheur_metadata: dict[SingleLine, SingleLine | int | float | bool] = Field(  # folder
+    parapheur_metadata: dict[SingleLine, FolderValue] = Field(  # i-Parapheur folder
         default_factory=dict, max_length=50)
 
 
