@@ -54,7 +54,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def show(report: Report) -> None:
     """One table per file: kind, validity, signature, key fields."""
     data = report.as_dict()
-    table = Table(show_header=False, title=f"[bold]{report.file}[/]", title_justify="left")
+    table = Table(show_header=False, title=f"[bold]{shown(report.file)}[/]", title_justify="left")
     table.add_column(style="cyan")
     table.add_column(overflow="fold")
     table.add_row("kind", f"{shown(report.kind)}  [dim]{shown(report.standard)}[/]")

@@ -92,3 +92,14 @@ def test_zip_with_json_index_and_unknown_channel(tmp_path: Path) -> None:
     finally:
         run.close()
     assert not run.rows[0].path.exists()
+
+
+def test_a_run_speaks_only_for_its_tenant(tmp_path: Path) -> None:
+    rows = write_run(tmp_path, ["agent-space"] * 3)
+    rows[1]["employer_siret"] = "21450249400013"  # the other demo city's establishment
+    rows[2]["employer_siret"] = "21690091000029"  # of the tenant's SIREN, but not listed
+    write_index(tmp_path / "index.csv", rows)
+    with pytest.raises(RunRejected) as exc:
+        check_run(tmp_path, None, TENANTS, tenant="216900910")
+    found = {(p.row, p.field) for p in exc.value.problems}
+    assert found == {(2, "employer_siret"), (3, "employer_siret")}
