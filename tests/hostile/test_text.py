@@ -14,8 +14,10 @@ from bus.operator import DeadLetterDesk, check_action_text
 from bus.tenants import Tenant
 from bus.terminal import shown
 from bus.uploads import UploadError, Uploads
-from schemas.flow import FlowDefinition
+from schemas.envelope import FileRef
+from schemas.flow import Condition, FlowDefinition, StepDefinition
 from schemas.messages import OperatorAction
+from schemas.payslip import EnsapBatch
 from schemas.siren import check_siren
 from schemas.siret import check_siret
 from schemas.text import (
@@ -167,3 +169,18 @@ def test_uploads_refuse_bad_names_naming_name() -> None:
         with pytest.raises(UploadError) as refused:
             uploads.start("216900910", name, 5)
         assert refused.value.field == "name"
+
+
+@pytest.mark.parametrize(("model", "field", "good"), [
+    (FileRef, "sha256", "a" * 64), (EnsapBatch, "id", "LOT-1"),
+    (StepDefinition, "name", "deposit"), (Condition, "field", "meta.sign")])
+def test_pydantic_patterns_match_whole(model: type[BaseModel], field: str, good: str) -> None:
+    """``Field(pattern=...)`` runs on pydantic's Rust engine, whose ``$`` is the end of
+    the text: a final newline is refused there too."""
+    base = {"FileRef": {"size": 1, "media_type": "x", "name": "a"},
+            "EnsapBatch": {"index": 0, "size": 1}, "StepDefinition": {"kind": "noop"},
+            "Condition": {}}[model.__name__]
+    model.model_validate(base | {field: good})
+    for bad in (good + "\n", good.replace(good[0], "５", 1)):
+        with pytest.raises(ValidationError):
+            model.model_validate(base | {field: bad})
