@@ -24,6 +24,7 @@ from bus.objectstore import ObjectStore
 from bus.oidc import OidcError, OidcVerifier
 from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope
+from schemas.text import bad_character
 
 USERS = "identity/users/"
 TOKENS = "identity/tokens/"
@@ -161,6 +162,8 @@ class IdentityStore:
             raise IdentityError("login", f"no user {login!r} (demat users add)")
         if expires is not None and expires <= now():
             raise IdentityError("expires", f"{expires.isoformat()} is in the past")
+        if len(name) > 200 or bad_character(name):
+            raise IdentityError("name", "a token name is one line of at most 200 characters")
         for t in tenants or []:
             if t not in self.tenants:
                 raise IdentityError("tenant", f"tenant {t} is not configured on this bus")

@@ -103,3 +103,13 @@ def test_a_run_speaks_only_for_its_tenant(tmp_path: Path) -> None:
         check_run(tmp_path, None, TENANTS, tenant="216900910")
     found = {(p.row, p.field) for p in exc.value.problems}
     assert found == {(2, "employer_siret"), (3, "employer_siret")}
+
+
+def test_a_run_file_name_the_targets_cannot_store_is_a_problem(tmp_path: Path) -> None:
+    rows = write_run(tmp_path, ["agent-space"] * 2)
+    bad = "bp\x1b[2J.pdf"
+    (tmp_path / rows[1]["file"]).rename(tmp_path / bad)
+    rows[1]["file"] = bad
+    write_index(tmp_path / "index.csv", rows)
+    found = {(p["row"], p["field"]) for p in _problems(tmp_path)}
+    assert (2, "file") in found

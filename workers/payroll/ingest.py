@@ -37,6 +37,7 @@ from bus.tenants import Tenant, TenantRegistry
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.errors import field_errors
 from schemas.payslip import Channel, PayslipMetadata
+from schemas.text import check_file_name
 from workers.payroll.checks import missing_channels
 
 FLOW = "payslip"
@@ -235,7 +236,10 @@ def _row_problems(n: int, name: str, folder: Path, meta: dict[str, Any],
         problems.append(Problem(n, None, "file", "no file name"))
     else:
         path = folder / name
-        if not path.resolve().is_relative_to(folder.resolve()):
+        bad_name = _bad_name(path.name)
+        if bad_name:
+            problems.append(Problem(n, name, "file", bad_name))
+        elif not path.resolve().is_relative_to(folder.resolve()):
             problems.append(Problem(n, name, "file", "file name leaves the run folder"))
         elif not path.is_file():
             problems.append(Problem(n, name, "file", "file is missing from the run"))
@@ -256,6 +260,15 @@ def _row_problems(n: int, name: str, folder: Path, meta: dict[str, Any],
         problems.append(Problem(n, name or None, "channels", "tenant has no connector for "
                                                              f"{', '.join(missing)}"))
     return problems
+
+
+def _bad_name(name: str) -> str | None:
+    """Why the targets cannot store a file of this name (``check_file_name``), if so."""
+    try:
+        check_file_name(name)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _employer_problems(n: int, name: str, meta: dict[str, Any], owner: Tenant
