@@ -57,6 +57,7 @@ class Case:
     files: list[BytesInput]
     key: str | None
     field: str
+    at: str = "door"  # or "intake": refused by intake's flow checks (document rejected)
 
 
 def _invoice(number: str, supplier: Party, buyer: Party) -> bytes:
@@ -77,6 +78,8 @@ def content(kind: str, tenant: str, name: str) -> bytes:
         "ubl-other-tenant": lambda: _invoice(stem, other, DEMO_BUYER),
         "ubl-outsider": lambda: _invoice(stem, DEMO_SUPPLIER, DEMO_BUYER),
         "ubl-received": lambda: _invoice(stem, DEMO_SUPPLIER, own),
+        "ubl-number-newline": lambda: _invoice(f"{stem}\n2", own, DEMO_BUYER),
+        "ubl-buyer-name-tab": lambda: _invoice(stem, own, Party(DEMO_BUYER.siret, "CH\tX")),
     }
     return makers[kind]()
 
@@ -118,4 +121,4 @@ def _case(raw: dict[str, Any]) -> Case:
         files = _files([(SPECIAL_NAMES.get(f["name"], f["name"]), f["content"])
                         for f in raw["files"]], CITY_A)
     return Case(id=raw["id"], flow=flow, tenant=tenant, metadata=meta, files=files,
-                key=raw.get("key"), field=raw["field"])
+                key=raw.get("key"), field=raw["field"], at=raw.get("at", "door"))

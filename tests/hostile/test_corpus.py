@@ -39,17 +39,22 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DematClient]:
 
 
 def refusal(client: DematClient, case: Case) -> SubmissionError | None:
-    """The refusal of ``case`` by the SDK's prepare, then intake's checks; ``None`` if
-    it passes them all."""
+    """The refusal of ``case`` by the SDK's prepare (``case.at == "door"``), else by
+    intake's checks; ``None`` if it passes them all."""
     runtime = client.runtime
     try:
         env = client.prepare(case.flow, list(case.files), tenant=case.tenant,
                              metadata=case.metadata, key=case.key)
+    except SubmissionError as exc:
+        assert case.at == "door", f"{case.id}: refused at the door, not at intake"
+        return exc
+    try:
         intake.check_envelope(env, runtime.flows, runtime.tenants)
         intake.check_stored_files(env, runtime.store)
         if env.flow in OFFLINE_CHECKS:
             asyncio.run(intake.check_flow(runtime, env))
     except SubmissionError as exc:
+        assert case.at == "intake", f"{case.id}: passed the door, refused at intake"
         return exc
     return None
 

@@ -14,6 +14,7 @@ from bus.plugins import REGISTRY
 from schemas.envelope import Envelope
 from schemas.invoice import InvoiceError, InvoiceFormat, InvoiceInfo, read_invoice
 from schemas.pes import PesError, validate_aller
+from schemas.text import bad_character
 
 MAX_INVOICE_BYTES = 20 * 1024 * 1024  # larger files are checked by the validate step only
 
@@ -31,6 +32,11 @@ def load_invoice(runtime: Any, env: Envelope) -> tuple[bytes, InvoiceInfo]:
     except InvoiceError as exc:
         where = f" (element {exc.where})" if exc.where else ""
         raise SubmissionError("files[0]", f"{ref.name}: {exc}{where}") from None
+    for part, text in (("number", info.number), ("supplier", info.supplier_name),
+                       ("buyer", info.buyer_name)):
+        if bad_character(text):
+            raise SubmissionError(f"files[0].{part}", f"{ref.name}: the invoice's {part} "
+                                  f"{text!r} holds a control character")
     number = env.metadata.get("invoice_number")
     if number and number != info.number:
         raise SubmissionError("metadata.invoice_number", f"{number!r} but the invoice "
