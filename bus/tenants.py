@@ -9,6 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.siren import Siren
+from schemas.siret import Siret
+from schemas.text import ascii_digits
 
 
 class ConnectorConfig(BaseModel):
@@ -31,9 +33,27 @@ class Tenant(BaseModel):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     flows: list[str] | None = None  # None: every flow
     parent: Siren | None = None  # the entity above (a syndicate above its member cities)
+    # the establishments (SIRET) whose documents this tenant submits; none listed: any
+    # SIRET of its SIREN
+    sirets: list[Siret] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _own_sirets(self) -> Tenant:
+        for i, siret in enumerate(self.sirets):
+            if siret[:9] != self.siren:
+                raise ValueError(f"sirets[{i}]: SIRET {siret} is not an establishment of "
+                                 f"SIREN {self.siren} (its first 9 digits)")
+        return self
 
     def uses(self, flow: str) -> bool:
         return self.flows is None or flow in self.flows
+
+    def owns_siret(self, siret: str) -> bool:
+        """Whether ``siret`` (spaces ignored) is one of this tenant's establishments."""
+        value = siret.replace(" ", "")
+        if self.sirets:
+            return value in self.sirets
+        return ascii_digits(value, 14) and value[:9] == self.siren
 
 
 class TenantsFile(BaseModel):

@@ -21,6 +21,7 @@ from typing import IO, Any
 from bus.objectstore import PART_SIZE, ObjectStore
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef, FileRole
+from schemas.text import check_file_name
 
 MAX_CHUNK = 256 * 1024 * 1024
 DEFAULT_TTL = timedelta(days=2)
@@ -76,8 +77,10 @@ class Uploads:
 
     def start(self, tenant: str, name: str, size: int, *, owner: str = "") -> Upload:
         """Open an upload of ``size`` bytes named ``name`` (for ``owner``)."""
-        if not name or "/" in name or len(name) > 255:
-            raise UploadError("name: 1 to 255 characters, no '/'", "name")
+        try:
+            check_file_name(name)
+        except ValueError as exc:
+            raise UploadError(f"name: {exc}", "name") from None
         if not 0 < size <= self.max_size:
             raise UploadError(f"size: between 1 and {self.max_size} bytes", "size")
         now = datetime.now(UTC)

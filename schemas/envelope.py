@@ -18,6 +18,7 @@ from pydantic import (
 from schemas.ids import new_id
 from schemas.personal import SEALED, opened, sealed
 from schemas.siren import Siren
+from schemas.text import SingleLine
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -52,13 +53,14 @@ class Envelope(BaseModel):
     tenant: Siren
     flow: str
     flow_version: int = 1
-    producer: str = "cli"
-    submitted_by: str | None = None  # the authenticated identity (API, CLI token or OS user)
-    idempotency_key: str | None = Field(default=None, max_length=200)
+    producer: SingleLine = Field(default="cli", max_length=200)
+    submitted_by: SingleLine | None = Field(  # the authenticated identity (API, token, OS user)
+        default=None, max_length=200)
+    idempotency_key: SingleLine | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
     files: list[FileRef] = Field(min_length=1)
     created_at: datetime = Field(default_factory=utcnow)
-    correlation_id: str | None = None
+    correlation_id: SingleLine | None = Field(default=None, max_length=200)
 
     @field_serializer("metadata")
     def _sealed_metadata(self, metadata: dict[str, Any], info: FieldSerializationInfo
