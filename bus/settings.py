@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bus.dev.s3auth import read_credentials
+
 
 class Settings(BaseSettings):
     """Everything a bus process needs to know about its environment."""
@@ -22,8 +24,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     kafka_bootstrap: str | None = None
     s3_endpoint: str | None = None
-    s3_access_key: str = "demat"
-    s3_secret_key: str = "demat-secret"
+    s3_access_key: str | None = None  # with s3_secret_key; else the embedded store's
+    s3_secret_key: str | None = None
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     bucket: str = "demat"
@@ -110,6 +112,18 @@ class Settings(BaseSettings):
         """S3 endpoint host:port (configured, else the embedded store)."""
         return self._configured_or_embedded(self.s3_endpoint, "s3",
                                             "no S3 store", "DEMAT_S3_ENDPOINT")
+
+    @property
+    def s3_keys(self) -> tuple[str, str]:
+        """S3 access and secret key (configured, else the embedded store's identity)."""
+        if self.s3_access_key or self.s3_secret_key:
+            if not (self.s3_access_key and self.s3_secret_key):
+                raise RuntimeError("S3 credentials: set both DEMAT_S3_ACCESS_KEY and "
+                                   "DEMAT_S3_SECRET_KEY, or neither (the embedded store's)")
+            return self.s3_access_key, self.s3_secret_key
+        path = self._configured_or_embedded(None, "s3_identities", "no S3 credentials",
+                                            "DEMAT_S3_ACCESS_KEY and DEMAT_S3_SECRET_KEY")
+        return read_credentials(Path(path))
 
     @property
     def plugin_modules(self) -> list[str]:
