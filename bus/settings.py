@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bus.dev.s3auth import read_credentials
+from bus.s3identity import read_credentials
 
 
 class Settings(BaseSettings):

@@ -17,8 +17,8 @@ from minio.error import S3Error
 
 from bus.dev.embedded import ROOT_VAR_MODE, EmbeddedStack
 from bus.dev.launcher import Services
-from bus.dev.s3auth import ensure_identities, identities_path, read_credentials
 from bus.objectstore import ObjectStore
+from bus.s3identity import ensure_identities, identities_path, read_credentials
 from bus.settings import Settings
 
 pytestmark = pytest.mark.stack

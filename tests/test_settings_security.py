@@ -17,7 +17,7 @@ from faststream.security import SASLScram512
 from pydantic import ValidationError
 
 from bus.broker import broker_security
-from bus.dev.s3auth import ensure_identities, read_credentials
+from bus.s3identity import ensure_identities, read_credentials
 from bus.settings import Settings
 
 SCRAM = {"DEMAT_KAFKA_BOOTSTRAP": "kafka:9093", "DEMAT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",

@@ -4,7 +4,7 @@ index's PostgreSQL (``pgserver``, a real server from a wheel) on a Unix socket.
 Tansu keeps its log in the SeaweedFS store, so a broker restart loses nothing;
 SeaweedFS keeps its data under ``<var>/s3``, PostgreSQL under ``<var>/pg``. Addresses
 go to ``<var>/stack.json`` so every ``demat`` command of the same var directory finds them.
-SeaweedFS answers only its S3 identity (``bus.dev.s3auth``: anonymous requests get 403);
+SeaweedFS answers only its S3 identity (``bus.s3identity``: anonymous requests get 403);
 the servers run with umask 077, so what they write under ``<var>`` is 0600 / 0700.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from minio import Minio
 
-from bus.dev.s3auth import ensure_identities, read_credentials
+from bus.s3identity import ensure_identities, read_credentials
 from connectors.private import (
     PRIVATE_UMASK,
     open_private_append,
