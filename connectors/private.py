@@ -68,6 +68,14 @@ def open_private_append(path: Path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
+def tighten(path: Path) -> None:
+    """Take group and others' rights off ``path`` (a file made before the bus made them
+    private)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+
+
 @contextlib.contextmanager
 def private_umask() -> Iterator[None]:
     """Run the block (and the processes it starts) with the umask ``PRIVATE_UMASK``."""

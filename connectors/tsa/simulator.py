@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import FastAPI, Request, Response
 
-from connectors.private import private_dir, write_private
+from connectors.private import private_dir, tighten, write_private
 from connectors.simulator import FailurePlan, HttpSimulator, SubmissionCounter
 from connectors.tsa.token import HASHES
 
@@ -39,6 +39,7 @@ class TsaKeys:
         self.dir = private_dir(keys_dir)
         if not (self.dir / "tsa.pem").exists():
             self._create()
+        tighten(self.dir / "tsa-key.pem")  # world-readable when made by an older bus
         self.ca_pem = (self.dir / "ca.pem").read_bytes()
         self.cert_pem = (self.dir / "tsa.pem").read_bytes()
         self.key = serialization.load_pem_private_key(
