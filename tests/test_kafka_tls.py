@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bus.broker import ensure_topics, make_broker, start_producer
+from bus.consumer import KeyOrderedConsumer
 from bus.dev.embedded import free_ports, kafka_answers, stop_process, tansu_binary
 from bus.settings import Settings
 
@@ -105,6 +106,25 @@ async def _tls_terminator(port: int, target: int, cert: Path, key: Path
         yield accepted
 
 
+async def _key_ordered(settings: Settings, topic: str) -> list[bytes]:
+    """What the steps' and webhooks' consumer (a consumer group) reads of ``topic``."""
+    seen: list[bytes] = []
+    done = asyncio.Event()
+
+    async def handle(record) -> None:  # type: ignore[no-untyped-def]
+        seen.append(record.value)
+        if len(seen) == 2:
+            done.set()
+
+    consumer = KeyOrderedConsumer(settings.bootstrap, [topic], f"{topic}.group", handle,
+                                  security=settings.kafka_security)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(done.wait(), 60)
+    consumer.stop()
+    await task
+    return seen
+
+
 def test_every_client_of_the_bus_talks_tls_to_the_broker(plain_broker: tuple[int, int],
                                                          tmp_path: Path) -> None:
     plain, port = plain_broker
@@ -129,11 +149,11 @@ def test_every_client_of_the_bus_talks_tls_to_the_broker(plain_broker: tuple[int
             records = await consumer.getmany(timeout_ms=10_000, max_records=10)
             await consumer.stop()
             values = [r.value for batch in records.values() for r in batch]
-            return values, len(accepted)
+            return values + await _key_ordered(settings, topic), len(accepted)
 
     values, connections = asyncio.run(go())
-    assert sorted(values) == [b"faststream", b"plain producer"]
-    assert connections >= 4  # admin, producer, FastStream, consumer: all through TLS
+    assert sorted(values) == sorted([b"faststream", b"plain producer"] * 2)
+    assert connections >= 5  # admin, producer, FastStream, both consumers: all through TLS
 
 
 def test_a_client_that_does_not_trust_the_broker_or_speaks_plain_gets_nothing(
