@@ -4,7 +4,8 @@ index's PostgreSQL (``pgserver``, a real server from a wheel) on a Unix socket.
 Tansu keeps its log in the SeaweedFS store, so a broker restart loses nothing;
 SeaweedFS keeps its data under ``<var>/s3``, PostgreSQL under ``<var>/pg``. Addresses
 go to ``<var>/stack.json`` so every ``demat`` command of the same var directory finds them.
-SeaweedFS answers only its S3 identity (``bus.s3identity``: anonymous requests get 403);
+SeaweedFS answers only its S3 identity (``bus.s3identity``: anonymous requests get 403),
+its other ports only the stack's own servers (``bus.dev.weedsec``);
 the servers run with umask 077, so what they write under ``<var>`` is 0600 / 0700.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from minio import Minio
 
+from bus.dev.weedsec import security_env
 from bus.s3identity import ensure_identities, read_credentials
 from connectors.private import (
     PRIVATE_UMASK,
@@ -43,6 +45,8 @@ WEED_PORTS = ("s3", "master", "volume", "filer")
 # run as root, pgserver starts PostgreSQL as a user of its own, which must traverse var/
 # to reach var/pg: var/ is then 0711 (no listing, no reading for others), the rest 0700
 ROOT_VAR_MODE = 0o711
+STACK_PROCESSES = ("tansu", "weed", "weed-master")  # the stack's servers, not the bus's
+NO_CLIENT = "192.0.2.1"  # TEST-NET-1: no local process can call from it
 
 
 class StackError(RuntimeError):
@@ -224,7 +228,8 @@ class EmbeddedStack:
     def _store_and_broker_up(self) -> bool:
         info = self.load()
         pids = info.get("pids", {})
-        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu"))
+        servers = ("weed", "tansu", *(["weed-master"] if "weed-master" in pids else []))
+        return (all(pid_alive(pids.get(n)) for n in servers)
                 and tcp_open(info["ports"]["kafka"]) and tcp_open(info["ports"]["s3"]))
 
     # --- life-cycle ---------------------------------------------------------------
@@ -261,6 +266,7 @@ class EmbeddedStack:
         pids = self.info.get("pids") or self.load().get("pids", {})
         stop_process(pids.get("tansu"), grace=min(grace, 5))
         stop_process(pids.get("weed"), grace=grace)
+        stop_process(pids.get("weed-master"), grace=grace)
         stop_process(pids.get("postgres"), grace=grace, sig=signal.SIGINT)
         if self.stack_file.exists():
             self.stack_file.unlink()
@@ -332,14 +338,24 @@ class EmbeddedStack:
         return server
 
     def _start_weed(self, ports: dict[str, int]) -> int:
+        """SeaweedFS: its master alone, its HTTP API open to no address (its admin calls
+        would drop a bucket's volumes unauthenticated; the other servers reach it by
+        gRPC), then the volume, filer and S3 servers; every port locked (``weedsec``)."""
         data = private_dir(self.var_dir / "s3")
-        argv = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        env = os.environ | security_env(self.var_dir)  # one set of JWT keys for all
+        master = f"127.0.0.1:{ports['master']}"
+        self.info["pids"]["weed-master"] = self._spawn("weed-master", [
+            weed_binary(), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-port={ports['master']}", f"-port.grpc={ports['master'] + 10000}",
+            f"-mdir={data}", "-volumeSizeLimitMB=1024", "-peers=none",
+            f"-whiteList={NO_CLIENT}"], env)
+        argv = [weed_binary(), "server", "-master=false", f"-master.peers={master}",
+                f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-s3", f"-s3.config={ensure_identities(self.var_dir)}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-volume.max=0", "-master.volumeSizeLimitMB=1024"]
-        for name in WEED_PORTS:
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0"]
+        for name in ("s3", "volume", "filer"):
             argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={ports[name] + 10000}"]
-        return self._spawn("weed", argv)
+        return self._spawn("weed", argv, env)
 
     def _start_tansu(self) -> int:
         port = self.info["ports"]["kafka"]
@@ -361,7 +377,7 @@ class EmbeddedStack:
                        secure=False)
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not pid_alive(self.info["pids"]["weed"]):
+            if not all(pid_alive(self.info["pids"][n]) for n in ("weed-master", "weed")):
                 raise StackError(f"SeaweedFS exited at start: see {self.log_dir / 'weed.log'}")
             try:
                 if not tcp_open(self.info["ports"]["s3"], timeout=2):
