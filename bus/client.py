@@ -89,7 +89,7 @@ class DematClient:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.runtime.settings.bootstrap, acks="all",
+            **self.runtime.settings.kafka_options, acks="all",
             enable_idempotence=False, linger_ms=2)
         await self._producer.start()
 

@@ -111,13 +111,12 @@ class DeadLetterDesk:
                                      key=doc_id.encode())
 
     def _producer(self) -> _Producer:
-        return _Producer(self.runtime.settings.bootstrap)
+        return _Producer(self.runtime.settings.kafka_options)
 
 
 class _Producer:
-    def __init__(self, bootstrap: str) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                         enable_idempotence=False)
+    def __init__(self, kafka: dict[str, Any]) -> None:
+        self.producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=False)
 
     async def __aenter__(self) -> AIOKafkaProducer:
         await self.producer.start()

@@ -67,7 +67,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _stack(settings: Settings):
-    return EmbeddedStack(settings.var_dir, settings.s3_access_key, settings.s3_secret_key)
+    return EmbeddedStack(settings.var_dir)
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
