@@ -22,6 +22,9 @@ from bus.plugins import load_plugins
 from bus.services import KERNEL_GROUPS
 from bus.settings import get_settings
 
+DRAIN_LAST = ("journal", "sealer")  # stopped after the others, which feed the journal
+LAST_GRACE = 40.0  # their drain (sealer: ``DRAIN_S``) and last checkpoint fit in it
+
 
 def service_groups() -> tuple[str, ...]:
     """The service groups of this bus: the kernel's, then the flow families'."""
@@ -93,7 +96,7 @@ class Services:
     def stop_group(self, group: str, grace: float = 10.0) -> None:
         """Stop one group's process (SIGTERM, then SIGKILL after ``grace``)."""
         pid = self.pids.pop(group, None)
-        stop_process(pid, grace=grace)
+        stop_process(pid, grace=grace, group=True)
         if pid:
             _reap(pid)
         self._save()
@@ -115,19 +118,30 @@ class Services:
         return restarted
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM every process at once, then wait (SIGKILL after ``grace``)."""
-        for pid in self.pids.values():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in self.pids.values():
-            stop_process(pid, grace=grace)
-            _reap(pid)
+        """Stop every process group: first all but ``DRAIN_LAST`` at once, then those
+        (which drain the journal: the sealer seals its tail), SIGKILL after ``grace``
+        (``LAST_GRACE`` for the last ones)."""
+        first = [pid for g, pid in self.pids.items() if g not in DRAIN_LAST]
+        last = [pid for g, pid in self.pids.items() if g in DRAIN_LAST]
+        _stop_all(first, grace)
+        _stop_all(last, max(grace, LAST_GRACE))
         self.pids.clear()
         if self.run_file.exists():
             self.run_file.unlink()
 
     def _save(self) -> None:
         self.run_file.write_text(json.dumps(self.pids))
+
+
+def _stop_all(pids: list[int], grace: float) -> None:
+    """SIGTERM the process groups of ``pids`` at once, then wait for each (SIGKILL after
+    ``grace``)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGTERM)
+    for pid in pids:
+        stop_process(pid, grace=grace, group=True)
+        _reap(pid)
 
 
 def _command(group: str) -> list[str]:
