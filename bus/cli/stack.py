@@ -223,6 +223,8 @@ def _stopping(env: _Embedded) -> Iterator[None]:
     finally:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            console.print("[dim]stopping…[/]")
         try:
             env.down()
         finally:
@@ -264,7 +266,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     console.print(f"[yellow]worker {group} died, restarted[/]")
                 time.sleep(1)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: stopped above
-        console.print("[dim]stopped.[/]")
+        with contextlib.suppress(OSError):
+            console.print("[dim]stopped.[/]")
     return 0
 
 
