@@ -1,5 +1,6 @@
-"""``demat run`` stopped by SIGTERM stops every process it started (its own stack on a
-fresh data directory: store, broker, database, workers, simulators, API)."""
+"""``demat run`` stopped by SIGTERM, or by SIGHUP (its terminal closed), stops every
+process it started (its own stack on a fresh data directory: store, broker, database,
+workers, simulators, API)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ def _started(var: Path) -> bool:
 
 
 @pytest.mark.timeout(600)
-def test_sigterm_stops_every_process_demat_run_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_stops_every_process_demat_run_started(
+        tmp_path: Path, sig: signal.Signals) -> None:
     var = tmp_path / "var"
     env = os.environ | {"DEMAT_VAR_DIR": str(var), "DEMAT_API_PORT": str(free_ports(1)[0])}
     with (tmp_path / "run.log").open("wb") as log:
@@ -67,7 +70,7 @@ def test_sigterm_stops_every_process_demat_run_started(tmp_path: Path) -> None:
         stack_pids = set(json.loads((var / "stack.json").read_text())["pids"].values())
         started = _descendants(run.pid) | stack_pids
         assert len(started) >= 8, started  # store, broker, database, groups, simulators, API
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(sig)
         assert run.wait(180) == 0
         survivors = {p for p in started if pid_alive(p)}
         assert not survivors, survivors
