@@ -55,7 +55,7 @@ def _started(var: Path) -> bool:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_stop_signal_stops_every_process_demat_run_started(
         tmp_path: Path, sig: signal.Signals) -> None:
     var = tmp_path / "var"
