@@ -2,7 +2,7 @@
 dead-lettering them, and publishing them: the one place for all of it.
 
 Also what makes a message poison: an exception that is not a transient infrastructure
-error (``is_transient``: Kafka, S3 or PostgreSQL unreachable, time-outs) is that
+error (``is_transient``: Kafka, S3, PostgreSQL or a partner unreachable, time-outs) is that
 message's failure, never a reason to read it again (``failure_info`` names it).
 """
 
@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
 import psycopg
 import urllib3
 from aiokafka import ConsumerRecord
@@ -53,8 +54,8 @@ def _transient_itself(exc: BaseException) -> bool:
     if isinstance(exc, S3Error):
         return exc.code in TRANSIENT_S3_CODES
     return isinstance(exc, ConnectionError | TimeoutError | ServerError
-                      | urllib3.exceptions.HTTPError | psycopg.OperationalError
-                      | psycopg.InterfaceError)
+                      | urllib3.exceptions.HTTPError | httpx.TransportError
+                      | psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def failure_info(exc: BaseException, **extra: object) -> ErrorInfo:

@@ -3,6 +3,7 @@ router's transition for a message it could not apply (no I/O)."""
 
 from __future__ import annotations
 
+import httpx
 import psycopg
 import pytest
 import urllib3
@@ -34,7 +35,7 @@ def _s3(code: str) -> S3Error:
     KafkaConnectionError("broker down"), KafkaTimeoutError(), ConnectionResetError(),
     TimeoutError(), psycopg.OperationalError("server closed the connection"),
     urllib3.exceptions.NewConnectionError(None, "refused"), _s3("SlowDown"),
-    _s3("ServiceUnavailable"),
+    _s3("ServiceUnavailable"), httpx.ConnectError("refused"),
 ])
 def test_infrastructure_errors_are_transient(exc: Exception) -> None:
     assert is_transient(exc)

@@ -22,8 +22,10 @@ from bus.plugins import load_plugins
 from bus.services import KERNEL_GROUPS
 from bus.settings import get_settings
 
-DRAIN_LAST = ("journal", "sealer")  # stopped after the others, which feed the journal
-LAST_GRACE = 40.0  # their drain (sealer: ``DRAIN_S``) and last checkpoint fit in it
+# stopped after the other groups, in this order: the journal's readers (once its
+# writers are gone), then the simulators (the sealer's last checkpoint uses the TSA)
+STOP_ORDER: tuple[tuple[str, ...], ...] = (("journal", "sealer"), ("simulators",))
+LAST_GRACE = 40.0  # the sealer's drain (``DRAIN_S``) and last checkpoint fit in it
 
 
 def service_groups() -> tuple[str, ...]:
@@ -118,13 +120,15 @@ class Services:
         return restarted
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop every process group: first all but ``DRAIN_LAST`` at once, then those
-        (which drain the journal: the sealer seals its tail), SIGKILL after ``grace``
-        (``LAST_GRACE`` for the last ones)."""
-        first = [pid for g, pid in self.pids.items() if g not in DRAIN_LAST]
-        last = [pid for g, pid in self.pids.items() if g in DRAIN_LAST]
-        _stop_all(first, grace)
-        _stop_all(last, max(grace, LAST_GRACE))
+        """Stop every process group, in ``STOP_ORDER``: the workers feeding the journal
+        at once, then the journal's readers (the sealer drains it and checkpoints its
+        tail: ``LAST_GRACE``), then the simulators (the sealer's TSA among them);
+        SIGKILL after ``grace``."""
+        late = {g for phase in STOP_ORDER for g in phase}
+        phases = [[pid for g, pid in self.pids.items() if g not in late],
+                  *([self.pids[g] for g in phase if g in self.pids] for phase in STOP_ORDER)]
+        for phase, pids in enumerate(phases):
+            _stop_all(pids, max(grace, LAST_GRACE) if phase == 1 else grace)
         self.pids.clear()
         if self.run_file.exists():
             self.run_file.unlink()
