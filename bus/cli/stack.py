@@ -137,8 +137,8 @@ class _Embedded:
     def up(self) -> None:
         if not self.stack.running():
             console.print("[dim]starting embedded stack (SeaweedFS S3 + Tansu Kafka)…[/]")
+            self.started_stack = True  # first: a stop while it starts stops it too
             self.stack.start()
-            self.started_stack = True
         if self.services.running():
             return
         if self.services.adopt():  # another command's workers, some dead: restart those
@@ -147,16 +147,16 @@ class _Embedded:
             return
         console.print("[dim]starting workers (intake, router, steps, journal, delays, webhooks...) "
                       "and partner simulators…[/]")
-        self.services.start()
         self.started_services = True
+        self.services.start()
 
     def start_api(self) -> None:
         """Start the HTTP API (``demat serve``) unless it answers already."""
         if not _answers(self.api_url):
             if not self.started_services:  # keep the other processes' record
                 self.services.adopt()
-            self.services.start_group("api")
             self.started_api = True
+            self.services.start_group("api")
 
     @property
     def api_url(self) -> str:
