@@ -79,7 +79,7 @@ async def write_records(broker: KafkaBroker, topics: Topics, sealer: Sealer,
     try:
         await asyncio.to_thread(sealer.write_segment, [r.value for r in records])
     except Exception as exc:
-        if is_transient(exc) or isinstance(exc, NotLeader) or len(records) == 1:
+        if is_transient(exc) or isinstance(exc, NotLeader):
             raise
         log.warning("sealing a batch failed (%s): sealing its records one by one",
                     type(exc).__name__)
