@@ -4,8 +4,10 @@ A step worker process serves every step kind with this one consumer (one group
 member, whatever the number of kinds): records of one key (document id) run one
 after the other, records of different keys run concurrently up to a limit, and
 each partition's offset is committed up to its first record not yet done. A
-handler that raises is retried in place with back-off, so the key keeps its order
-and the consumer never spins on a failing record.
+handler that raises an infrastructure error is retried in place with back-off, so the
+key keeps its order and the consumer never spins on a failing record; any other
+exception is that record's failure, handed to ``on_poison`` (which dead-letters it),
+and the consumer goes on.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from bus.deadletter import is_transient
+
 log = logging.getLogger("demat.consumer")
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
+PoisonHandler = Callable[[ConsumerRecord, Exception], Awaitable[None]]
 
 
 @dataclass
@@ -48,9 +53,11 @@ class KeyOrderedConsumer:
     def __init__(self, bootstrap: str, topics: list[str], group_id: str, handle: Handler, *,
                  max_in_flight: int = 64, client_id: str = "demat",
                  commit_interval: float = 0.2, revoke_grace: float = 20.0,
-                 fetch_wait_ms: int = 100, security: Mapping[str, Any] | None = None) -> None:
+                 fetch_wait_ms: int = 100, security: Mapping[str, Any] | None = None,
+                 on_poison: PoisonHandler | None = None) -> None:
         self.topics = topics
         self.handle = handle
+        self.on_poison = on_poison
         self.commit_interval = commit_interval
         self.revoke_grace = revoke_grace
         self._config = {"bootstrap_servers": bootstrap, "group_id": group_id,
@@ -104,7 +111,10 @@ class KeyOrderedConsumer:
                 try:
                     await self.handle(rec)
                     break
-                except Exception:  # infrastructure trouble: retry this record, in order
+                except Exception as exc:
+                    if not is_transient(exc) and await self._poisoned(rec, exc):
+                        break
+                    # infrastructure trouble: retry this record, in order
                     log.exception("handling %s[%d]@%d failed; retrying in %.1f s",
                                   rec.topic, rec.partition, rec.offset, delay)
                     await asyncio.sleep(delay)
@@ -112,6 +122,21 @@ class KeyOrderedConsumer:
             entry[1] = True
         finally:
             self._slots.release()
+
+    async def _poisoned(self, rec: ConsumerRecord, exc: Exception) -> bool:
+        """Hand a record that failed for good to ``on_poison``; False if there is none or
+        it failed too (then the record is retried)."""
+        if self.on_poison is None:
+            return False
+        log.error("%s[%d]@%d failed with %s: handed over as poison", rec.topic,
+                  rec.partition, rec.offset, type(exc).__name__)
+        try:
+            await self.on_poison(rec, exc)
+        except Exception:
+            log.exception("poison handler failed for %s[%d]@%d", rec.topic, rec.partition,
+                          rec.offset)
+            return False
+        return True
 
     def _finished(self, task: asyncio.Task, key: bytes | None, part: _Partition) -> None:
         part.tasks.discard(task)

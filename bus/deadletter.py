@@ -1,15 +1,26 @@
 """Dead letters: building them (with their context as headers), decoding records or
-dead-lettering them, and publishing them: the one place for all of it."""
+dead-lettering them, and publishing them: the one place for all of it.
+
+Also what makes a message poison: an exception that is not a transient infrastructure
+error (``is_transient``: Kafka, S3, PostgreSQL or a partner unreachable, time-outs) is that
+message's failure, never a reason to read it again (``failure_info`` names it).
+"""
 
 from __future__ import annotations
 
 import base64
 import logging
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
+import psycopg
+import urllib3
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from faststream.kafka import KafkaBroker
+from minio.error import S3Error, ServerError
 from pydantic import ValidationError
 
 from bus.broker import encode
@@ -18,6 +29,41 @@ from schemas.messages import DeadLetter, ErrorInfo, MessageSource
 
 log = logging.getLogger("demat.deadletter")
 T = TypeVar("T")
+# S3 error codes of a store that is unavailable or misconfigured, not of a bad message
+TRANSIENT_S3_CODES = frozenset({
+    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "AccessDenied",
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestTimeTooSkewed", "NoSuchBucket"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for infrastructure trouble worth retrying the message for (Kafka, S3 or
+    PostgreSQL unreachable, time-outs), looking through ``raise ... from`` causes too."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _transient_itself(current):
+            return True
+        current = current.__cause__
+    return False
+
+
+def _transient_itself(exc: BaseException) -> bool:
+    if isinstance(exc, KafkaError):
+        return exc.retriable or isinstance(exc, KafkaConnectionError | KafkaTimeoutError)
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3_CODES
+    return isinstance(exc, ConnectionError | TimeoutError | ServerError
+                      | urllib3.exceptions.HTTPError | httpx.TransportError
+                      | psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def failure_info(exc: BaseException, **extra: object) -> ErrorInfo:
+    """An unexpected exception as the failure of the message it was raised for: its class
+    and message named, its traceback kept, not retryable."""
+    return ErrorInfo(error_class=type(exc).__name__,
+                     message=str(exc)[:2000] or f"{type(exc).__name__} raised",
+                     traceback="".join(traceback.format_exception(exc))[-4000:], **extra)
 
 
 def poison_letter(raw: bytes, source: MessageSource, error: Exception) -> DeadLetter:
@@ -25,6 +71,14 @@ def poison_letter(raw: bytes, source: MessageSource, error: Exception) -> DeadLe
     return DeadLetter(
         source=source, raw=base64.b64encode(raw).decode(),
         error=ErrorInfo(error_class=type(error).__name__, message=str(error)[:2000]))
+
+
+def record_letter(record: ConsumerRecord, error: BaseException) -> DeadLetter:
+    """A dead letter for a record whose handling failed for good (raw bytes kept)."""
+    key = record.key.decode(errors="replace") if record.key else None
+    return DeadLetter(doc_id=key, source=record_source(record),
+                      raw=base64.b64encode(record.value or b"").decode(),
+                      error=failure_info(error))
 
 
 def letter_headers(letter: DeadLetter) -> dict[str, str]:

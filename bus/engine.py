@@ -28,6 +28,7 @@ from schemas.messages import (
     MessageSource,
     OperatorAction,
     Refused,
+    RouterMessage,
     StepDone,
     StepFailed,
     StepRecord,
@@ -197,6 +198,27 @@ class FlowEngine:
         state.steps.append(StepRecord(name=name))
         self._event(out, kind, step=name, detail=detail | {"from_step": name}, actor=msg.actor)
         self._dispatch(out, self._flow(state).step(name))
+        return out
+
+    def on_poison(self, state: DocumentState | None, msg: RouterMessage,
+                  error: ErrorInfo) -> Transition:
+        """A message the router could not apply: its document goes to ``error`` and to the
+        dead letters with ``error`` (a document not started yet is built from the
+        message's envelope; a finished one or one without envelope gets the letter only)."""
+        env = state.envelope if state is not None else getattr(msg, "envelope", None)
+        if state is None:
+            state = DocumentState(doc_id=msg.doc_id, envelope=env, state=DocState.RUNNING)
+        if state.state.terminal or env is None:
+            out = Transition(state, changed=False)
+            out.dead_letters.append(DeadLetter(
+                doc_id=msg.doc_id, tenant=env.tenant if env else None,
+                flow=env.flow if env else None, step=state.current_step,
+                error=ErrorInfo.model_validate(scrub_for(env, self.flows, error.model_dump()))))
+            return out
+        flow = self._flow(state)
+        out = Transition(state)
+        self._fail(out, flow.step(state.current_step or flow.steps[0].name), error,
+                   getattr(msg, "source", None))
         return out
 
     def on_configuration(self, state: DocumentState | None,

@@ -23,7 +23,7 @@ from bus.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 # a throwaway flow family the session's bus loads as a plug-in (tests/test_plugin_family.py)
-TEST_PLUGINS = "tests.plugins.cemetery"
+TEST_PLUGINS = "tests.plugins.cemetery,tests.plugins.traps"
 # the session's bus: the test family, and webhook retries capped at a minute (the outage
 # test of tests/webhooks waits for them)
 TEST_ENV = {"DEMAT_PLUGINS": TEST_PLUGINS, "DEMAT_WEBHOOK_BACKOFF_S": "1,5,30,60"}

@@ -72,3 +72,47 @@ async def _committed(settings: Settings, topic: str, group: str) -> dict[TopicPa
         return {tp: (await reader.committed(tp)) or 0 for tp in parts}
     finally:
         await reader.stop()
+
+
+class _Unforeseen(Exception):
+    """An exception class no handler anticipates."""
+
+
+def test_a_record_failing_for_good_is_handed_to_on_poison_and_the_key_goes_on(
+        stack: EmbeddedStack, settings: Settings) -> None:
+    topic, group = f"test.poison.{time.time_ns()}", f"test-poison-{time.time_ns()}"
+    handled: list[int] = []
+    poisoned: list[tuple[int, str]] = []
+
+    async def handle(rec) -> None:
+        n = int(rec.value)
+        if n == 2:
+            raise _Unforeseen(f"record {n}")
+        handled.append(n)
+
+    async def on_poison(rec, exc: Exception) -> None:
+        poisoned.append((int(rec.value), type(exc).__name__))
+
+    async def go() -> dict[TopicPartition, int]:
+        await ensure_topics(settings, [topic])
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
+        await producer.start()
+        for n in range(5):
+            await producer.send(topic, str(n).encode(), key=b"one-key")
+        await producer.flush()
+        await producer.stop()
+        consumer = KeyOrderedConsumer(settings.bootstrap, [topic], group, handle,
+                                      commit_interval=0.1, on_poison=on_poison)
+        runner = asyncio.create_task(consumer.run())
+        deadline = time.monotonic() + 60
+        while len(handled) < 4:
+            assert time.monotonic() < deadline, (handled, poisoned)
+            await asyncio.sleep(0.05)
+        consumer.stop()
+        await runner
+        return await _committed(settings, topic, group)
+
+    committed = asyncio.run(go())
+    assert handled == [0, 1, 3, 4]  # the key's order kept, the bad record not retried
+    assert poisoned == [(2, "_Unforeseen")]
+    assert sum(committed.values()) == 5

@@ -10,6 +10,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from bus.asyncapi import asyncapi_document
@@ -113,14 +114,37 @@ def cmd_submit(args: argparse.Namespace) -> int:
         receipt, state = asyncio.run(go())
     except (SubmissionError, Unauthenticated) as exc:
         return fail(f"DEMAT_TOKEN: {exc}" if isinstance(exc, Unauthenticated) else str(exc))
-    result = {"id": receipt.doc_id, "duplicate": receipt.duplicate,
-              "state": state.state.value if state else "submitted"}
+    result = _outcome(receipt, state, args)
     if args.json:
         out.print_json(json.dumps(result))
     else:
         note = " (already submitted with this key)" if receipt.duplicate else ""
-        out.print(f"{receipt.doc_id} {result['state']}{note}")
-    return 0 if state is None or state.state.value == "completed" else 1
+        reason = f": {result['reason']}" if result.get("reason") else ""
+        out.print(f"{receipt.doc_id} {escape(result['state'])}{note}{escape(reason)}")
+    if not args.wait:
+        return 0
+    return 0 if result["state"] == "completed" else 1
+
+
+def _outcome(receipt: Any, state: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """What ``submit`` reports: the state reached (``--wait``), and why it is not
+    ``completed`` when it is not (refusal, error with its dead letter, time-out)."""
+    result: dict[str, Any] = {"id": receipt.doc_id, "duplicate": receipt.duplicate}
+    if not args.wait:
+        return result | {"state": "submitted"}
+    if state is None:
+        return result | {"state": "not-admitted", "reason": (
+            f"no verdict from intake within {args.timeout:g} s (see demat status)")}
+    result["state"] = state.state.value
+    if not state.state.terminal:
+        result["reason"] = f"still {state.state.value} after {args.timeout:g} s"
+    elif state.error is not None:
+        error = state.error
+        where = f" ({error.field})" if error.field else ""
+        result["reason"] = f"{error.error_class}{where}: {error.message}"
+        result["error"] = {"class": error.error_class, "field": error.field,
+                           "message": error.message}
+    return result
 
 
 def _load_state(doc_id: str):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -135,8 +137,8 @@ class _Embedded:
     def up(self) -> None:
         if not self.stack.running():
             console.print("[dim]starting embedded stack (SeaweedFS S3 + Tansu Kafka)…[/]")
+            self.started_stack = True  # first: a stop while it starts stops it too
             self.stack.start()
-            self.started_stack = True
         if self.services.running():
             return
         if self.services.adopt():  # another command's workers, some dead: restart those
@@ -145,16 +147,16 @@ class _Embedded:
             return
         console.print("[dim]starting workers (intake, router, steps, journal, delays, webhooks...) "
                       "and partner simulators…[/]")
-        self.services.start()
         self.started_services = True
+        self.services.start()
 
     def start_api(self) -> None:
         """Start the HTTP API (``demat serve``) unless it answers already."""
         if not _answers(self.api_url):
             if not self.started_services:  # keep the other processes' record
                 self.services.adopt()
-            self.services.start_group("api")
             self.started_api = True
+            self.services.start_group("api")
 
     @property
     def api_url(self) -> str:
@@ -200,14 +202,42 @@ async def _run_demo(settings: Settings, count: int, timeout: float, live: bool) 
             return await follow(client, rows, timeout, lambda r: view.update(_demo_table(r)))
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (terminal closed) received: stop as for Ctrl-C."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_stopped(signum: int, _frame: Any) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stopping(env: _Embedded) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP interrupt what runs; whatever ends it, what ``env``
+    started is stopped, the signals ignored meanwhile (the stop is not cut short)."""
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            console.print("[dim]stopping…[/]")
+        try:
+            env.down()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = get_settings()
     env = _Embedded(settings)
-    try:
+    with _stopping(env):
         env.up()
         rows = asyncio.run(_run_demo(settings, args.count, args.timeout, live=not args.json))
-    finally:
-        env.down()
     if args.json:
         keys = ("id", "flow", "tenant", "label", "state", "step", "error")
         out.print_json(json.dumps([{k: r[k] for k in keys} for r in rows]))
@@ -217,35 +247,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = get_settings()
     env = _Embedded(settings)
-    stop = False
-
-    def _stop(*_: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
     try:
-        env.up()
-        env.start_api()
-        if not args.no_demo:
-            rows = asyncio.run(_run_demo(settings, args.count, 300.0, live=True))
-            done = sum(r["state"] == "completed" for r in rows)
-            console.print(f"[bold]{done}/{len(rows)} demo documents completed.[/]")
-        info = env.stack.load()
-        console.print(f"bus serving: Kafka {info.get('kafka')}, S3 {info.get('s3')}, "
-                      f"data in {settings.var_dir}/ — Ctrl-C to stop")
-        console.print(f"HTTP API: {env.api_url}/v1 (docs {env.api_url}/docs; tokens: "
-                      "demat users add, demat tokens create)")
-        while not stop:
-            restarted = env.services.supervise() if env.started_services else []
-            for group in restarted:
-                console.print(f"[yellow]worker {group} died, restarted[/]")
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        console.print("[dim]stopping…[/]")
-        env.down()
+        with _stopping(env):
+            env.up()
+            env.start_api()
+            if not args.no_demo:
+                rows = asyncio.run(_run_demo(settings, args.count, 300.0, live=True))
+                done = sum(r["state"] == "completed" for r in rows)
+                console.print(f"[bold]{done}/{len(rows)} demo documents completed.[/]")
+            info = env.stack.load()
+            console.print(f"bus serving: Kafka {info.get('kafka')}, S3 {info.get('s3')}, "
+                          f"data in {settings.var_dir}/ — Ctrl-C to stop")
+            console.print(f"HTTP API: {env.api_url}/v1 (docs {env.api_url}/docs; tokens: "
+                          "demat users add, demat tokens create)")
+            while True:
+                restarted = env.services.supervise() if env.started_services else []
+                for group in restarted:
+                    console.print(f"[yellow]worker {group} died, restarted[/]")
+                time.sleep(1)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: stopped above
+        with contextlib.suppress(OSError):
+            console.print("[dim]stopped.[/]")
     return 0
 
 

@@ -149,26 +149,34 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def stop_process(pid: int | None, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
-    """Signal ``pid``, wait up to ``grace`` seconds, then SIGKILL."""
+def stop_process(pid: int | None, grace: float = 10.0, sig: int = signal.SIGTERM, *,
+                 group: bool = False) -> None:
+    """Signal ``pid`` (with ``group``: its whole process group, ``pid`` leading it), wait
+    up to ``grace`` seconds, then SIGKILL."""
     if not pid_alive(pid):
         return
     assert pid is not None
-    try:
-        os.kill(pid, sig)
-    except OSError:
+    if not _signal(pid, sig, group):
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        return
+    if pid_alive(pid) or group:  # the leader gone, what it started goes too
+        _signal(pid, signal.SIGKILL, group)
     while pid_alive(pid):
         time.sleep(0.05)
+
+
+def _signal(pid: int, sig: int, group: bool) -> bool:
+    """Send ``sig`` to ``pid`` or its group; False if there is nobody to send it to."""
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except OSError:
+        return False
+    return True
 
 
 def weed_binary() -> str:
@@ -264,9 +272,9 @@ class EmbeddedStack:
         """Stop the broker, the store, then the database (``grace`` seconds each, then
         SIGKILL; PostgreSQL gets SIGINT, its fast shutdown)."""
         pids = self.info.get("pids") or self.load().get("pids", {})
-        stop_process(pids.get("tansu"), grace=min(grace, 5))
-        stop_process(pids.get("weed"), grace=grace)
-        stop_process(pids.get("weed-master"), grace=grace)
+        stop_process(pids.get("tansu"), grace=min(grace, 5), group=True)
+        stop_process(pids.get("weed"), grace=grace, group=True)
+        stop_process(pids.get("weed-master"), grace=grace, group=True)
         stop_process(pids.get("postgres"), grace=grace, sig=signal.SIGINT)
         if self.stack_file.exists():
             self.stack_file.unlink()

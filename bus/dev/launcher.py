@@ -23,6 +23,11 @@ from bus.services import KERNEL_GROUPS
 from bus.settings import get_settings
 from connectors.private import PRIVATE_UMASK, open_private_append, private_dir, write_private
 
+# stopped after the other groups, in this order: the journal's readers (once its
+# writers are gone), then the simulators (the sealer's last checkpoint uses the TSA)
+STOP_ORDER: tuple[tuple[str, ...], ...] = (("journal", "sealer"), ("simulators",))
+LAST_GRACE = 40.0  # the sealer's drain (``DRAIN_S``) and last checkpoint fit in it
+
 
 def service_groups() -> tuple[str, ...]:
     """The service groups of this bus: the kernel's, then the flow families'."""
@@ -94,7 +99,7 @@ class Services:
     def stop_group(self, group: str, grace: float = 10.0) -> None:
         """Stop one group's process (SIGTERM, then SIGKILL after ``grace``)."""
         pid = self.pids.pop(group, None)
-        stop_process(pid, grace=grace)
+        stop_process(pid, grace=grace, group=True)
         if pid:
             _reap(pid)
         self._save()
@@ -116,19 +121,32 @@ class Services:
         return restarted
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM every process at once, then wait (SIGKILL after ``grace``)."""
-        for pid in self.pids.values():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in self.pids.values():
-            stop_process(pid, grace=grace)
-            _reap(pid)
+        """Stop every process group, in ``STOP_ORDER``: the workers feeding the journal
+        at once, then the journal's readers (the sealer drains it and checkpoints its
+        tail: ``LAST_GRACE``), then the simulators (the sealer's TSA among them);
+        SIGKILL after ``grace``."""
+        late = {g for phase in STOP_ORDER for g in phase}
+        phases = [[pid for g, pid in self.pids.items() if g not in late],
+                  *([self.pids[g] for g in phase if g in self.pids] for phase in STOP_ORDER)]
+        for phase, pids in enumerate(phases):
+            _stop_all(pids, max(grace, LAST_GRACE) if phase == 1 else grace)
         self.pids.clear()
         if self.run_file.exists():
             self.run_file.unlink()
 
     def _save(self) -> None:
         write_private(self.run_file, json.dumps(self.pids))
+
+
+def _stop_all(pids: list[int], grace: float) -> None:
+    """SIGTERM the process groups of ``pids`` at once, then wait for each (SIGKILL after
+    ``grace``)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGTERM)
+    for pid in pids:
+        stop_process(pid, grace=grace, group=True)
+        _reap(pid)
 
 
 def _command(group: str) -> list[str]:

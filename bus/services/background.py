@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from faststream import FastStream
@@ -17,9 +17,11 @@ class Loop(Protocol):
     def stop(self) -> None: ...
 
 
-def run_beside(app: FastStream, loop: Loop, then: Callable[[], None] | None = None) -> None:
-    """Start ``loop`` once the app has started; on shutdown stop it, wait for it, then
-    call ``then`` (blocking: in a thread), if given."""
+def run_beside(app: FastStream, loop: Loop, then: Callable[[], None] | None = None,
+               finish: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Start ``loop`` once the app has started; on shutdown stop it, wait for it, await
+    ``finish`` (the subscribers still run), then call ``then`` (blocking: in a thread),
+    if given."""
     tasks: list[asyncio.Task] = []
 
     @app.after_startup
@@ -30,5 +32,7 @@ def run_beside(app: FastStream, loop: Loop, then: Callable[[], None] | None = No
     async def _stop() -> None:
         loop.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if finish is not None:
+            await finish()
         if then is not None:
             await asyncio.to_thread(then)

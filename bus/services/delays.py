@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from bus.delays import DUE, TARGET, delay_topics, header_value
@@ -77,14 +77,14 @@ class DelayService:
         now = int(time.time() * 1000)
         sends, last = [], None
         for rec in records:
-            target, due = header_value(rec.headers, TARGET), header_value(rec.headers, DUE)
+            target, due = delay_route(rec)
             if target is None or due is None:
-                log.error("delay message without target/due headers at %s@%d dropped",
+                log.error("delay message without valid target/due headers at %s@%d dropped",
                           tp, rec.offset)
-            elif int(due) > now:
+            elif due > now:
                 consumer.seek(tp, rec.offset)
                 consumer.pause(tp)
-                self.paused[tp] = int(due)
+                self.paused[tp] = due
                 break
             else:
                 sends.append(await producer.send(target, rec.value, key=rec.key))
@@ -93,3 +93,13 @@ class DelayService:
             await asyncio.gather(*sends)
         if last is not None:
             await consumer.commit({tp: last + 1})
+
+
+def delay_route(rec: ConsumerRecord) -> tuple[str | None, int | None]:
+    """Target topic and due time (ms) of a delayed record; ``None`` for what is missing or
+    unreadable (a poison header never stops the service)."""
+    try:
+        target, due = header_value(rec.headers, TARGET), header_value(rec.headers, DUE)
+        return target, None if due is None else int(due)
+    except (UnicodeDecodeError, ValueError):
+        return None, None

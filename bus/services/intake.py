@@ -4,6 +4,7 @@ each verdict (accepted or refused) to the router."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -11,16 +12,30 @@ from faststream.middlewares import AckPolicy
 
 from bus import intake
 from bus.broker import encode
-from bus.deadletter import decode_or_dead_letter, record_source
+from bus.deadletter import decode_or_dead_letter, failure_info, is_transient, record_source
 from bus.runtime import Runtime
 from schemas.messages import Accepted, ErrorInfo, Refused, SubmitMessage
 
 BATCH_RECORDS = 500  # intake reads its topic in batches of at most this
 BATCH_WAIT_MS = 5  # and waits at most this for a batch when idle
+log = logging.getLogger("demat.intake")
 
 
 async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
-    """Decide whether a submission starts; the verdict goes to the router."""
+    """Decide whether a submission starts; the verdict goes to the router. An unexpected
+    exception refuses that submission, naming it; only infrastructure errors raise (the
+    batch is read again)."""
+    try:
+        return await _verdict(runtime, sub)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        env = sub.envelope
+        log.warning("submission %s refused by an unexpected %s", env.id, type(exc).__name__)
+        return Refused(doc_id=env.id, envelope=env, error=failure_info(exc))
+
+
+async def _verdict(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
     env = sub.envelope
     try:
         intake.check_envelope(env, runtime.flows, runtime.tenants)

@@ -4,6 +4,7 @@ through its flow (``bus.engine``) and publishes the tasks, events and dead lette
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,14 @@ from pydantic import TypeAdapter
 
 from bus.audit.config import key_hasher
 from bus.broker import encode
-from bus.deadletter import decode_or_dead_letter, letter_headers, record_source
+from bus.deadletter import (
+    decode_or_dead_letter,
+    failure_info,
+    is_transient,
+    letter_headers,
+    publish_dead_letter,
+    record_source,
+)
 from bus.delays import delay_headers, tier_for
 from bus.engine import FlowEngine, Transition
 from bus.runtime import Runtime
@@ -23,6 +31,7 @@ from bus.state import StateStore
 from schemas.messages import (
     Accepted,
     ConfigurationLoaded,
+    DeadLetter,
     DocumentState,
     Refused,
     RouterMessage,
@@ -35,6 +44,7 @@ from schemas.messages import (
 _router_message = TypeAdapter(RouterMessage)
 BATCH_RECORDS = 500  # the router reads its topic in batches of at most this
 BATCH_WAIT_MS = 5  # and waits at most this for a batch when idle
+log = logging.getLogger("demat.router")
 
 
 def _key(doc_id: str) -> bytes:
@@ -64,12 +74,8 @@ class Router:
                                  runtime.settings.state_cache_size)
 
     async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
-        """Apply a batch: each document's messages in order; the states it does not hold
-        in one read, those it changed in one write.
-
-        Everything the batch emits is published before any state is saved, so a crash
-        in between replays the batch onto the same states (same task ids).
-        """
+        """Apply a batch; if it fails for another reason than the infrastructure, apply
+        its documents one by one, so only the document at fault goes to ``error``."""
         by_doc: dict[str, list[Any]] = {}
         for rec in records:
             decoded = await decode_or_dead_letter(self.broker, self.runtime.topics, rec.value,
@@ -77,6 +83,52 @@ class Router:
                                                   _router_message.validate_json)
             if decoded is not None:
                 by_doc.setdefault(decoded.doc_id, []).append(decoded)
+        try:
+            await self.apply(by_doc)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("router batch failed (%s): applying its documents one by one",
+                        type(exc).__name__)
+            for doc_id, msgs in by_doc.items():
+                await self.apply_alone(doc_id, msgs)
+
+    async def apply_alone(self, doc_id: str, msgs: list[Any]) -> None:
+        """Apply one document's messages; an unexpected exception poisons the document."""
+        try:
+            await self.apply({doc_id: msgs})
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            await self.poison(doc_id, msgs, exc)
+
+    async def poison(self, doc_id: str, msgs: list[Any], exc: Exception) -> None:
+        """Put the document in ``error`` with a dead letter naming ``exc`` (only the dead
+        letter if its state cannot even be read or failed)."""
+        log.error("document %s dead-lettered: the router's %s", doc_id, type(exc).__name__)
+        error = failure_info(exc)
+        try:
+            state = (await self.states.load_many([doc_id])).get(doc_id)
+            out = self.engine.on_poison(state, msgs[0], error)
+        except Exception as again:
+            if is_transient(again):
+                raise
+            env = getattr(msgs[0], "envelope", None)
+            await publish_dead_letter(self.broker, self.runtime.topics, DeadLetter(
+                doc_id=doc_id, tenant=env.tenant if env else None,
+                flow=env.flow if env else None, error=error))
+            return
+        await self.publish([out])
+        if out.changed:
+            await self.states.save_many([out.state])
+
+    async def apply(self, by_doc: dict[str, list[Any]]) -> None:
+        """Apply each document's messages in order; the states not held are read in one
+        query, those changed written in one transaction.
+
+        Everything is published before any state is saved, so a crash in between
+        replays the messages onto the same states (same task ids).
+        """
         new = [d for d, msgs in by_doc.items() if all(isinstance(m, Accepted) for m in msgs)]
         found = await self.states.load_many(by_doc, new=set(new))
         outs: list[Transition] = []

@@ -16,7 +16,14 @@ from faststream.kafka import KafkaBroker
 
 from bus.broker import encode
 from bus.consumer import KeyOrderedConsumer
-from bus.deadletter import decode_or_dead_letter, record_source
+from bus.deadletter import (
+    decode_or_dead_letter,
+    failure_info,
+    is_transient,
+    publish_dead_letter,
+    record_letter,
+    record_source,
+)
 from bus.privacy import scrub_for
 from bus.runtime import Runtime
 from bus.steps import StepCall, StepError, StepRejected, Waiting
@@ -34,7 +41,8 @@ log = logging.getLogger("demat.worker")
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    """Classify an exception: connector errors say if they are retryable; bugs are."""
+    """Classify an exception: connector errors say if they are retryable, infrastructure
+    errors are, anything else (a bug, an unforeseen input) is not."""
     if isinstance(exc, StepError):
         return ErrorInfo(error_class="StepError", message=str(exc), field=exc.field)
     if isinstance(exc, StepRejected):
@@ -45,8 +53,10 @@ def error_info(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, TimeoutError):
         return ErrorInfo(error_class="TimeoutError", message=str(exc) or "step timed out",
                          retryable=True)
-    return ErrorInfo(error_class=type(exc).__name__, message=str(exc), retryable=True,
-                     traceback="".join(traceback.format_exception(exc))[-4000:])
+    if is_transient(exc):  # the store or the broker unreachable: worth another attempt
+        return ErrorInfo(error_class=type(exc).__name__, message=str(exc), retryable=True,
+                         traceback="".join(traceback.format_exception(exc))[-4000:])
+    return failure_info(exc)  # a bug or an input nobody expected: the document's failure
 
 
 async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None = None
@@ -89,7 +99,8 @@ class StepService:
             runtime.settings.bootstrap, [topics.step(k) for k in kinds],
             group_id=f"{topics.prefix}.steps", handle=self.handle,
             max_in_flight=runtime.settings.step_concurrency, client_id="demat-steps",
-            fetch_wait_ms=runtime.settings.fetch_wait_ms, security=runtime.settings.kafka_security)
+            fetch_wait_ms=runtime.settings.fetch_wait_ms, security=runtime.settings.kafka_security,
+            on_poison=self.poison)
 
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one task and report its result to the router."""
@@ -100,6 +111,22 @@ class StepService:
             return
         result = await execute(self.runtime, task, source)
         await self.broker.publish(encode(result), self.runtime.topics.router,
+                                  key=task.doc_id.encode())
+
+    async def poison(self, record: ConsumerRecord, exc: Exception) -> None:
+        """A task whose handling raised outside the step (reporting it...): the step fails
+        for good with ``exc`` named; an undecodable one is dead-lettered as it is."""
+        try:
+            task = StepTask.model_validate_json(record.value)
+        except ValueError:
+            await publish_dead_letter(self.broker, self.runtime.topics,
+                                      record_letter(record, exc))
+            return
+        info = ErrorInfo.model_validate(scrub_for(task.envelope, self.runtime.flows,
+                                                  failure_info(exc).model_dump()))
+        failed = StepFailed(doc_id=task.doc_id, task_id=task.task_id, step=task.step,
+                            error=info, source=record_source(record))
+        await self.broker.publish(encode(failed), self.runtime.topics.router,
                                   key=task.doc_id.encode())
 
     async def run(self) -> None:

@@ -33,7 +33,12 @@ from pydantic import ValidationError
 
 from bus.broker import encode
 from bus.consumer import KeyOrderedConsumer
-from bus.deadletter import decode_or_dead_letter, publish_dead_letter, record_source
+from bus.deadletter import (
+    decode_or_dead_letter,
+    publish_dead_letter,
+    record_letter,
+    record_source,
+)
 from bus.delays import delay_headers, tier_for
 from bus.runtime import Runtime
 from bus.webhooks.delivery import RetryPolicy, WebhookDelivery, already_delivered, attempt
@@ -59,7 +64,8 @@ class WebhookService:
             settings.bootstrap, [self.topics.journal, self.topics.webhooks],
             group_id=f"{self.topics.prefix}.webhooks", handle=self.handle,
             max_in_flight=settings.step_concurrency, client_id="demat-webhooks",
-            fetch_wait_ms=settings.fetch_wait_ms, security=settings.kafka_security)
+            fetch_wait_ms=settings.fetch_wait_ms, security=settings.kafka_security,
+            on_poison=self.poison)
         self.client: httpx.AsyncClient | None = None
         self._subs: dict[str, Subscription] = {}
         self._loaded_at = float("-inf")
@@ -79,6 +85,12 @@ class WebhookService:
             await self.fan_out(record)
         else:
             await self.deliver(record)
+
+    async def poison(self, record: ConsumerRecord, exc: Exception) -> None:
+        """A journal event or delivery whose handling raised: dead-lettered (flow
+        ``webhook``, the exception named), the consumer goes on."""
+        letter = record_letter(record, exc).model_copy(update={"flow": "webhook"})
+        await publish_dead_letter(self.broker, self.topics, letter)
 
     async def subscriptions(self) -> dict[str, Subscription]:
         """Every subscription by id, re-read from the store at most every refresh period."""

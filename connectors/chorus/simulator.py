@@ -70,6 +70,9 @@ class ChorusSimulator(ChorusServices, HttpSimulator):
         self.fluxes: dict[str, SimFlux] = {}
         self.seeded: set[str] = set()
         self._serial = 0
+        # ids never come again after a restart (a real Chorus Pro never reuses one): an
+        # importer's key ``chorus-in:<id>`` stays one invoice's
+        self._first_id = int(time.time() * 1000)
         self.lock = threading.RLock()
         self.app = self._build()
 
@@ -208,7 +211,7 @@ class ChorusSimulator(ChorusServices, HttpSimulator):
         return next((s for m, s in SCENARIO_MARKERS.items() if m in upper), "paid")
 
     def new_id(self) -> int:
-        return max(self.invoices, default=1000) + 1
+        return max(self.invoices, default=self._first_id) + 1
 
     def flux_number(self) -> str:
         with self.lock:

@@ -20,6 +20,7 @@ writer of document states.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -28,13 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from bus.broker import ensure_topics
+from bus.deadletter import is_transient, publish_dead_letter, record_letter
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
@@ -93,8 +95,9 @@ class _Revoke(ConsumerRebalanceListener):
 class ArchiveBatcher:
     """Groups archive members into batch SIPs and follows each batch to its ATR."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, broker: KafkaBroker | None = None) -> None:
         self.runtime = runtime
+        self.broker = broker  # where poison memberships are dead-lettered
         self.store = runtime.store
         self.topic = batch.batch_topic(runtime.settings.topic_prefix)
         self.open: dict[str, OpenBatch] = {}
@@ -140,13 +143,31 @@ class ArchiveBatcher:
         records = await consumer.getmany(timeout_ms=250, max_records=2000)
         for tp, recs in records.items():
             for rec in recs:
-                await self._add(tp, rec.offset, rec.value)
+                await self._add_or_dead_letter(tp, rec)
                 self.consumed[tp] = rec.offset + 1
         await self._close_due()
         await self._commit(consumer)
         await self._poll_active()
 
     # --- collecting -------------------------------------------------------------------
+
+    async def _add_or_dead_letter(self, tp: TopicPartition, rec: ConsumerRecord) -> None:
+        """Add one membership; one that raises but for the infrastructure is
+        dead-lettered, naming the exception (its document's step meets its deadline)."""
+        try:
+            await self._add(tp, rec.offset, rec.value)
+        except Exception as exc:
+            if is_transient(exc) or self.broker is None:
+                raise
+            log.error("batch membership at %s@%d dead-lettered: %s", tp, rec.offset,
+                      type(exc).__name__)
+            letter = record_letter(rec, exc)
+            with contextlib.suppress(ValidationError):
+                member = BatchMembership.model_validate_json(rec.value)
+                letter = letter.model_copy(update={
+                    "doc_id": member.doc_id, "tenant": member.envelope.tenant,
+                    "flow": member.envelope.flow, "step": member.step})
+            await publish_dead_letter(self.broker, self.runtime.topics, letter)
 
     async def _add(self, tp: TopicPartition, offset: int, raw: bytes) -> None:
         try:
@@ -296,6 +317,11 @@ class ArchiveBatcher:
                 else:
                     await self._fail(active.record, str(exc), "archive")
                     done = True
+            except Exception as exc:  # the batch's own failure, unless the store is down
+                if is_transient(exc):
+                    raise
+                await self._fail(active.record, f"{type(exc).__name__}: {exc}", "archive")
+                done = True
             if done:
                 del self.active[batch_id]
                 await asyncio.to_thread(self.store.client.remove_object, self.store.bucket,
@@ -411,4 +437,4 @@ def _members_key(batch_id: str) -> str:
 @REGISTRY.group("batcher")
 def register_batcher(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
     """Service group ``batcher``: many documents' archive transfers, one SIP per batch."""
-    run_beside(app, ArchiveBatcher(runtime))
+    run_beside(app, ArchiveBatcher(runtime, broker))
