@@ -38,11 +38,11 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
             f"not {env.flow_version}")
     limits = flow_limits(flow, tenants.get(env.tenant))
     check_metadata_bounds(env.metadata, limits)
+    check_file_limits(env, limits)
     validate_metadata(flow.metadata_model, env.metadata)
     for i, ref in enumerate(env.files):
         if ref.size == 0:
             raise SubmissionError(f"files[{i}]", f"file {ref.name!r} is empty")
-    check_file_limits(env, limits)
 
 
 def flow_limits(flow: FlowDefinition, tenant: Tenant) -> FileLimits:
