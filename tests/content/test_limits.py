@@ -39,7 +39,7 @@ def _env(flow: str, sizes: list[int], metadata: dict | None = None) -> Envelope:
 HOSTILE = [
     ("invoice-1gb", _env("invoice", [1024 * MB], {}), "files[0]", "at most 33554432 bytes"),
     ("invoice-two-files", _env("invoice", [10, 10], {}), "files", "at most 1"),
-    ("helios-600mb", _env("helios", [600 * MB], {}), "files[0]", "at most 536870912"),
+    ("helios-600mb", _env("helios", [600 * MB], {}), "files[0]", "at most 157286400"),
     ("acte-total-over-150mb", _env("acte", [100 * MB, 60 * MB], {}), "files",
      "at most 157286400 bytes per document"),
     ("document-tenant-file-bound", _env("document", [1001]), "files[0]", "at most 1000"),
