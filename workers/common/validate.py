@@ -12,7 +12,7 @@ from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef
 from workers.common.pdf_check import pdf_problem
 from workers.common.signature_check import check_signed_inputs, wants_content
-from workers.step import StepContext, StepError, StepResultData, step
+from workers.step import MAX_IN_MEMORY, StepContext, StepError, StepResultData, step
 
 PDF = "application/pdf"
 STRICT_PDF_CONNECTORS = ("s2low", "signature", "seal")  # the prefecture, signatories
@@ -47,6 +47,9 @@ def _verify_file(ctx: StepContext, index: int, ref: FileRef) -> tuple[int, bytes
     a PDF bound for the prefecture or a signatory is spooled (under the data directory,
     memory stays flat) and must be a real, passive, unencrypted PDF."""
     keep, strict = wants_content(ctx, ref), _strict_pdf(ctx) and ref.media_type == PDF
+    if strict and ref.size > MAX_IN_MEMORY:  # signing or the ACTES archive hold it whole
+        raise StepError(f"file {ref.name!r} has {ref.size} bytes: a PDF for the prefecture "
+                        f"or a signatory has at most {MAX_IN_MEMORY}", field=f"files[{index}]")
     chunks: list[bytes] = []
     with _spool(ctx) as spool:
         head, size = b"", 0
