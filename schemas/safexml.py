@@ -8,7 +8,6 @@ an XXE or a billion-laughs file is never reported as "not valid against the sche
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -30,27 +29,23 @@ def safe_parser(**options: Any) -> etree.XMLParser:
 
 
 def parse_xml(data: bytes, *, what: str = "XML", max_bytes: int = MAX_XML_BYTES,
-              max_depth: int = MAX_XML_DEPTH, remove_blank_text: bool = False
-              ) -> etree._Element:
+              max_depth: int = MAX_XML_DEPTH, remove_blank_text: bool = False,
+              huge_tree: bool = False) -> etree._Element:
     """The root of ``data``; ``XmlRefused`` naming ``what`` for a DTD/entity, a file over
-    ``max_bytes``, elements nested deeper than ``max_depth`` or malformed XML."""
+    ``max_bytes``, elements nested deeper than ``max_depth`` or malformed XML.
+    ``huge_tree``: text nodes over 10 MB allowed (PES attachments), depth still bounded."""
     if len(data) > max_bytes:
         raise XmlRefused(f"{what}: {len(data)} bytes, more than the {max_bytes} bytes "
                          "allowed for this XML")
-    events = etree.iterparse(io.BytesIO(data), events=("start", "end"), no_network=True,
-                             resolve_entities=False, load_dtd=False, huge_tree=False,
-                             remove_blank_text=remove_blank_text)
-    depth = 0
+    parser = safe_parser(huge_tree=huge_tree, remove_blank_text=remove_blank_text)
     try:
-        for event, el in events:
-            if depth == 0:
-                refuse_dtd(el.getroottree(), what)
-            depth += 1 if event == "start" else -1
-            if depth > max_depth:
-                raise XmlRefused(f"{what}: elements nested deeper than {max_depth} levels")
+        root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise XmlRefused(f"{what}: not well-formed XML: {_syntax(exc)}") from None
-    return events.root
+    refuse_dtd(root.getroottree(), what)
+    if root.getroottree().xpath(f"boolean(/{'*/' * max_depth}*)"):  # evaluated by libxml2
+        raise XmlRefused(f"{what}: elements nested deeper than {max_depth} levels")
+    return root
 
 
 def iterparse_xml(source: IO[bytes], *, what: str = "XML", **options: Any

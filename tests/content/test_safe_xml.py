@@ -82,7 +82,8 @@ def test_utf16_xxe_refused() -> None:
 # other limits: (name, document, message)
 LIMITS = [
     ("deep-nesting", b"<r>" + b"<a>" * 150 + b"</a>" * 150 + b"</r>", "nested deeper than 100"),
-    ("deeper-than-libxml2", b"<a>" * 300 + b"</a>" * 300, "nested deeper than 100"),
+    ("deeper-than-libxml2", b"<a>" * 300 + b"</a>" * 300, "elements nested too deep"),
+    ("deep-huge-tree", b"<a>" * 3000 + b"</a>" * 3000, "elements nested too deep"),
     ("not-closed", b"<r><a></r>", "not well-formed"),
     ("empty", b"", "not well-formed"),
     ("text-not-xml", b"hello", "not well-formed"),
@@ -96,6 +97,11 @@ LIMITS = [
 def test_parse_xml_limits(name: str, data: bytes, message: str) -> None:
     with pytest.raises(XmlRefused, match=message):
         parse_xml(data)
+
+
+def test_depth_bounded_with_huge_tree_too() -> None:
+    with pytest.raises(XmlRefused, match="nested deeper than 100"):
+        parse_xml(b"<r>" + b"<a>" * 150 + b"</a>" * 150 + b"</r>", huge_tree=True)
 
 
 def test_size_limit_checked_before_parsing() -> None:
