@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from bus.flows import FlowRegistry
 from bus.objectstore import ObjectStore
@@ -78,7 +79,7 @@ def check_metadata_bounds(metadata: Any, limits: FileLimits, field: str = "metad
     """Metadata nested at most ``MAX_JSON_DEPTH`` levels, its JSON within the flow's
     ``max_metadata_bytes`` (a message always fits the broker once its files are stored)."""
     check_json_depth(metadata, field)
-    size = len(json.dumps(metadata, ensure_ascii=False, default=str).encode())
+    size = len(to_json(metadata, fallback=str))  # as the broker encodes it (bus.broker)
     if size > limits.max_metadata_bytes:
         raise SubmissionError(field, f"{size} bytes of JSON, more than the "
                               f"{limits.max_metadata_bytes} allowed")

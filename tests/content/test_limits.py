@@ -8,11 +8,20 @@ from typing import Any
 
 import pytest
 
+from bus.broker import encode
 from bus.flows import FlowRegistry
-from bus.intake import SubmissionError, check_envelope, check_json_depth, loads_metadata
+from bus.intake import (
+    SubmissionError,
+    check_envelope,
+    check_file_limits,
+    check_json_depth,
+    check_metadata_bounds,
+    loads_metadata,
+)
 from bus.tenants import Tenant, TenantRegistry
 from bus.uploads import UploadError, Uploads
 from schemas.envelope import Envelope, FileRef
+from schemas.messages import SubmitMessage
 
 FLOWS = FlowRegistry.load()
 CITY = "216900910"
@@ -63,6 +72,23 @@ def test_refused_before_upload(name: str, env: Envelope, field: str, reason: str
     with pytest.raises(SubmissionError) as caught:
         check_envelope(env, FLOWS, TENANTS)
     assert caught.value.field == field and reason in str(caught.value), str(caught.value)
+
+
+def test_the_largest_envelope_allowed_fits_a_broker_message() -> None:
+    """Limits checked before upload mean no MessageSizeTooLarge once files are stored:
+    100 files with 255-byte names and 256 KiB of metadata JSON (control characters,
+    escaped six-fold, counted as encoded) stay under Kafka's default 1 MiB."""
+    files = [FileRef(sha256=f"{i:064x}", size=1, name=f"{i:03d}" + "é" * 126,
+                     media_type="application/pdf") for i in range(100)]
+    meta = {"title": "t", "description": "\x01" * (256 * 1024 // 6 - 40)}
+    env = Envelope(tenant=CITY, flow="document", metadata=meta, files=files)
+    limits = FLOWS.get("document").limits
+    check_metadata_bounds(env.metadata, limits)
+    check_file_limits(env, limits)
+    assert len(encode(SubmitMessage(envelope=env))) < 1024 * 1024
+    meta["description"] += "\x01" * 100
+    with pytest.raises(SubmissionError, match="more than the 262144 allowed"):
+        check_metadata_bounds(meta, limits)
 
 
 def test_tenant_cannot_loosen_the_flow() -> None:
