@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,45 @@ def test_same_named_files_are_deposited_side_by_side(
     assert kept["a.pdf"] == paths[0].read_bytes()
     assert kept["a-2.pdf"] == paths[1].read_bytes()
     assert kept["A-3.PDF"] == paths[2].read_bytes()
+
+
+def _bomb(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("index.csv", "matricule,file\n")
+        zf.writestr("bulletin.pdf", b"\0" * (64 * 1024 * 1024))  # 64 MB from about 64 KB
+    return path
+
+
+# (name, CLI arguments with {dir} for the test's folder, words of the refusal)
+CLI_HOSTILE = [
+    ("zip-bomb", ["submit-batch", "payslip", "{dir}/bomb.zip", "--json"], "ZIP bomb"),
+    ("deep-meta-file", ["submit", "document", "{dir}/ok.pdf", "--tenant", TENANT,
+                        "--meta-file", "{dir}/deep.json"], "nested deeper than 20"),
+    ("deep-meta", ["submit", "document", "{dir}/ok.pdf", "--tenant", TENANT,
+                   "--meta", "x=" + "[" * 50_000 + "]" * 50_000], "nested deeper than 20"),
+    ("oversized-invoice", ["submit", "invoice", "{dir}/big.xml", "--tenant", TENANT,
+                           "--meta", "title=F"], "at most 33554432"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "reason"), CLI_HOSTILE,
+                         ids=[c[0] for c in CLI_HOSTILE])
+def test_cli_refuses_cleanly_and_writes_nothing_outside_the_data_directory(
+        demat, settings: Settings, tmp_path: Path, name: str, args: list[str],
+        reason: str) -> None:
+    _bomb(tmp_path / "bomb.zip")
+    _write(tmp_path, "ok.pdf", minimal_pdf("ok"))
+    _write(tmp_path, "deep.json", b'{"title": "t", "x": ' + b"[" * 50_000 + b"]" * 50_000
+           + b"}")
+    with (tmp_path / "big.xml").open("wb") as fh:
+        fh.truncate(40 * 1024 * 1024)
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    run = demat(*(a.replace("{dir}", str(tmp_path)) for a in args))
+    assert run.returncode != 0
+    assert reason in run.stdout + run.stderr, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "RecursionError" not in run.stderr
+    left = {p for p in set(Path(tempfile.gettempdir()).iterdir()) - before
+            if p.name.startswith("demat-")}
+    assert not left, left
+    leftovers = settings.var_dir / "tmp"
+    assert not leftovers.exists() or not any(leftovers.iterdir())
