@@ -10,11 +10,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import BaseModel
 
 from bus.settings import Settings
 
 log = logging.getLogger("demat.broker")
+SASL_SECURITY = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256,
+                 "SCRAM-SHA-512": SASLScram512}
 
 
 def make_broker(settings: Settings, client_id: str = "demat") -> KafkaBroker:
@@ -25,6 +28,7 @@ def make_broker(settings: Settings, client_id: str = "demat") -> KafkaBroker:
     """
     return KafkaBroker(
         settings.bootstrap,
+        security=broker_security(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
@@ -37,6 +41,18 @@ def make_broker(settings: Settings, client_id: str = "demat") -> KafkaBroker:
     )
 
 
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """FastStream's form of the configured Kafka security (``None``: PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    tls = {"ssl_context": settings.kafka_ssl_context(), "use_ssl": settings.kafka_tls}
+    if protocol == "SSL":
+        return BaseSecurity(**tls)
+    sasl = SASL_SECURITY[settings.kafka_sasl_mechanism or ""]
+    return sasl(settings.kafka_username or "", settings.kafka_secret or "", **tls)
+
+
 def encode(model: BaseModel) -> bytes:
     """JSON bytes of a contract model (what goes on the wire)."""
     return model.model_dump_json(exclude_none=False).encode()
@@ -45,7 +61,7 @@ def encode(model: BaseModel) -> bytes:
 async def ensure_topics(settings: Settings, topics: list[str], attempts: int = 30) -> None:
     """Create missing topics with the configured number of partitions."""
     for attempt in range(1, attempts + 1):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="demat-admin")
+        admin = AIOKafkaAdminClient(**settings.kafka_options, client_id="demat-admin")
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -68,7 +84,7 @@ async def ensure_topics(settings: Settings, topics: list[str], attempts: int = 3
 async def start_producer(settings: Settings) -> AIOKafkaProducer:
     """A started plain producer (acks from all replicas), for code outside FastStream
     handlers (steps publishing to other services); its owner stops it."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+    producer = AIOKafkaProducer(**settings.kafka_options, acks="all",
                                 enable_idempotence=False, linger_ms=5)
     await producer.start()
     return producer

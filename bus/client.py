@@ -89,7 +89,7 @@ class DematClient:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.runtime.settings.bootstrap, acks="all",
+            **self.runtime.settings.kafka_options, acks="all",
             enable_idempotence=False, linger_ms=2)
         await self._producer.start()
 
@@ -107,6 +107,7 @@ class DematClient:
         if not inputs:
             raise intake.SubmissionError("files", "at least one file is required")
         for i, f in enumerate(inputs):
+            intake.check_file_name_of(i, _name(f))
             _check_readable(i, f)
         draft = self.envelope(flow, tenant, metadata, key, correlation_id, [
             FileRef(sha256="0" * 64, size=max(1, _size(f)),

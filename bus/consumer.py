@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -47,7 +48,7 @@ class KeyOrderedConsumer:
     def __init__(self, bootstrap: str, topics: list[str], group_id: str, handle: Handler, *,
                  max_in_flight: int = 64, client_id: str = "demat",
                  commit_interval: float = 0.2, revoke_grace: float = 20.0,
-                 fetch_wait_ms: int = 100) -> None:
+                 fetch_wait_ms: int = 100, security: Mapping[str, Any] | None = None) -> None:
         self.topics = topics
         self.handle = handle
         self.commit_interval = commit_interval
@@ -55,7 +56,7 @@ class KeyOrderedConsumer:
         self._config = {"bootstrap_servers": bootstrap, "group_id": group_id,
                         "client_id": client_id, "enable_auto_commit": False,
                         "auto_offset_reset": "earliest", "max_poll_interval_ms": 600_000,
-                        "fetch_max_wait_ms": fetch_wait_ms}
+                        "fetch_max_wait_ms": fetch_wait_ms, **(security or {})}
         self.consumer: AIOKafkaConsumer | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._parts: dict[TopicPartition, _Partition] = {}

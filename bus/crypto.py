@@ -38,6 +38,7 @@ from connectors.frames import (
     frames_of,
     seal_frames,
 )
+from connectors.private import private_dir
 
 __all__ = ["DecryptionError", "EncryptingReader", "Keyring", "encrypted_size"]
 
@@ -78,7 +79,7 @@ class Keyring:
     def _local_key(self, tenant: str) -> bytes:
         path = self.dir / f"{tenant}.kek"
         if not path.exists():
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.dir)
             tmp = self.dir / f".{tenant}.{os.getpid()}.{os.urandom(6).hex()}.tmp"  # per call
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:

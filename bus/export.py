@@ -32,9 +32,10 @@ def export_document(runtime: Runtime, doc_id: str, dest: Path) -> dict[str, Any]
         written.append({"path": str(path.relative_to(dest)), "sha256": art.file.sha256,
                         "step": art.step, "kind": art.kind})
     journal = Index(runtime.settings.database).events(doc_id)
-    for name, value in (("envelope.json", env.model_dump(mode="json")),
+    clear = {"clear": True}  # the archivist's copy: personal fields as submitted
+    for name, value in (("envelope.json", env.model_dump(mode="json", context=clear)),
                         ("metadata.json", env.metadata),
-                        ("state.json", state.model_dump(mode="json")),
+                        ("state.json", state.model_dump(mode="json", context=clear)),
                         ("journal.json", journal)):
         data = json.dumps(value, indent=2, ensure_ascii=False).encode()
         (dest / name).write_bytes(data)

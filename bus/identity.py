@@ -24,6 +24,7 @@ from bus.objectstore import ObjectStore
 from bus.oidc import OidcError, OidcVerifier
 from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope
+from schemas.text import bad_character
 
 USERS = "identity/users/"
 TOKENS = "identity/tokens/"
@@ -35,8 +36,8 @@ ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"read", "journal", "export", "users", "tokens", "tenants",
                         "webhooks"}),
 }
-LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
-_TOKEN = re.compile(rf"^{PREFIX}([0-9a-f]{{16}})\.([A-Za-z0-9_-]{{43}})$")
+LOGIN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")  # matched whole (fullmatch)
+_TOKEN = re.compile(rf"{PREFIX}([0-9a-f]{{16}})\.([A-Za-z0-9_-]{{43}})")  # fullmatch
 
 
 class IdentityError(ValueError):
@@ -127,7 +128,7 @@ class IdentityStore:
     # --- users -----------------------------------------------------------------
 
     def user(self, login: str) -> dict[str, Any] | None:
-        if not LOGIN.match(login):
+        if not LOGIN.fullmatch(login):
             return None
         return self.store.get_json(f"{USERS}{login}.json")
 
@@ -136,7 +137,7 @@ class IdentityStore:
 
     def add_user(self, login: str, tenant: str, role: str) -> dict[str, Any]:
         """Create ``login`` (if new) and grant it ``role`` on ``tenant``."""
-        if not LOGIN.match(login):
+        if not LOGIN.fullmatch(login):
             raise IdentityError("login", f"{login!r}: lower-case letters, digits, . _ @ - "
                                 "(at most 64)")
         if tenant not in self.tenants:
@@ -161,6 +162,8 @@ class IdentityStore:
             raise IdentityError("login", f"no user {login!r} (demat users add)")
         if expires is not None and expires <= now():
             raise IdentityError("expires", f"{expires.isoformat()} is in the past")
+        if len(name) > 200 or bad_character(name):
+            raise IdentityError("name", "a token name is one line of at most 200 characters")
         for t in tenants or []:
             if t not in self.tenants:
                 raise IdentityError("tenant", f"tenant {t} is not configured on this bus")
@@ -198,7 +201,7 @@ class IdentityStore:
         """The identity a bearer secret stands for; ``Unauthenticated`` saying why not."""
         if not secret:
             raise Unauthenticated("a bearer token is required")
-        match = _TOKEN.match(secret)
+        match = _TOKEN.fullmatch(secret)
         if match is None and self.oidc is not None and secret.count(".") == 2:
             return self._from_provider(secret)
         record = self.token(match.group(1)) if match else None

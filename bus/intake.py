@@ -15,6 +15,8 @@ from schemas.envelope import Envelope
 from schemas.errors import DocumentError, first_error
 from schemas.flow import FileLimits, FlowDefinition
 from schemas.metadata import metadata_model
+from schemas.personal import undeclared_nir
+from schemas.text import check_file_name
 
 MAX_JSON_DEPTH = 20  # nesting of metadata objects and lists (no model goes deeper than 4)
 
@@ -33,6 +35,10 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
         raise SubmissionError("tenant", f"tenant {env.tenant} is not configured on this bus")
     if not tenants.get(env.tenant).uses(env.flow):
         raise SubmissionError("flow", f"tenant {env.tenant} does not use flow {env.flow!r}")
+    if not flow.admits(env.producer):
+        raise SubmissionError("flow", f"flow {flow.name!r} is internal: its documents are "
+                              f"made by {', '.join(flow.producers)} only, not by producer "
+                              f"{env.producer!r}")
     if env.flow_version != flow.version:
         raise SubmissionError(
             "flow_version", f"flow {flow.name!r} is at version {flow.version}, "
@@ -41,6 +47,7 @@ def check_envelope(env: Envelope, flows: FlowRegistry, tenants: TenantRegistry) 
     check_metadata_bounds(env.metadata, limits)
     check_file_limits(env, limits)
     validate_metadata(flow.metadata_model, env.metadata)
+    check_file_names(env)
     for i, ref in enumerate(env.files):
         if ref.size == 0:
             raise SubmissionError(f"files[{i}]", f"file {ref.name!r} is empty")
@@ -112,6 +119,28 @@ def loads_metadata(text: str | bytes, field: str = "metadata") -> dict[str, Any]
     if not isinstance(value, dict):
         raise SubmissionError(field, "must be a JSON object")
     return value
+def check_file_names(env: Envelope) -> None:
+    """Every file name is one the targets store as is (``schemas.text.check_file_name``):
+    refused here, naming ``files[i].name``, rather than by a partner after retries."""
+    for i, ref in enumerate(env.files):
+        check_file_name_of(i, ref.name)
+
+
+def check_file_name_of(index: int, name: str) -> None:
+    """``SubmissionError`` naming ``files[index].name`` when ``name`` is not a plain name."""
+    try:
+        check_file_name(name)
+    except ValueError as exc:
+        raise SubmissionError(f"files[{index}].name", f"{exc}: {name!r}") from None
+
+
+def check_own_siret(tenant: Tenant, field: str, siret: str, what: str) -> None:
+    """A document speaks only for its tenant: ``SubmissionError`` naming ``field`` when
+    ``siret`` (the document's ``what``) is not one of the tenant's establishments."""
+    if not tenant.owns_siret(siret):
+        listed = ", ".join(tenant.sirets) or f"SIREN {tenant.siren}"
+        raise SubmissionError(field, f"{what} {siret!r} is not an establishment of tenant "
+                              f"{tenant.siren} ({listed})")
 
 
 async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
@@ -123,11 +152,17 @@ async def check_flow(runtime: Any, env: Envelope, *, at_intake: bool = True) -> 
 
 
 def validate_metadata(model_name: str, metadata: dict) -> None:
-    """Raise ``SubmissionError`` naming the first metadata field the model refuses."""
+    """Raise ``SubmissionError`` naming the first metadata field the model refuses, or
+    holding a NIR although the model does not declare it personal (it would travel and
+    be indexed in clear)."""
+    model = metadata_model(model_name)
     try:
-        metadata_model(model_name).model_validate(metadata)
+        model.model_validate(metadata)
     except ValidationError as exc:
         raise SubmissionError(*first_error(exc, "metadata")) from None
+    if (path := undeclared_nir(model, metadata)) is not None:
+        raise SubmissionError(path, "holds what looks like a social security number (NIR), "
+                              "in a field the flow does not declare personal: refused")
 
 
 def check_stored_files(env: Envelope, store: ObjectStore) -> None:

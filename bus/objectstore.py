@@ -100,10 +100,11 @@ class ObjectStore:
 
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.bucket
+        access_key, secret_key = settings.s3_keys
         self.client = Minio(
             settings.s3,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
+            access_key=access_key,
+            secret_key=secret_key,
             secure=settings.s3_secure,
             region=settings.s3_region,
             http_client=_http_pool(settings.io_threads),

@@ -16,8 +16,21 @@ from bus.index import Index
 from bus.runtime import Runtime
 from bus.tenants import TenantRegistry
 from schemas.messages import OperatorAction
+from schemas.text import check_multi_line, check_single_line
 
 FILTERS = ("tenant", "flow", "step", "error", "since")
+
+
+def check_action_text(actor: str, reason: str, from_step: str | None) -> None:
+    """``ValueError`` naming ``actor``, ``reason`` or ``from_step`` when it holds a control
+    character (they reach the journal and terminals), before any letter is acted on."""
+    for name, value, check in (("actor", actor, check_single_line),
+                               ("reason", reason, check_multi_line),
+                               ("from_step", from_step or "", check_single_line)):
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
 
 def may_act(who: Identity, letter: dict[str, Any], permission: str,
@@ -67,6 +80,7 @@ class DeadLetterDesk:
     async def replay(self, letters: list[dict[str, Any]], *, actor: str,
                      from_step: str | None = None, rate: float = 10.0) -> int:
         """Resume each letter's document at its failed step (or ``from_step``)."""
+        check_action_text(actor, "", from_step)
         async with self._producer() as producer:
             for i, letter in enumerate(letters):
                 if i and rate > 0:
@@ -80,6 +94,8 @@ class DeadLetterDesk:
         return len(letters)
 
     async def discard(self, letters: list[dict[str, Any]], *, actor: str, reason: str) -> int:
+        """Close each letter without replaying it; ``reason`` is journaled."""
+        check_action_text(actor, reason, None)
         async with self._producer() as producer:
             for letter in letters:
                 await self._act(producer, letter, "discard", actor, reason, None)
@@ -95,13 +111,12 @@ class DeadLetterDesk:
                                      key=doc_id.encode())
 
     def _producer(self) -> _Producer:
-        return _Producer(self.runtime.settings.bootstrap)
+        return _Producer(self.runtime.settings.kafka_options)
 
 
 class _Producer:
-    def __init__(self, bootstrap: str) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                         enable_idempotence=False)
+    def __init__(self, kafka: dict[str, Any]) -> None:
+        self.producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=False)
 
     async def __aenter__(self) -> AIOKafkaProducer:
         await self.producer.start()

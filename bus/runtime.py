@@ -11,11 +11,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bus.broker import start_producer
+from bus.crypto import Keyring
 from bus.database import Database
 from bus.flows import FLOWS_DIR, FlowRegistry
 from bus.idempotency import IdempotencyKeys
 from bus.objectstore import ObjectStore
 from bus.plugins import Registry, load_plugins
+from bus.privacy import install_metadata_sealer
 from bus.settings import Settings, get_settings
 from bus.state import StateStore
 from bus.tenants import TenantRegistry
@@ -31,6 +33,11 @@ class Runtime:
     _connectors: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _producers: dict[int, AIOKafkaProducer] = field(default_factory=dict, repr=False)
     _producer_locks: dict[int, asyncio.Lock] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # envelopes this process writes seal their personal metadata with the tenants' keys
+        install_metadata_sealer(Keyring(self.settings.var_dir, self.settings.kek_file),
+                                lambda: self.flows)
 
     @cached_property
     def registry(self) -> Registry:

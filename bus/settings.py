@@ -7,11 +7,15 @@ stack whose addresses ``demat`` wrote to ``<var_dir>/stack.json`` when it starte
 from __future__ import annotations
 
 import json
+import ssl
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bus.s3identity import read_credentials
 
 
 class Settings(BaseSettings):
@@ -21,9 +25,18 @@ class Settings(BaseSettings):
 
     var_dir: Path = Path("var")
     kafka_bootstrap: str | None = None
+    # Kafka client security (aiokafka): TLS (SSL, SASL_SSL: the CA file, else the system's
+    # trust store) and SASL (SASL_PLAINTEXT, SASL_SSL: mechanism, username, password)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_username: str | None = None
+    kafka_password: str | None = None
+    kafka_password_file: Path | None = None  # instead of kafka_password (mounted secret)
+    kafka_ca_file: Path | None = None
     s3_endpoint: str | None = None
-    s3_access_key: str = "demat"
-    s3_secret_key: str = "demat-secret"
+    s3_access_key: str | None = None  # with s3_secret_key; else the embedded store's
+    s3_secret_key: str | None = None
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     bucket: str = "demat"
@@ -84,6 +97,79 @@ class Settings(BaseSettings):
     webhook_slots_per_subscription: int = Field(default=4, ge=1)
     webhook_busy_delay_s: float = Field(default=1.0, gt=0)
 
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        """SASL settings go with a SASL protocol and are complete; a CA file with TLS."""
+        protocol = self.kafka_security_protocol
+        given = [name for name in ("kafka_sasl_mechanism", "kafka_username", "kafka_password",
+                                   "kafka_password_file") if getattr(self, name) is not None]
+        if protocol.startswith("SASL_"):
+            self._check_sasl()
+        elif given:
+            raise ValueError(f"{_env(given[0])} is set but DEMAT_KAFKA_SECURITY_PROTOCOL is "
+                             f"{protocol} (SASL needs SASL_SSL or SASL_PLAINTEXT)")
+        if self.kafka_ca_file is not None and not self.kafka_tls:
+            raise ValueError(f"DEMAT_KAFKA_CA_FILE is set but DEMAT_KAFKA_SECURITY_PROTOCOL is "
+                             f"{protocol} (TLS needs SSL or SASL_SSL)")
+        return self
+
+    def _check_sasl(self) -> None:
+        with_protocol = f"with DEMAT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+        for name in ("kafka_sasl_mechanism", "kafka_username"):
+            if not getattr(self, name):
+                raise ValueError(f"{_env(name)}: required {with_protocol}")
+        if (self.kafka_password is None) == (self.kafka_password_file is None):
+            raise ValueError("DEMAT_KAFKA_PASSWORD or DEMAT_KAFKA_PASSWORD_FILE: give one "
+                             f"{with_protocol}")
+
+    @property
+    def kafka_tls(self) -> bool:
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def kafka_secret(self) -> str | None:
+        """The SASL password (``kafka_password``, else the content of its file)."""
+        if self.kafka_password_file is None:
+            return self.kafka_password
+        try:
+            secret = self.kafka_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"DEMAT_KAFKA_PASSWORD_FILE {self.kafka_password_file}: "
+                             f"{exc.strerror}") from exc
+        if not secret:
+            raise ValueError(f"DEMAT_KAFKA_PASSWORD_FILE {self.kafka_password_file} is empty")
+        return secret
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the Kafka clients (``None`` without TLS): server certificate
+        and host name checked against the CA file, else the system's trust store."""
+        if not self.kafka_tls:
+            return None
+        try:
+            return ssl.create_default_context(
+                cafile=str(self.kafka_ca_file) if self.kafka_ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"DEMAT_KAFKA_CA_FILE {self.kafka_ca_file}: not a readable "
+                             f"PEM CA file ({exc})") from exc
+
+    @property
+    def kafka_security(self) -> dict[str, Any]:
+        """aiokafka keyword arguments of the configured security (none for PLAINTEXT)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol,
+                                   "ssl_context": self.kafka_ssl_context()}
+        if self.kafka_security_protocol.startswith("SASL_"):
+            options |= {"sasl_mechanism": self.kafka_sasl_mechanism,
+                        "sasl_plain_username": self.kafka_username,
+                        "sasl_plain_password": self.kafka_secret}
+        return options
+
+    @property
+    def kafka_options(self) -> dict[str, Any]:
+        """aiokafka keyword arguments to reach the broker: bootstrap servers and security."""
+        return {"bootstrap_servers": self.bootstrap, **self.kafka_security}
+
     @cached_property
     def stack_file(self) -> Path:
         return self.var_dir / "stack.json"
@@ -116,6 +202,18 @@ class Settings(BaseSettings):
                                             "no S3 store", "DEMAT_S3_ENDPOINT")
 
     @property
+    def s3_keys(self) -> tuple[str, str]:
+        """S3 access and secret key (configured, else the embedded store's identity)."""
+        if self.s3_access_key or self.s3_secret_key:
+            if not (self.s3_access_key and self.s3_secret_key):
+                raise RuntimeError("S3 credentials: set both DEMAT_S3_ACCESS_KEY and "
+                                   "DEMAT_S3_SECRET_KEY, or neither (the embedded store's)")
+            return self.s3_access_key, self.s3_secret_key
+        path = self._configured_or_embedded(None, "s3_identities", "no S3 credentials",
+                                            "DEMAT_S3_ACCESS_KEY and DEMAT_S3_SECRET_KEY")
+        return read_credentials(Path(path))
+
+    @property
     def plugin_modules(self) -> list[str]:
         """The extra plug-in modules named by ``plugins``."""
         return [m.strip() for m in self.plugins.split(",") if m.strip()]
@@ -143,6 +241,10 @@ class Settings(BaseSettings):
         """PostgreSQL URL of the index (configured, else the embedded server)."""
         return self._configured_or_embedded(self.database_url, "database",
                                             "no index database", "DEMAT_DATABASE_URL")
+
+
+def _env(field_name: str) -> str:
+    return f"DEMAT_{field_name.upper()}"
 
 
 def get_settings() -> Settings:

@@ -1,23 +1,96 @@
-"""Tenants (member cities) and their connector settings, from one YAML file."""
+"""Tenants (member cities) and their connector settings, from one YAML file.
+
+A connector's secret option (``password``, ``client_secret``...) may be given in clear,
+or as ``<option>_env: VARIABLE`` (an environment variable) or ``<option>_file: PATH``
+(a file, e.g. a mounted Docker or Kubernetes secret): ``resolve_secrets`` puts its value
+under ``<option>`` when the tenants file is loaded, so every connector reads it alike.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from schemas.siren import Siren
+from schemas.siret import Siret
+from schemas.text import ascii_digits
+
+# connector options holding a secret: each may come from <name>_env or <name>_file
+SECRET_OPTIONS = ("password", "client_secret", "smtp_password", "key_password", "token",
+                  "api_key", "secret")
+
+
+def resolve_secrets(options: Mapping[str, Any],
+                    environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``options`` with every ``<secret>_env`` / ``<secret>_file`` replaced by the
+    secret's value under ``<secret>``; errors name the option, variable or file."""
+    environ = os.environ if environ is None else environ
+    resolved = dict(options)
+    for name in SECRET_OPTIONS:
+        given = [k for k in (name, f"{name}_env", f"{name}_file") if k in resolved]
+        if len(given) > 1:
+            raise ValueError(f"connector options {', '.join(given)}: give only one of them")
+        if given and given[0] != name:
+            resolved[name] = _secret_value(given[0], resolved.pop(given[0]), environ)
+    return resolved
+
+
+def _secret_value(option: str, source: Any, environ: Mapping[str, str]) -> str:
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"connector option {option}: expected a variable name or a path, "
+                         f"got {source!r}")
+    if option.endswith("_env"):
+        value = environ.get(source, "")
+        if not value:
+            raise ValueError(f"connector option {option}: environment variable {source} "
+                             "is not set or empty")
+        return value
+    try:
+        value = Path(source).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"connector option {option}: secret file {source}: {reason}") from exc
+    if not value:
+        raise ValueError(f"connector option {option}: secret file {source} is empty")
+    return value
 
 
 class ConnectorConfig(BaseModel):
-    """One partner connector of a tenant: its implementation type and options."""
+    """One partner connector of a tenant: its implementation type and options.
+
+    ``options`` holds the secrets resolved (``resolve_secrets``); dumps show the options
+    as declared, so a secret read from the environment or a file is never serialised.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     type: str
     options: dict[str, Any] = Field(default_factory=dict)
+    _declared: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> ConnectorConfig:
+        if self._declared is None:
+            self._declared = dict(self.options)
+            self.options = resolve_secrets(self.options)
+        return self
+
+    @field_serializer("options")
+    def _as_declared(self, options: dict[str, Any]) -> dict[str, Any]:
+        return options if self._declared is None else self._declared
 
 
 class Tenant(BaseModel):
@@ -31,9 +104,27 @@ class Tenant(BaseModel):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     flows: list[str] | None = None  # None: every flow
     parent: Siren | None = None  # the entity above (a syndicate above its member cities)
+    # the establishments (SIRET) whose documents this tenant submits; none listed: any
+    # SIRET of its SIREN
+    sirets: list[Siret] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _own_sirets(self) -> Tenant:
+        for i, siret in enumerate(self.sirets):
+            if siret[:9] != self.siren:
+                raise ValueError(f"sirets[{i}]: SIRET {siret} is not an establishment of "
+                                 f"SIREN {self.siren} (its first 9 digits)")
+        return self
 
     def uses(self, flow: str) -> bool:
         return self.flows is None or flow in self.flows
+
+    def owns_siret(self, siret: str) -> bool:
+        """Whether ``siret`` (spaces ignored) is one of this tenant's establishments."""
+        value = siret.replace(" ", "")
+        if self.sirets:
+            return value in self.sirets
+        return ascii_digits(value, 14) and value[:9] == self.siren
 
 
 class TenantsFile(BaseModel):

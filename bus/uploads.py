@@ -21,6 +21,7 @@ from typing import IO, Any
 from bus.objectstore import PART_SIZE, ObjectStore
 from bus.sniff import HEAD_SIZE, sniff
 from schemas.envelope import FileRef, FileRole
+from schemas.text import check_file_name
 
 MAX_CHUNK = 256 * 1024 * 1024
 DEFAULT_TTL = timedelta(days=2)
@@ -78,8 +79,10 @@ class Uploads:
               max_size: int | None = None) -> Upload:
         """Open an upload of ``size`` bytes named ``name`` (for ``owner``); ``max_size``:
         the flow's own limit, when the client named the flow (never above the store's)."""
-        if not name or "/" in name or len(name) > 255:
-            raise UploadError("name: 1 to 255 characters, no '/'", "name")
+        try:
+            check_file_name(name)
+        except ValueError as exc:
+            raise UploadError(f"name: {exc}", "name") from None
         limit = min(self.max_size, max_size or self.max_size)
         if not 0 < size <= limit:
             raise UploadError(f"size: between 1 and {limit} bytes", "size")

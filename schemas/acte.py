@@ -14,15 +14,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from schemas.metadata import registers
 from schemas.safexml import parse_xml
 from schemas.siren import Siren
+from schemas.text import FileName, MultiLine, SingleLine, ascii_digits, check_pattern
 
 ACTES_NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
 
 # Same pattern as the ACTES schema's Email type.
-EMAIL_RE = re.compile(r"^[_a-zA-Z0-9\-]+(\.[_a-zA-Z0-9\-]+)*@[a-zA-Z0-9\-]+"
-                      r"(\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,6}$")
+EMAIL_RE = re.compile(r"[_a-zA-Z0-9\-]+(\.[_a-zA-Z0-9\-]+)*@[a-zA-Z0-9\-]+"
+                      r"(\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,6}")
 # S²LOW's own rule: [A-Z0-9_]{1,15}, neither starting nor ending with "_".
-NUMBER_RE = re.compile(r"^([A-Z0-9][A-Z0-9_]{0,13})?[A-Z0-9]$")
-TYPOLOGY_RE = re.compile(r"^[0-9]{2}_[A-Z0-9]{2}$")
+NUMBER_RE = re.compile(r"([A-Z0-9][A-Z0-9_]{0,13})?[A-Z0-9]")  # matched whole (fullmatch)
+TYPOLOGY_RE = re.compile(r"[0-9]{2}_[A-Z0-9]{2}")
 SUBJECT_MAX = 500  # xsd: Objet maxLength
 
 
@@ -48,7 +49,7 @@ class ActeNature(IntEnum):
     @classmethod
     def parse(cls, value: Any) -> ActeNature:
         """Accept 1..6, "1".."6" or the codes DE, AR, AI, CC, BF, AU."""
-        if isinstance(value, str) and not value.strip().isdigit():
+        if isinstance(value, str) and not ascii_digits(value.strip()):
             code = value.strip().upper()
             for nature, known in NATURE_CODES.items():
                 if known == code:
@@ -86,21 +87,17 @@ def _classification(value: Any) -> str:
     if not 2 <= len(parts) <= 5:
         raise ValueError(f"classification needs 2 to 5 levels (CodeMatiere1 and CodeMatiere2 "
                          f"are mandatory in ACTES), got {len(parts)}")
-    if not all(p.isdigit() and int(p) > 0 for p in parts):
+    if not all(ascii_digits(p) and int(p) > 0 for p in parts):
         raise ValueError(f"classification levels must be positive integers, got {value!r}")
     return ".".join(str(int(p)) for p in parts)
 
 
 def _typology(value: str) -> str:
-    if not TYPOLOGY_RE.match(value):
-        raise ValueError(f"typology code must look like '99_DE', got {value!r}")
-    return value
+    return check_pattern(TYPOLOGY_RE, value, "typology code must look like '99_DE'")
 
 
 def _email(value: str) -> str:
-    if not EMAIL_RE.match(value):
-        raise ValueError(f"not an e-mail address accepted by ACTES: {value!r}")
-    return value
+    return check_pattern(EMAIL_RE, value, "not an e-mail address accepted by ACTES")
 
 
 ClassificationCode = Annotated[str, AfterValidator(_classification)]
@@ -113,7 +110,7 @@ class AnnexeEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file_name: str = Field(min_length=1, max_length=255)
+    file_name: FileName
     typology: TypologyCode = Field(description="mandatory: the prefecture files annexes by it")
 
 
@@ -125,7 +122,7 @@ class ActeMetadata(BaseModel):
     nature: ActeNature
     number: str = Field(description="internal number, [A-Z0-9_]{1,15}")
     decision_date: date
-    subject: str = Field(min_length=1, max_length=SUBJECT_MAX)
+    subject: SingleLine = Field(min_length=1, max_length=SUBJECT_MAX)
     classification: ClassificationCode
     classification_date: date
     document_papier: bool = False
@@ -145,10 +142,8 @@ class ActeMetadata(BaseModel):
     @field_validator("number")
     @classmethod
     def _number(cls, value: str) -> str:
-        if not NUMBER_RE.match(value):
-            raise ValueError(f"number must match [A-Z0-9_]{{1,15}} without a leading or "
-                             f"trailing '_', got {value!r}")
-        return value
+        return check_pattern(NUMBER_RE, value, "number must match [A-Z0-9_]{1,15} without "
+                             "a leading or trailing '_'")
 
     @field_validator("decision_date")
     @classmethod
@@ -196,14 +191,15 @@ class ActeFollowupMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    acte_document: str = Field(min_length=1, max_length=64, description="bus id of the acte")
+    acte_document: SingleLine = Field(min_length=1, max_length=64,
+                                      description="bus id of the acte")
     action: Literal["cancel", "answer"]
     letter_id: int | None = Field(default=None, description="S²LOW id of the letter answered "
                                   "(default: the only unanswered letter)")
     refuse: bool = Field(default=False, description="answer: refuse to send the pieces / "
                          "reject the observations")
     typology: TypologyCode = "99_AU"
-    reason: str = Field(default="", max_length=2000)
+    reason: MultiLine = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
     def _letter_for_answers(self) -> ActeFollowupMetadata:
@@ -222,8 +218,8 @@ class Referent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="", max_length=200)
-    phone: str = Field(default="", max_length=50)
+    name: SingleLine = Field(default="", max_length=200)
+    phone: SingleLine = Field(default="", max_length=50)
     email: ActesEmail | None = None
 
 

@@ -6,10 +6,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FieldSerializationInfo,
+    field_serializer,
+    model_validator,
+)
 
 from schemas.ids import new_id
+from schemas.personal import SEALED, opened, sealed
 from schemas.siren import Siren
+from schemas.text import SingleLine
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -44,13 +53,33 @@ class Envelope(BaseModel):
     tenant: Siren
     flow: str
     flow_version: int = 1
-    producer: str = "cli"
-    submitted_by: str | None = None  # the authenticated identity (API, CLI token or OS user)
-    idempotency_key: str | None = Field(default=None, max_length=200)
+    producer: SingleLine = Field(default="cli", max_length=200)
+    submitted_by: SingleLine | None = Field(  # the authenticated identity (API, token, OS user)
+        default=None, max_length=200)
+    idempotency_key: SingleLine | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
     files: list[FileRef] = Field(min_length=1)
     created_at: datetime = Field(default_factory=utcnow)
-    correlation_id: str | None = None
+    correlation_id: SingleLine | None = Field(default=None, max_length=200)
+
+    @field_serializer("metadata")
+    def _sealed_metadata(self, metadata: dict[str, Any], info: FieldSerializationInfo
+                         ) -> dict[str, Any]:
+        """Written as JSON (Kafka messages, state records), the personal fields are sealed
+        (``schemas.personal.sealed``), unless the context asks for ``clear`` (an export)."""
+        if not info.mode_is_json() or (info.context or {}).get("clear"):
+            return metadata
+        return sealed(self.tenant, self.flow, self.id, metadata)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _opened_metadata(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
+            meta = data["metadata"]
+            if SEALED in meta:
+                data = data | {"metadata": opened(str(data.get("tenant")), str(data.get("id")),
+                                                  meta)}
+        return data
 
     def fingerprint(self) -> str:
         """Digest of what the producer asked for (flow, metadata, files), for idempotency."""

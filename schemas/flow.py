@@ -124,6 +124,9 @@ class FlowDefinition(BaseModel):
     search_keys: dict[str, SearchKey] = Field(default_factory=dict)  # see schemas.search_keys
     encrypt_files: bool = False  # files and artefacts encrypted at rest (bus.crypto)
     limits: FileLimits = Field(default_factory=FileLimits)
+    # an internal flow's documents are made by the bus itself: only ``producers`` submit them
+    internal: bool = False
+    producers: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_graph(self) -> FlowDefinition:
@@ -140,7 +143,14 @@ class FlowDefinition(BaseModel):
         if cycle:
             raise ValueError(f"flow {self.name!r}: steps form a cycle: {' -> '.join(cycle)}")
         check_search_keys(self.name, self.search_keys, names)
+        if self.internal != bool(self.producers):
+            raise ValueError(f"flow {self.name!r}: an internal flow names the producers "
+                             "allowed to submit it (producers), and only an internal one")
         return self
+
+    def admits(self, producer: str) -> bool:
+        """Whether ``producer`` may submit documents of this flow."""
+        return not self.internal or producer in self.producers
 
     def step(self, name: str) -> StepDefinition:
         for s in self.steps:

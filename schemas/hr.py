@@ -17,6 +17,7 @@ from schemas.acte import ActeDocumentMetadata, ActeNature
 from schemas.matricule import Matricule
 from schemas.metadata import registers
 from schemas.personal import PERSONAL
+from schemas.text import Email, SingleLine
 
 DecreeType = Literal["nomination", "titularisation", "avancement", "sanction",
                      "licenciement", "fin-de-fonctions", "temps-partiel", "conge",
@@ -36,10 +37,10 @@ class _HrAct(ActeDocumentMetadata):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     matricule: Matricule = Field(description="the agent's payroll number (agent file folder)")
-    agent_name: str = Field(min_length=1, max_length=200, json_schema_extra=PERSONAL)
-    agent_email: str | None = Field(default=None, json_schema_extra=PERSONAL)
+    agent_name: SingleLine = Field(min_length=1, max_length=200, json_schema_extra=PERSONAL)
+    agent_email: Email | None = Field(default=None, json_schema_extra=PERSONAL)
     transmit: bool | None = Field(default=None, description="override the type's rule")
-    signature_subtype: str | None = Field(default=None, max_length=100)
+    signature_subtype: SingleLine | None = Field(default=None, max_length=100)
 
     def needs_transmission(self) -> bool:
         raise NotImplementedError

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.metadata import registers
 from schemas.safexml import XmlRefused, parse_xml
+from schemas.text import MultiLine, SingleLine, ascii_digits
 from schemas.xmlschemas import load_xsd, xsd_errors
 
 XSD_DIR = Path(__file__).resolve().parent / "xsd" / "chorus"
@@ -260,7 +261,7 @@ def _text(root: etree._Element, path: str) -> str:
 def _date(value: str) -> date | None:
     value = value.strip()
     try:
-        if len(value) == 8 and value.isdigit():
+        if ascii_digits(value, 8):
             return date(int(value[:4]), int(value[4:6]), int(value[6:]))
         return date.fromisoformat(value[:10]) if value else None
     except ValueError:
@@ -285,11 +286,11 @@ class InvoiceMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(default="", max_length=500)
+    title: SingleLine = Field(default="", max_length=500)
     format: InvoiceFormat | None = None  # None: detected from the file
-    invoice_number: str | None = Field(default=None, max_length=100)
+    invoice_number: SingleLine | None = Field(default=None, max_length=100)
     final_status: str = Field(default="MISE_EN_PAIEMENT", pattern=r"^[A-Z_0-9]+$")
-    comment: str = Field(default="", max_length=1000)
+    comment: MultiLine = Field(default="", max_length=1000)
     archive: bool = True  # False: not sent to the archive (SAE)
 
 
@@ -300,9 +301,9 @@ class InvoiceInMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chorus_invoice_id: int = Field(ge=1)
-    invoice_number: str = Field(min_length=1, max_length=100)
-    supplier: str = Field(default="", max_length=200)
-    status_received: str = Field(default="", max_length=60)
-    deposited_at: str = Field(default="", max_length=40)
+    invoice_number: SingleLine = Field(min_length=1, max_length=100)
+    supplier: SingleLine = Field(default="", max_length=200)
+    status_received: SingleLine = Field(default="", max_length=60)
+    deposited_at: SingleLine = Field(default="", max_length=40)
     status_after_delivery: str | None = Field(default=None, pattern=r"^[A-Z_0-9]+$")
     format: Literal["facturx", "ubl", "cii", "pivot"] | None = None

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from schemas.envelope import Envelope, FileRef, utcnow
 from schemas.ids import new_id
+from schemas.text import MultiLine, SingleLine
 
 
 class DocState(StrEnum):
@@ -154,8 +155,8 @@ class OperatorAction(BaseModel):
     type: Literal["operator"] = "operator"
     doc_id: str
     action: Literal["replay", "discard"]
-    actor: str
-    reason: str = ""
+    actor: SingleLine = Field(min_length=1, max_length=200)
+    reason: MultiLine = Field(default="", max_length=2000)
     dlq_id: str | None = None
     from_step: str | None = None
 

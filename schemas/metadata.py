@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from schemas.text import MultiLine, SingleLine, check_single_line
 
 M = TypeVar("M", bound=type[BaseModel])
+# a scalar of a partner's folder metadata; a text one is a single line
+FolderValue = Annotated[str | int | float | bool, AfterValidator(
+    lambda v: check_single_line(v) if isinstance(v, str) else v)]
 METADATA_MODELS: dict[str, type[BaseModel]] = {}
 
 
@@ -35,18 +40,18 @@ class DocumentMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=500)
-    description: str = Field(default="", max_length=5000)
-    category: str = Field(default="courrier", max_length=100)
+    title: SingleLine = Field(min_length=1, max_length=500)
+    description: MultiLine = Field(default="", max_length=5000)
+    category: SingleLine = Field(default="courrier", max_length=100)
     document_date: date | None = None
-    keywords: list[str] = Field(default_factory=list, max_length=50)
-    author: str | None = Field(default=None, max_length=200)
+    keywords: list[SingleLine] = Field(default_factory=list, max_length=50)
+    author: SingleLine | None = Field(default=None, max_length=200)
     deposit: bool = True
     archive: bool = True  # False: not sent to the archive (SAE)
-    archive_batch: str | None = Field(default=None, min_length=1, max_length=100)
+    archive_batch: SingleLine | None = Field(default=None, min_length=1, max_length=100)
     sign: bool = False  # run the sign step (tenant connector `signature`: seal or i-Parapheur)
-    signature_subtype: str | None = Field(default=None, max_length=100)  # i-Parapheur sub-type
-    parapheur_metadata: dict[str, str | int | float | bool] = Field(  # i-Parapheur folder
+    signature_subtype: SingleLine | None = Field(default=None, max_length=100)  # i-Parapheur
+    parapheur_metadata: dict[SingleLine, FolderValue] = Field(  # i-Parapheur folder
         default_factory=dict, max_length=50)
 
 

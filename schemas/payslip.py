@@ -17,16 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.matricule import Matricule
 from schemas.metadata import registers
+from schemas.nir import check_nir, nir_key
 from schemas.personal import PERSONAL, PROTECTED
 from schemas.siret import Siret
+from schemas.text import AsciiDecimal, Email, SingleLine
 
-PERIOD_RE = re.compile(r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$")
-# sex, birth year, month (01-12, or 20-42 / 50-99 when unknown), département (2A/2B for
-# Corsica), commune, order number, 2-digit key
-NIR_RE = re.compile(r"^[1-478][0-9]{2}(0[1-9]|1[0-2]|[2-4][0-9]|[5-9][0-9])"
-                    r"(2[AB]|[0-9]{2})[0-9]{6}[0-9]{2}$")
-BIRTH_NAME_RE = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿŒœ' \-]{1,65}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,250}\.[A-Za-z]{2,24}$")
+__all__ = ["PayslipMetadata", "check_nir", "nir_key"]
+
+PERIOD_RE = re.compile(r"(20[0-9]{2}|2100)-(0[1-9]|1[0-2])")  # every pattern: fullmatch
+BIRTH_NAME_RE = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿŒœ' \-]{1,65}")
 
 
 class Channel(StrEnum):
@@ -35,24 +34,6 @@ class Channel(StrEnum):
     ENSAP = "ensap"
     AGENT_SPACE = "agent-space"
     SECURE_MAIL = "secure-mail"
-
-
-def nir_key(nir13: str) -> int:
-    """The 2-digit key of a 13-character NIR (Corsica: 2A counts as 19, 2B as 18)."""
-    digits = nir13.upper().replace("2A", "19", 1) if nir13[5:7].upper() == "2A" else nir13
-    digits = digits.upper().replace("2B", "18", 1) if nir13[5:7].upper() == "2B" else digits
-    return 97 - int(digits) % 97
-
-
-def check_nir(value: str) -> str:
-    """A valid 15-character NIR (spaces removed), else ``ValueError`` (value never quoted)."""
-    text = value.replace(" ", "").upper()
-    if not NIR_RE.match(text):
-        raise ValueError("NIR must be 15 characters: sex, birth year and month, "
-                         "département, commune, order number and 2-digit key")
-    if nir_key(text[:13]) != int(text[13:]):
-        raise ValueError("NIR key does not match its first 13 characters")
-    return text
 
 
 @registers("payslip")
@@ -65,11 +46,11 @@ class PayslipMetadata(BaseModel):
     period: str = Field(description="pay period, YYYY-MM")
     employer_siret: Siret
     nir: str | None = Field(default=None, json_schema_extra=PROTECTED)
-    agent_name: str = Field(min_length=1, max_length=200, json_schema_extra=PERSONAL)
+    agent_name: SingleLine = Field(min_length=1, max_length=200, json_schema_extra=PERSONAL)
     birth_name: str | None = Field(default=None, json_schema_extra=PERSONAL)
     birth_date: date | None = Field(default=None, json_schema_extra=PERSONAL)
-    email: str | None = Field(default=None, json_schema_extra=PERSONAL)
-    net_amount: Decimal = Field(ge=0, max_digits=9, decimal_places=2,
+    email: Email | None = Field(default=None, json_schema_extra=PERSONAL)
+    net_amount: AsciiDecimal = Field(ge=0, max_digits=9, decimal_places=2,
                                 json_schema_extra=PERSONAL)
     channels: list[Channel] = Field(min_length=1, max_length=3)
     payment_date: date | None = None
@@ -78,7 +59,7 @@ class PayslipMetadata(BaseModel):
     @field_validator("period")
     @classmethod
     def _period(cls, value: str) -> str:
-        if not PERIOD_RE.match(value):
+        if not PERIOD_RE.fullmatch(value):
             raise ValueError("period must be YYYY-MM (month 01 to 12)")
         return value
 
@@ -90,15 +71,8 @@ class PayslipMetadata(BaseModel):
     @field_validator("birth_name")
     @classmethod
     def _birth_name(cls, value: str | None) -> str | None:
-        if value is not None and not BIRTH_NAME_RE.match(value):
+        if value is not None and not BIRTH_NAME_RE.fullmatch(value):
             raise ValueError("birth name must be 1 to 65 letters, spaces, '-' or \"'\"")
-        return value
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not EMAIL_RE.match(value):
-            raise ValueError("not an e-mail address")
         return value
 
     @field_validator("channels")
@@ -125,7 +99,7 @@ class PayslipMetadata(BaseModel):
         text = value.replace(" ", "").upper()
         if name == "nir" and len(text) >= 13:
             return [text[:13]]  # ENSAP and file names use the NIR without its key
-        if name == "birth_date" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if name == "birth_date" and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             return [f"{text[8:10]}{text[5:7]}{text[:4]}", text.replace("-", "")]
         if name == "net_amount":
             return [str(int(Decimal(text) * 100))] if _is_number(text) else []

@@ -5,6 +5,9 @@ A metadata model marks a field personal with ``Field(..., json_schema_extra=PERS
 occurrence of a document's personal values in any JSON-like value (event details,
 error messages, step outputs) by ``[redacted]``; ``redacted_view`` gives a metadata
 dict where personal fields are replaced by a keyed hash (stable, not reversible).
+Wherever an envelope is written (Kafka messages, state records), its personal fields are
+sealed with the tenant's key (``sealed``/``opened``, through the sealer the bus installs),
+and a NIR outside the declared fields is refused (``undeclared_nir``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
+
+from schemas.nir import holds_nir
 
 PERSONAL = {"personal": "personal"}
 PROTECTED = {"personal": "protected"}
@@ -82,3 +87,68 @@ def redacted_view(model: type[BaseModel], metadata: dict[str, Any], key: bytes) 
     hidden = personal_fields(model)
     return {k: (keyed_hash(key, str(v)) if k in hidden and v is not None else v)
             for k, v in metadata.items()}
+
+
+# --- sealing: personal metadata encrypted wherever an envelope is written ---------------
+
+SEALED = "$sealed"  # the metadata key holding a document's personal fields, encrypted
+
+
+class MetadataSealer(Protocol):
+    """Encrypts a document's personal metadata fields into ``SEALED`` and back (the bus
+    installs one per process: ``bus.privacy.MetadataSealer``)."""
+
+    def seal(self, tenant: str, flow: str, doc_id: str, metadata: dict[str, Any]
+             ) -> dict[str, Any]: ...
+
+    def open(self, tenant: str, doc_id: str, metadata: dict[str, Any]) -> dict[str, Any]: ...
+
+
+_sealer: list[MetadataSealer] = []
+
+
+def install_sealer(sealer: MetadataSealer) -> None:
+    """Make ``sealer`` the one every envelope written or read in this process uses."""
+    _sealer[:] = [sealer]
+
+
+def sealed(tenant: str, flow: str, doc_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` as written: its personal fields sealed (as is without a sealer: a
+    process that is not a bus process, such as a schema tool)."""
+    return _sealer[0].seal(tenant, flow, doc_id, metadata) if _sealer else metadata
+
+
+def opened(tenant: str, doc_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` as read, its sealed fields opened (``ValueError`` without a sealer)."""
+    if SEALED not in metadata:
+        return metadata
+    if not _sealer:
+        raise ValueError("metadata holds sealed personal fields and this process has no "
+                         "tenant keys to open them")
+    return _sealer[0].open(tenant, doc_id, metadata)
+
+
+# --- undeclared NIRs -------------------------------------------------------------------
+
+def undeclared_nir(model: type[BaseModel], metadata: dict[str, Any]) -> str | None:
+    """The path of the first metadata value, outside the fields the model declares
+    personal, that looks like a NIR (``None`` if none)."""
+    allowed = personal_fields(model)
+
+    def walk(value: Any, path: str) -> str | None:
+        if isinstance(value, str):
+            return path if holds_nir(value) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return walk(str(value), path)
+        items = value.items() if isinstance(value, dict) else \
+            enumerate(value) if isinstance(value, list) else ()
+        for key, inner in items:
+            found = walk(inner, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
+            if found:
+                return found
+        return None
+
+    for name, value in metadata.items():
+        if name not in allowed and (found := walk(value, f"metadata.{name}")):
+            return found
+    return None

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from schemas.metadata import registers
 from schemas.safexml import XmlRefused, iterparse_xml, parse_xml
+from schemas.text import MultiLine, SingleLine
 from schemas.xmlschemas import load_xsd, xsd_errors
 
 XSD = Path(__file__).resolve().parent / "xsd" / "pes" / "PES_V2"
@@ -251,8 +252,8 @@ class HeliosMetadata(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    title: str = Field(default="", max_length=500)
-    budget: str = Field(default="", max_length=100)
+    title: SingleLine = Field(default="", max_length=500)
+    budget: SingleLine = Field(default="", max_length=100)
     sign: bool = True  # seal every bordereau (XAdES) before sending
     archive: bool = True  # False: not sent to the archive (SAE)
-    description: str = Field(default="", max_length=2000)
+    description: MultiLine = Field(default="", max_length=2000)

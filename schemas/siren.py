@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from schemas.text import ascii_digits
+
 
 def luhn_ok(digits: str) -> bool:
     """True when the digit string passes the Luhn checksum."""
@@ -23,7 +25,7 @@ def luhn_ok(digits: str) -> bool:
 def check_siren(value: str) -> str:
     """Return ``value`` if it is a valid SIREN, else raise ``ValueError`` saying why."""
     value = value.replace(" ", "")
-    if len(value) != 9 or not value.isdigit():
+    if not ascii_digits(value, 9):
         raise ValueError(f"SIREN must be 9 digits, got {value!r}")
     if not luhn_ok(value):
         raise ValueError(f"SIREN {value} fails its checksum")

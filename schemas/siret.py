@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from schemas.siren import luhn_ok
+from schemas.text import ascii_digits
 
 LA_POSTE_SIREN = "356000000"  # its establishments use a digit-sum rule instead of Luhn
 
@@ -14,7 +15,7 @@ LA_POSTE_SIREN = "356000000"  # its establishments use a digit-sum rule instead 
 def check_siret(value: str) -> str:
     """Return ``value`` (spaces removed) if it is a valid SIRET, else raise ``ValueError``."""
     value = value.replace(" ", "")
-    if len(value) != 14 or not value.isdigit():
+    if not ascii_digits(value, 14):
         raise ValueError(f"SIRET must be 14 digits, got {value!r}")
     la_poste = value.startswith(LA_POSTE_SIREN) and sum(int(c) for c in value) % 5 == 0
     if not (luhn_ok(value) or la_poste):

@@ -20,7 +20,7 @@ PARTNER_EXCEPTIONS = {("iparapheur", "seal")}
 FRONT_DOORS = ("bus.cli", "bus.client", "bus.export", "bus.operator", "bus.api")
 SHARED_CONNECTOR_FILES = ("connectors.errors", "connectors.http", "connectors.simulator",
                           "connectors.registry", "connectors.deposit", "connectors.frames",
-                          "connectors.pdfgen")
+                          "connectors.pdfgen", "connectors.private")
 MAX_LINES = 500
 
 

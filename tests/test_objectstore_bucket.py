@@ -48,7 +48,8 @@ class FakeS3:
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path, bucket="demat", s3_endpoint="127.0.0.1:1")  # never dialled
+    return Settings(var_dir=tmp_path, bucket="demat", s3_endpoint="127.0.0.1:1",  # never dialled
+                    s3_access_key="test", s3_secret_key="test-secret")
 
 
 @pytest.fixture()

@@ -33,6 +33,7 @@ from bus.plugins import load_plugins
 from bus.sessions import SessionStore
 from bus.settings import Settings, get_settings
 from schemas.errors import field_path
+from schemas.text import ascii_digits
 
 MAX_BODY = int(os.environ.get("DEMAT_API_MAX_BODY", str(4 * 1024**3)))  # bytes per request
 SECURITY_HEADERS = {
@@ -151,7 +152,7 @@ class Guard:
             await send(message)
 
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        if length is not None and (not ascii_digits(length) or int(length) > MAX_BODY):
             refused = error(413, f"request body over {MAX_BODY} bytes", "Content-Length")
             await refused(scope, receive, send_guarded)
             return

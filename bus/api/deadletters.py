@@ -20,6 +20,7 @@ from bus.api.auth import bus_of, forbidden, permission
 from bus.api.documents import Who
 from bus.identity import Identity
 from bus.operator import FILTERS, may_act
+from schemas.text import MultiLine
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 MAX_LETTERS = 500  # per replay or discard request
@@ -60,7 +61,7 @@ class ReplayRequest(BaseModel):
 class DiscardRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[LetterId] = Field(min_length=1, max_length=MAX_LETTERS)
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: MultiLine = Field(min_length=1, max_length=2000)
 
     @field_validator("reason")
     @classmethod

@@ -57,7 +57,8 @@ def spool(files: list[UploadFile], folder: Path) -> list[Input]:
     is the main one, the others annexes."""
     inputs: list[Input] = []
     for i, upload in enumerate(files):
-        name = Path(upload.filename or f"file-{i}").name or f"file-{i}"
+        name = upload.filename if upload.filename is not None else f"file-{i}"
+        intake.check_file_name_of(i, name)  # before anything is copied or stored
         role = FileRole.MAIN if i == 0 else FileRole.ANNEX
         if upload.size is not None and upload.size <= IN_MEMORY:
             inputs.append(BytesInput(upload.file.read(), name, role))

@@ -22,6 +22,7 @@ from pathlib import Path
 from bus.audit.chain import canonical
 from bus.runtime import Runtime
 from bus.settings import Settings
+from connectors.private import private_dir
 from schemas.messages import ConfigurationLoaded
 from schemas.search_keys import KeyHasher
 
@@ -43,7 +44,7 @@ def _digest(value: object) -> str:
 
 def read_or_create_secret(path: Path, make: Callable[[], bytes]) -> bytes:
     """The bytes of ``path``, created once with ``make()`` (safe when processes race)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     with contextlib.suppress(FileExistsError):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:

@@ -7,14 +7,17 @@ add theirs through the plug-in registry (``bus.plugins``).
 from __future__ import annotations
 
 import argparse
+import os
 
 from bus.cli import audit, dlq, documents, identity, inspect, stack, webhooks
 from bus.dev import archive_bench, bench
 from bus.plugins import load_plugins
 from bus.settings import get_settings
+from connectors.private import PRIVATE_UMASK
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # what the bus writes (var/, exports) only its user reads
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -14,7 +14,7 @@ from bus.audit.config import key_hasher
 from bus.audit.sealer import segment_lines
 from bus.audit.store import SEGMENTS, JournalStore
 from bus.audit.verify import verify_bus
-from bus.cli.console import console, fail
+from bus.cli.console import console, fail, shown
 from bus.flows import FlowConfigError, FlowRegistry
 from bus.index import Index
 from bus.runtime import Runtime
@@ -71,13 +71,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 0 if report.ok else 1
     counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {shown(warning)}")
     if report.ok:
         out.print(f"[green]journal intact[/]: {counts}")
         return 0
     table = Table("where", "problem", title=f"{len(report.problems)} problem(s)")
     for p in report.problems:
-        table.add_row(p.where, p.what)
+        table.add_row(shown(p.where), shown(p.what))
     out.print(table)
     out.print(f"[red]TAMPERING OR LOSS DETECTED[/] ({counts})")
     return 1
@@ -133,7 +133,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     table = Table("id", "tenant", "flow", "state", "submitted", "updated",
                   title=f"{len(rows)} document(s)")
     for r in rows:
-        table.add_row(r["id"], r["tenant"] or "", r["flow"] or "", r["state"],
-                      r["created_at"], r["updated_at"])
+        table.add_row(*(shown(r[k]) for k in ("id", "tenant", "flow", "state", "created_at",
+                                               "updated_at")))
     out.print(table)
     return 0

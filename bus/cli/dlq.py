@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bus.cli.console import fail, out
+from bus.cli.console import fail, out, shown
 from bus.identity import IdentityStore, Unauthenticated, cli_actor
 from bus.operator import FILTERS, DeadLetterDesk, may_act
 from bus.runtime import Runtime
@@ -82,9 +82,10 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     table = Table("id", "document", "tenant", "flow", "step", "error", "attempts", "at",
                   "status")
     for r in rows:
-        table.add_row(r["id"], r["doc_id"] or "(undecodable)", r["tenant"] or "",
-                      r["flow"] or "", r["step"] or "", f"{r['error_class']}: {r['message'][:60]}",
-                      str(r["attempts"]), r["at"], r["status"])
+        table.add_row(shown(r["id"]), shown(r["doc_id"] or "(undecodable)"), shown(r["tenant"]),
+                      shown(r["flow"]), shown(r["step"]),
+                      shown(f"{r['error_class']}: {r['message'][:60]}"),
+                      str(r["attempts"]), shown(r["at"]), shown(r["status"]))
     out.print(table)
     return 0
 
@@ -114,14 +115,18 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         return fail(str(exc.args[0]))
     if args.dry_run:
         for r in letters:
-            out.print(f"would replay {r['id']} (document {r.get('doc_id')}, step {r.get('step')})")
+            out.print(f"would replay {shown(r['id'])} (document {shown(r.get('doc_id'))}, "
+                      f"step {shown(r.get('step'))})")
         return 0
     try:
         actor = acting_identity(desk, letters, "replay")
     except (Unauthenticated, PermissionError) as exc:
         return fail(str(exc))
-    count = asyncio.run(desk.replay(letters, actor=actor,
-                                    from_step=args.from_step, rate=args.rate))
+    try:
+        count = asyncio.run(desk.replay(letters, actor=actor,
+                                        from_step=args.from_step, rate=args.rate))
+    except ValueError as exc:
+        return fail(str(exc))
     out.print(f"{count} dead letter(s) replayed")
     return 0
 
@@ -136,7 +141,9 @@ def cmd_dlq_discard(args: argparse.Namespace) -> int:
         actor = acting_identity(desk, letters, "discard")
     except (Unauthenticated, PermissionError) as exc:
         return fail(str(exc))
-    count = asyncio.run(desk.discard(letters, actor=actor,
-                                     reason=args.reason))
+    try:
+        count = asyncio.run(desk.discard(letters, actor=actor, reason=args.reason))
+    except ValueError as exc:
+        return fail(str(exc))
     out.print(f"{count} dead letter(s) discarded")
     return 0

@@ -13,7 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from bus.asyncapi import asyncapi_document
-from bus.cli.console import fail, out
+from bus.cli.console import fail, out, shown
 from bus.client import DematClient, FileInput
 from bus.export import export_document
 from bus.identity import Unauthenticated, cli_submitter
@@ -137,22 +137,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     if state is None:
         return fail(f"no document {args.id} on this bus (or not yet accepted)")
     if args.json:
-        out.print_json(state.model_dump_json())
+        out.print_json(state.model_dump_json(context={"clear": True}))
         return 0
     env = state.envelope
-    out.print(f"[bold]{state.doc_id}[/]  {env.flow if env else '?'}  tenant "
-              f"{env.tenant if env else '?'}  [bold]{state.state.value}[/]")
+    out.print(f"[bold]{shown(state.doc_id)}[/]  {shown(env.flow if env else '?')}  tenant "
+              f"{shown(env.tenant if env else '?')}  [bold]{state.state.value}[/]")
     if state.error:
-        out.print(f"[red]{state.error.error_class}[/] {state.error.field or ''} "
-                  f"{state.error.message}")
+        out.print(f"[red]{shown(state.error.error_class)}[/] {shown(state.error.field)} "
+                  f"{shown(state.error.message)}")
     table = Table("step", "status", "attempts", "finished", "output")
     for rec in state.steps:
-        table.add_row(rec.name, rec.status, str(rec.attempts),
+        table.add_row(shown(rec.name), shown(rec.status), str(rec.attempts),
                       rec.finished_at.isoformat(timespec="seconds") if rec.finished_at else "",
-                      json.dumps(rec.output, ensure_ascii=False)[:80])
+                      shown(json.dumps(rec.output, ensure_ascii=False)[:80]))
     out.print(table)
     for step, key, value in _facts(state):
-        out.print(f"{key}: [bold]{value}[/]  ({step})")
+        out.print(f"{shown(key)}: [bold]{shown(value)}[/]  ({shown(step)})")
     return 0
 
 
@@ -173,8 +173,8 @@ def cmd_journal(args: argparse.Namespace) -> int:
         return 0
     table = Table("seq", "at", "event", "state", "step", "actor")
     for e in events:
-        table.add_row(str(e["seq"]), e["at"], e["type"], e["state"], e["step"] or "",
-                      e["actor"])
+        table.add_row(str(e["seq"]), shown(e["at"]), shown(e["type"]), shown(e["state"]),
+                      shown(e["step"]), shown(e["actor"]))
     out.print(table)
     return 0
 
@@ -187,8 +187,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("id", "tenant", "flow", "state", "step", "updated")
     for d in docs:
-        table.add_row(d["id"], d["tenant"] or "", d["flow"] or "", d["state"], d["step"] or "",
-                      d["updated_at"])
+        table.add_row(*(shown(d[k]) for k in ("id", "tenant", "flow", "state", "step",
+                                               "updated_at")))
     out.print(table)
     return 0
 
@@ -198,10 +198,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         manifest = export_document(Runtime(), args.id, args.dir)
     except KeyError as exc:
         return fail(str(exc.args[0]))
-    out.print(f"{len(manifest['files'])} files written to {args.dir}")
+    out.print(f"{len(manifest['files'])} files written to {shown(args.dir)}")
     for use in manifest["versions_used"]:
-        by = f" (made by step {use['by_step']})" if use["by_step"] else ""
-        out.print(f"  step {use['step']}: {use['version']} {use['file']}{by}")
+        by = f" (made by step {shown(use['by_step'])})" if use["by_step"] else ""
+        out.print(f"  step {shown(use['step'])}: {shown(use['version'])} "
+                  f"{shown(use['file'])}{by}")
     return 0
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from rich.table import Table
 
 from bus.api.app import create_app
-from bus.cli.console import console, fail, out
+from bus.cli.console import console, fail, out, shown
 from bus.identity import ROLES, IdentityError, IdentityStore, parse_date
 from bus.runtime import Runtime
 from bus.sessions import SessionStore
@@ -128,7 +128,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     except IdentityError as exc:
         return fail(str(exc))
     roles = ", ".join(f"{t}: {'/'.join(r)}" for t, r in sorted(user["roles"].items()))
-    out.print(f"user {user['login']}: {roles}")
+    out.print(f"user {shown(user['login'])}: {shown(roles)}")
     return 0
 
 
@@ -140,7 +140,8 @@ def cmd_users_list(args: argparse.Namespace) -> int:
     table = Table("login", "tenant", "roles", "created")
     for u in users:
         for tenant, roles in sorted(u["roles"].items()):
-            table.add_row(u["login"], tenant, ", ".join(roles), u["created_at"])
+            table.add_row(shown(u["login"]), shown(tenant), shown(", ".join(roles)),
+                          shown(u["created_at"]))
     out.print(table)
     return 0
 
@@ -164,7 +165,8 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
         record = _ids().revoke(args.id)
     except IdentityError as exc:
         return fail(str(exc))
-    out.print(f"token {record['id']} of {record['login']} revoked at {record['revoked_at']}")
+    out.print(f"token {shown(record['id'])} of {shown(record['login'])} revoked at "
+              f"{shown(record['revoked_at'])}")
     return 0
 
 
@@ -175,8 +177,8 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("id", "login", "name", "created", "expires", "revoked")
     for t in tokens:
-        table.add_row(t["id"], t["login"], t["name"], t["created_at"], t["expires_at"] or "",
-                      t["revoked_at"] or "")
+        table.add_row(*(shown(t[k]) for k in ("id", "login", "name", "created_at",
+                                               "expires_at", "revoked_at")))
     out.print(table)
     return 0
 

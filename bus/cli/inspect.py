@@ -19,7 +19,7 @@ from cryptography import x509
 from rich.table import Table
 
 from bus.audit.inspect import Report, inspect_path
-from bus.cli.console import fail, out
+from bus.cli.console import fail, out, shown
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -54,32 +54,32 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def show(report: Report) -> None:
     """One table per file: kind, validity, signature, key fields."""
     data = report.as_dict()
-    table = Table(show_header=False, title=f"[bold]{report.file}[/]", title_justify="left")
+    table = Table(show_header=False, title=f"[bold]{shown(report.file)}[/]", title_justify="left")
     table.add_column(style="cyan")
     table.add_column(overflow="fold")
-    table.add_row("kind", f"{report.kind}  [dim]{report.standard}[/]")
+    table.add_row("kind", f"{shown(report.kind)}  [dim]{shown(report.standard)}[/]")
     table.add_row("valid", _verdict(report.valid, "no schema"))
     for message in report.messages:
-        table.add_row("", f"[yellow]{message}[/]")
+        table.add_row("", f"[yellow]{shown(message)}[/]")
     sig = data["signature"]
     if sig["present"]:
         table.add_row("signature", f"intact {_verdict(sig['intact'])}, valid at signing "
                       f"time {_verdict(sig['valid_at_signing_time'])}, trusted "
                       f"{_verdict(sig['trusted'], 'unknown')}")
-        table.add_row("signer", str(sig["signer"]))
-        table.add_row("signed at", str(sig["signed_at"]))
+        table.add_row("signer", shown(sig["signer"]))
+        table.add_row("signed at", shown(sig["signed_at"]))
         if sig["findings"]:
-            table.add_row("findings", ", ".join(sig["findings"]))
+            table.add_row("findings", shown(", ".join(sig["findings"])))
         for detail in sig["details"] if len(sig["details"]) > 1 else ():
-            table.add_row(f"  {detail['format']}", f"{detail['reference'] or ''} intact "
+            table.add_row(f"  {detail['format']}", f"{shown(detail['reference'])} intact "
                           f"{_verdict(detail['intact'])} at {detail['signed_at']}")
         for detail in sig["details"]:
             if detail["error"]:
-                table.add_row("", f"[red]{detail['format']}: {detail['error']}[/]")
+                table.add_row("", f"[red]{shown(detail['format'])}: {shown(detail['error'])}[/]")
     else:
         table.add_row("signature", "none")
     for key, value in report.fields.items():
-        table.add_row(key, _field(value))
+        table.add_row(shown(key), shown(_field(value)))
     out.print(table)
 
 

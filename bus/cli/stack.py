@@ -16,7 +16,7 @@ import httpx
 from rich.live import Live
 from rich.table import Table
 
-from bus.cli.console import console, fail, out
+from bus.cli.console import console, fail, out, shown
 from bus.client import DematClient
 from bus.dev.chaos import ChaosPlan, report_json, run_chaos
 from bus.dev.demo import follow, submit_demo
@@ -67,7 +67,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _stack(settings: Settings):
-    return EmbeddedStack(settings.var_dir, settings.s3_access_key, settings.s3_secret_key)
+    return EmbeddedStack(settings.var_dir)
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -93,7 +93,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         app = build_app(Runtime(settings), args.groups, args.kinds)
     except (ValueError, KeyError) as exc:
         kind = "configuration error" if isinstance(exc, FlowConfigError) else "error"
-        console.print(f"[red]{kind}:[/] {exc}")
+        console.print(f"[red]{kind}:[/] {shown(exc)}")
         return 2
     asyncio.run(app.run())
     return 0

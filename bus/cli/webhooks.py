@@ -9,7 +9,7 @@ import json
 
 from rich.table import Table
 
-from bus.cli.console import fail, out
+from bus.cli.console import fail, out, shown
 from bus.cli.dlq import acting_identity
 from bus.identity import Unauthenticated
 from bus.operator import DeadLetterDesk
@@ -81,8 +81,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("id", "tenant", "url", "events", "flows", "active", "created")
     for s in subs:
-        table.add_row(s["id"], s["tenant"], s["url"], ",".join(s["event_types"]),
-                      ",".join(s["flows"]) or "*", str(s["active"]), s["created_at"])
+        table.add_row(shown(s["id"]), shown(s["tenant"]), shown(s["url"]),
+                      shown(",".join(s["event_types"])), shown(",".join(s["flows"]) or "*"),
+                      str(s["active"]), shown(s["created_at"]))
     out.print(table)
     return 0
 

@@ -50,7 +50,7 @@ from bus.dev.bench_phases import (
     warm_up,
 )
 from bus.dev.bench_raw import measure_raw_transport
-from bus.dev.embedded import BROKER_STORAGES, EmbeddedStack, pid_alive
+from bus.dev.embedded import BROKER_STORAGES, STACK_PROCESSES, EmbeddedStack, pid_alive
 from bus.dev.launcher import Services, wait_until
 from bus.runtime import Runtime
 from bus.settings import Settings, get_settings
@@ -88,7 +88,7 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
     finally:
         await watcher.stop()
     bus_peaks = {n: mb for n, mb in burst.pop("peak_rss_mb").items()
-                 if n not in ("tansu", "weed")}
+                 if n not in STACK_PROCESSES}
     return {
         "transport": {"steps": plan.noop_steps, "hops": hops, "payload_bytes": payload,
                       "documents": plan.transport_documents,

@@ -27,7 +27,7 @@ class JournalWatcher:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
+        consumer = AIOKafkaConsumer(**self.settings.kafka_options,
                                     enable_auto_commit=False, fetch_max_wait_ms=50)
         await consumer.start()
         deadline = time.monotonic() + 60

@@ -16,6 +16,7 @@ from bus.broker import encode
 from bus.client import DematClient
 from bus.dev.bench_config import TENANT, BenchPlan, Log, bench_flows, seal_available
 from bus.dev.bench_observe import JournalWatcher, RssSampler
+from bus.dev.embedded import STACK_PROCESSES
 from bus.settings import Settings
 from schemas.envelope import Envelope
 from schemas.ids import new_id
@@ -128,7 +129,7 @@ async def measure_large_file(ctx: BenchContext, pids: dict[str, int]) -> dict[st
         seconds = time.monotonic() - start
     path.unlink()
     growth = rss.growth()
-    bus = {n: g for n, g in growth.items() if n not in ("tansu", "weed")}
+    bus = {n: g for n, g in growth.items() if n not in STACK_PROCESSES}
     return {"file_mb": ctx.plan.large_file_mb, "seconds": round(seconds, 1),
             "rss_growth_mb": growth, "max_growth_mb": max(bus.values(), default=0.0)}
 

@@ -19,7 +19,7 @@ async def measure_raw_transport(settings: Settings, hops: int, count: int, paylo
     run = str(time.time_ns())
     topics = [f"{settings.topic_prefix}.bench.raw.{run}.{i}" for i in range(hops + 1)]
     await ensure_topics(settings, topics)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all",
+    producer = AIOKafkaProducer(**settings.kafka_options, acks="all",
                                 enable_idempotence=False, linger_ms=2)
     await producer.start()
     forwarders = [_Forwarder(settings, topics[i], topics[i + 1], producer, f"raw-{run}-{i}")
@@ -46,7 +46,7 @@ async def measure_raw_transport(settings: Settings, hops: int, count: int, paylo
 def _assigned_consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:
     """A consumer given every partition of ``topic`` (committing under ``group``): the
     chain starts at once instead of waiting for nine group joins."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(**settings.kafka_options, group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 fetch_max_wait_ms=settings.fetch_wait_ms)
     consumer.assign([TopicPartition(topic, p) for p in range(settings.partitions)])

@@ -4,6 +4,9 @@ index's PostgreSQL (``pgserver``, a real server from a wheel) on a Unix socket.
 Tansu keeps its log in the SeaweedFS store, so a broker restart loses nothing;
 SeaweedFS keeps its data under ``<var>/s3``, PostgreSQL under ``<var>/pg``. Addresses
 go to ``<var>/stack.json`` so every ``demat`` command of the same var directory finds them.
+SeaweedFS answers only its S3 identity (``bus.s3identity``: anonymous requests get 403),
+its other ports only the stack's own servers (``bus.dev.weedsec``);
+the servers run with umask 077, so what they write under ``<var>`` is 0600 / 0700.
 """
 
 from __future__ import annotations
@@ -20,15 +23,30 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from minio import Minio
+
+from bus.dev.weedsec import security_env
+from bus.s3identity import ensure_identities, read_credentials
+from connectors.private import (
+    PRIVATE_UMASK,
+    open_private_append,
+    private_dir,
+    private_umask,
+    write_private,
+)
 
 BROKER_BUCKET = "tansu"
 BROKER_STORAGES = {"s3": f"s3://{BROKER_BUCKET}/", "memory": "memory://tansu/"}
 WEED_PORTS = ("s3", "master", "volume", "filer")
+# run as root, pgserver starts PostgreSQL as a user of its own, which must traverse var/
+# to reach var/pg: var/ is then 0711 (no listing, no reading for others), the rest 0700
+ROOT_VAR_MODE = 0o711
+STACK_PROCESSES = ("tansu", "weed", "weed-master")  # the stack's servers, not the bus's
+NO_CLIENT = "192.0.2.1"  # TEST-NET-1: no local process can call from it
 
 
 class StackError(RuntimeError):
@@ -172,8 +190,6 @@ class EmbeddedStack:
     """Start, stop and restart the embedded S3 store, Kafka broker and index database."""
 
     var_dir: Path
-    access_key: str = "demat"
-    secret_key: str = "demat-secret"
     broker_storage: str = "s3"
     info: dict = field(default_factory=dict)
 
@@ -191,6 +207,11 @@ class EmbeddedStack:
     def log_dir(self) -> Path:
         return self.var_dir / "log"
 
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """The S3 access and secret key of the store (generated on first start)."""
+        return read_credentials(ensure_identities(self.var_dir))
+
     # --- discovery ----------------------------------------------------------------
 
     def load(self) -> dict:
@@ -207,7 +228,8 @@ class EmbeddedStack:
     def _store_and_broker_up(self) -> bool:
         info = self.load()
         pids = info.get("pids", {})
-        return (all(pid_alive(pids.get(n)) for n in ("weed", "tansu"))
+        servers = ("weed", "tansu", *(["weed-master"] if "weed-master" in pids else []))
+        return (all(pid_alive(pids.get(n)) for n in servers)
                 and tcp_open(info["ports"]["kafka"]) and tcp_open(info["ports"]["s3"]))
 
     # --- life-cycle ---------------------------------------------------------------
@@ -220,12 +242,12 @@ class EmbeddedStack:
             self.start_database()
             self._save()
             return self.info
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(exist_ok=True)
+        private_dir(self.log_dir)
         ports = self._choose_ports()
         self.info = {"ports": ports, "pids": {}, "broker_storage": self.broker_storage,
                      "kafka": f"127.0.0.1:{ports['kafka']}",
-                     "s3": f"127.0.0.1:{ports['s3']}"}
+                     "s3": f"127.0.0.1:{ports['s3']}",
+                     "s3_identities": str(ensure_identities(self.var_dir))}
         try:
             self.start_database()
             self.info["pids"]["weed"] = self._start_weed(ports)
@@ -244,6 +266,7 @@ class EmbeddedStack:
         pids = self.info.get("pids") or self.load().get("pids", {})
         stop_process(pids.get("tansu"), grace=min(grace, 5))
         stop_process(pids.get("weed"), grace=grace)
+        stop_process(pids.get("weed-master"), grace=grace)
         stop_process(pids.get("postgres"), grace=grace, sig=signal.SIGINT)
         if self.stack_file.exists():
             self.stack_file.unlink()
@@ -280,14 +303,14 @@ class EmbeddedStack:
             return {}
 
     def _save(self) -> None:
-        self.stack_file.write_text(json.dumps(self.info, indent=2))
-        (self.var_dir / "ports.json").write_text(json.dumps(self.info["ports"]))
+        write_private(self.stack_file, json.dumps(self.info, indent=2))
+        write_private(self.var_dir / "ports.json", json.dumps(self.info["ports"]))
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
-        log = (self.log_dir / f"{name}.log").open("ab")
+        log = open_private_append(self.log_dir / f"{name}.log")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-                                cwd=self.var_dir)
+                                cwd=self.var_dir, umask=PRIVATE_UMASK)
         log.close()
         return proc.pid
 
@@ -296,31 +319,50 @@ class EmbeddedStack:
         import pgserver  # lazy: only the process starting the stack needs it (and its cost)
 
         try:
-            server = pgserver.get_server(self.var_dir / "pg", cleanup_mode=None)
-            # get_server hands back this process's earlier handle as it was: if we stopped
-            # that server since, this reads postmaster.pid again and starts it
-            server.ensure_postgres_running()
+            with private_umask():  # initdb, pg_ctl and the server inherit it
+                server = self._database_server(pgserver)
         except Exception as exc:  # pgserver raises what initdb / pg_ctl raised
             log = self.var_dir / "pg" / "log"
             raise StackError(f"PostgreSQL did not start: {exc} (see {log})") from exc
         self.info.setdefault("pids", {})["postgres"] = server.get_pid()
         self.info["database"] = server.get_uri()
+        if os.geteuid() == 0:  # pgserver opened every folder above pg/ to its own user
+            self.var_dir.chmod(ROOT_VAR_MODE)
+
+    def _database_server(self, pgserver: Any) -> Any:
+        private_dir(self.var_dir)
+        server = pgserver.get_server(self.var_dir / "pg", cleanup_mode=None)
+        # get_server hands back this process's earlier handle as it was: if we stopped
+        # that server since, this reads postmaster.pid again and starts it
+        server.ensure_postgres_running()
+        return server
 
     def _start_weed(self, ports: dict[str, int]) -> int:
-        data = self.var_dir / "s3"
-        data.mkdir(exist_ok=True)
-        argv = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-volume.max=0", "-master.volumeSizeLimitMB=1024"]
-        for name in WEED_PORTS:
+        """SeaweedFS: its master alone, its HTTP API open to no address (its admin calls
+        would drop a bucket's volumes unauthenticated; the other servers reach it by
+        gRPC), then the volume, filer and S3 servers; every port locked (``weedsec``)."""
+        data = private_dir(self.var_dir / "s3")
+        env = os.environ | security_env(self.var_dir)  # one set of JWT keys for all
+        master = f"127.0.0.1:{ports['master']}"
+        self.info["pids"]["weed-master"] = self._spawn("weed-master", [
+            weed_binary(), "master", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-port={ports['master']}", f"-port.grpc={ports['master'] + 10000}",
+            f"-mdir={data}", "-volumeSizeLimitMB=1024", "-peers=none",
+            f"-whiteList={NO_CLIENT}"], env)
+        argv = [weed_binary(), "server", "-master=false", f"-master.peers={master}",
+                f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-s3", f"-s3.config={ensure_identities(self.var_dir)}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0"]
+        for name in ("s3", "volume", "filer"):
             argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={ports[name] + 10000}"]
-        return self._spawn("weed", argv)
+        return self._spawn("weed", argv, env)
 
     def _start_tansu(self) -> int:
         port = self.info["ports"]["kafka"]
+        access_key, secret_key = self.credentials
         env = os.environ | {
             "AWS_ENDPOINT": f"http://{self.info['s3']}", "AWS_ALLOW_HTTP": "true",
-            "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         url = f"tcp://127.0.0.1:{port}"
@@ -330,14 +372,16 @@ class EmbeddedStack:
 
     def _wait_s3(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        client = Minio(self.info["s3"], access_key=self.access_key,
-                       secret_key=self.secret_key, secure=False)
+        access_key, secret_key = self.credentials
+        client = Minio(self.info["s3"], access_key=access_key, secret_key=secret_key,
+                       secure=False)
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not pid_alive(self.info["pids"]["weed"]):
+            if not all(pid_alive(self.info["pids"][n]) for n in ("weed-master", "weed")):
                 raise StackError(f"SeaweedFS exited at start: see {self.log_dir / 'weed.log'}")
             try:
-                urllib.request.urlopen(f"http://{self.info['s3']}/", timeout=2).close()
+                if not tcp_open(self.info["ports"]["s3"], timeout=2):
+                    raise StackError("S3 port not open yet")
                 if not client.bucket_exists(BROKER_BUCKET):
                     client.make_bucket(BROKER_BUCKET)
                 return

@@ -21,6 +21,7 @@ from bus.dev.embedded import free_ports, pid_alive, stop_process
 from bus.plugins import load_plugins
 from bus.services import KERNEL_GROUPS
 from bus.settings import get_settings
+from connectors.private import PRIVATE_UMASK, open_private_append, private_dir, write_private
 
 
 def service_groups() -> tuple[str, ...]:
@@ -69,7 +70,7 @@ class Services:
 
     def start(self, timeout: float = 60.0) -> None:
         """Spawn every group; return once the simulators have published their addresses."""
-        (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
+        private_dir(self.var_dir / "log")
         since = time.time()
         for group in self.groups:
             self.pids[group] = self._spawn(group)
@@ -81,12 +82,12 @@ class Services:
                                    f"see {self.var_dir / 'log' / 'simulators.log'}")
 
     def _spawn(self, group: str) -> int:
-        log = (self.var_dir / "log" / f"{group}.log").open("ab")
+        log = open_private_append(self.var_dir / "log" / f"{group}.log")
         env = os.environ | {"DEMAT_VAR_DIR": str(self.var_dir.resolve())} | self.env
         proc = subprocess.Popen(
             [sys.executable, "-m", "bus.cli", *_command(group)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True)
+            start_new_session=True, umask=PRIVATE_UMASK)
         log.close()
         return proc.pid
 
@@ -127,7 +128,7 @@ class Services:
             self.run_file.unlink()
 
     def _save(self) -> None:
-        self.run_file.write_text(json.dumps(self.pids))
+        write_private(self.run_file, json.dumps(self.pids))
 
 
 def _command(group: str) -> list[str]:
@@ -169,11 +170,10 @@ def served_api(env: dict[str, str], log_file: Path, *, cwd: Path | None = None,
 
     port = port or free_ports(1)[0]
     url = f"http://127.0.0.1:{port}"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
+    with open_private_append(log_file) as out:
         proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "serve", "--port", str(port)],
                                 env=os.environ | env, cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, umask=PRIVATE_UMASK)
 
     def ready() -> bool:
         try:

@@ -20,6 +20,7 @@ from bus.settings import get_settings
 from connectors.chorus.simulator import ChorusSimulator
 from connectors.ensap.simulator import EnsapSimulator
 from connectors.iparapheur.simulator import IparapheurSimulator
+from connectors.private import write_private
 from connectors.sae.simulator import simulator_app
 from connectors.securemail.simulator import SecureMailSimulator
 from connectors.simulator import FailurePlan, SimulatorServer
@@ -107,12 +108,10 @@ def serve_all(var_dir: Path) -> None:
                                  port=port if port and port_is_free(port) else 0)
         server.start()
         servers[name] = server
-    tmp = path.with_suffix(".tmp")
     addresses = {n: s.base_url for n, s in servers.items()}
     for server in servers.values():  # side servers of a simulator (e.g. an SMTP relay)
         addresses |= getattr(getattr(server.app, "state", None), "side_addresses", {})
-    tmp.write_text(json.dumps(addresses, indent=2))
-    tmp.replace(path)
+    write_private(path, json.dumps(addresses, indent=2))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -46,11 +46,11 @@ class DelayService:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=self.topics.delay_group,
+            **self.settings.kafka_options, group_id=self.topics.delay_group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_interval_ms=600_000, client_id="demat-delays", fetch_max_wait_ms=100)
         consumer.subscribe(delay_topics(self.topics), listener=_Forget(self))
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",
+        producer = AIOKafkaProducer(**self.settings.kafka_options, acks="all",
                                     enable_idempotence=False, linger_ms=2)
         await consumer.start()
         await producer.start()

@@ -89,7 +89,7 @@ class StepService:
             runtime.settings.bootstrap, [topics.step(k) for k in kinds],
             group_id=f"{topics.prefix}.steps", handle=self.handle,
             max_in_flight=runtime.settings.step_concurrency, client_id="demat-steps",
-            fetch_wait_ms=runtime.settings.fetch_wait_ms)
+            fetch_wait_ms=runtime.settings.fetch_wait_ms, security=runtime.settings.kafka_security)
 
     async def handle(self, record: ConsumerRecord) -> None:
         """Run one task and report its result to the router."""

@@ -59,7 +59,7 @@ class WebhookService:
             settings.bootstrap, [self.topics.journal, self.topics.webhooks],
             group_id=f"{self.topics.prefix}.webhooks", handle=self.handle,
             max_in_flight=settings.step_concurrency, client_id="demat-webhooks",
-            fetch_wait_ms=settings.fetch_wait_ms)
+            fetch_wait_ms=settings.fetch_wait_ms, security=settings.kafka_security)
         self.client: httpx.AsyncClient | None = None
         self._subs: dict[str, Subscription] = {}
         self._loaded_at = float("-inf")

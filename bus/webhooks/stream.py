@@ -68,7 +68,7 @@ async def tenant_stream(settings: Settings, tenant: str, patterns: Sequence[str]
     closed."""
     resume = parse_cursor(since) if since else None
     journal = Topics(settings.topic_prefix).journal
-    consumer = AIOKafkaConsumer(journal, bootstrap_servers=settings.bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(journal, **settings.kafka_options, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="latest",
                                 fetch_max_wait_ms=settings.fetch_wait_ms)
     await consumer.start()

@@ -8,6 +8,8 @@ from datetime import date
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
+from schemas.siren import luhn_ok
+
 
 @dataclass
 class Party:
@@ -161,6 +163,11 @@ DEMO_BUYER = Party("26690001700019", "Centre hospitalier de Démo", "FR552669000
 DEMO_SUPPLIER = Party("38947246500027", "Fournitures Démo SARL", "FR12389472465")
 
 
+def head_office_siret(siren: str) -> str:
+    """The SIRET of establishment 0001 of ``siren``, its last digit the Luhn key."""
+    return next(f"{siren}0001{key}" for key in "0123456789" if luhn_ok(f"{siren}0001{key}"))
+
+
 def tenant_party(siren: str, name: str) -> Party:
-    """A demo tenant as a party (its SIRET is the SIREN plus a head-office NIC)."""
-    return Party(f"{siren}00017", name)
+    """A demo tenant as a party: its head office (the SIRET its tenant entry lists)."""
+    return Party(head_office_siret(siren), name)

@@ -20,8 +20,8 @@ XSD = Path(__file__).resolve().parents[2] / "schemas" / "xsd" / "ensap" / \
 THEME_PAY = 8
 SSTHEME_PAY_SLIP = 43
 _NAME_OK = re.compile(r"[^A-Za-zÀ-ÖØ-öø-ÿŒœ \-']")
-_SRE_PART = re.compile(r"^\w{1,5}$")
-_PDF_NAME = re.compile(r"^\d{13,15}_\d{14}_BPaie_01\d{2}\d{4}\.pdf$")
+_SRE_PART = re.compile(r"[A-Za-z0-9_]{1,5}")  # patterns are matched whole (fullmatch)
+_PDF_NAME = re.compile(r"[0-9]{13,15}_[0-9]{14}_BPaie_01[0-9]{2}[0-9]{4}\.pdf")
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Emitter:
                              f"got {len(self.code_emetteur)}")
         for field, value in (("nom_emetteur_sre", self.sre_name),
                              ("code_emetteur_sre", self.sre_code)):
-            if not _SRE_PART.match(value):
+            if not _SRE_PART.fullmatch(value):
                 raise ValueError(f"ENSAP {field} must be 1 to 5 letters, digits or '_', "
                                  f"got {value!r}")
 
@@ -188,13 +188,13 @@ def _assure_errors(assure: etree._Element) -> list[str]:
         errors.append(f"{who}: date de naissance invalide")
     for manager in assure.iterfind("gestionnaire"):
         siret = manager.findtext("siret", "")
-        if len(siret) != 14 or not siret.isdigit():
+        if re.fullmatch(r"[0-9]{14}", siret) is None:
             errors.append(f"{who}: le SIRET doit contenir exactement 14 chiffres")
         for doc in manager.iterfind("document"):
             day = doc.findtext("date_document", "")
             if not _is_date(day) or not day.startswith("01"):
                 errors.append(f"{who}: date_document doit être le premier du mois (JJMMAAAA)")
-            if not _PDF_NAME.match(doc.findtext("nom_fichier", "")):
+            if not _PDF_NAME.fullmatch(doc.findtext("nom_fichier", "")):
                 errors.append(f'{who}: nom_fichier doit être "<NIR>_<SIRET>_BPaie_'
                               '<DATE_DOCUMENT>.pdf"')
     return errors

@@ -26,7 +26,8 @@ INDEX = "index.xml"
 SUFFIX = ".tar.gz.gpg"
 # Pastell's ArchiveGenerator checks the name against this (YYYYMMDDhhmmss); the ENSAP
 # example envelope ends with 12 digits (DDMMYYhhmmss): both are taken.
-ARCHIVE_NAME = re.compile(r"^ENVOI-PJ-BPG-(43|45)-\w{1,5}-\w{1,5}-\d{6}-(\d{12}|\d{14})$")
+ARCHIVE_NAME = re.compile(  # matched whole (fullmatch), ASCII
+    r"ENVOI-PJ-BPG-(43|45)-[A-Za-z0-9_]{1,5}-[A-Za-z0-9_]{1,5}-[0-9]{6}-([0-9]{12}|[0-9]{14})")
 
 
 class PackageError(ValueError):
@@ -74,7 +75,7 @@ def encrypt(cert: pysequoia.Cert, src: Path, dest: Path) -> None:
 def build_package(cert: pysequoia.Cert, folder: Path, index_xml: bytes,
                   pdfs: Iterable[tuple[str, Iterable[bytes]]], name: str) -> Path:
     """Write and encrypt the package ``<name>.tar.gz.gpg`` in ``folder``; its path."""
-    if not ARCHIVE_NAME.match(name):
+    if not ARCHIVE_NAME.fullmatch(name):
         raise PackageError(f"package name {name!r} is not ENVOI-PJ-BPG-<sstheme>-<emitter "
                            "name>-<emitter code>-<YYYYMM>-<timestamp>")
     plain = folder / f"{name}.tar.gz"

@@ -120,7 +120,7 @@ class EnsapSimulator(HttpSimulator):
     def _check(self, headers: dict[str, str], body: Path) -> list[dict[str, str]]:
         found = _FILENAME.search(headers.get("content-disposition", ""))
         filename = found.group(1) if found else ""
-        if not filename.endswith(SUFFIX) or not ARCHIVE_NAME.match(filename[:-len(SUFFIX)]):
+        if not filename.endswith(SUFFIX) or not ARCHIVE_NAME.fullmatch(filename[:-len(SUFFIX)]):
             raise PackageError(f"package name {filename or '(none)'!r} is not "
                                f"ENVOI-PJ-BPG-...{SUFFIX}")
         index, members = open_package(self.key, body, body.parent)

@@ -385,7 +385,7 @@ class S2lowClient:
             _ko(resp.content.partition(b"\n")[2], f"documents of {transaction_id}")
         refs = []
         for line in text.splitlines():
-            m = re.fullmatch(r"(\d+)-(-?\d+)-(\d+)", line.strip())
+            m = re.fullmatch(r"([0-9]+)-(-?[0-9]+)-([0-9]+)", line.strip())
             if m:
                 refs.append(PrefectureDocumentRef(type=int(m[1]), status=int(m[2]),
                                                   id=int(m[3])))
@@ -420,7 +420,7 @@ class S2lowClient:
         resp = await self._post("actes_transac_reponse_create.php", data, files,
                                 params={"api": "1"})
         text = resp.content.decode("latin-1").strip()
-        m = re.match(r"OK\s*:\s*id g\S+ : (\d+)", text)
+        m = re.match(r"OK\s*:\s*id g\S+ : ([0-9]+)", text)
         if not m:
             _ko(text.encode("latin-1").split(b":", 1)[-1], f"answer to {document_id}")
         return int(m[1])

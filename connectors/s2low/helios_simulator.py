@@ -38,6 +38,7 @@ from lxml import etree
 
 from connectors.simulator import SubmissionCounter
 from schemas.pes import ACQUIT_NS, PesError, PesInfo, build_acquit, build_retour, validate_aller
+from schemas.text import ascii_digits
 
 DUPLICATE = "doublon détecté. Ce fichier a déjà été posté."
 NO_FILE = "Aucune enveloppe trouvée : la taille de l'enveloppe dépasse probablement la " \
@@ -219,7 +220,7 @@ class HeliosSimulator:
         tx = self._tx(request, "transaction")
         raw = request.query_params.get("transaction", "")
         if isinstance(tx, str):
-            return _transaction(raw if raw.isdigit() else "0", "KO", tx, "")
+            return _transaction(raw if ascii_digits(raw) else "0", "KO", tx, "")
         status, message = tx.history[-1]
         return _transaction(str(tx.id), "OK", message, str(status))
 

@@ -80,6 +80,7 @@ from schemas.acte import (
     TenantActesSettings,
     acte_key,
 )
+from schemas.text import ascii_digits
 
 SUBMIT_DEPRECATED = ("Cette fonctionnalité est déprécié. Vous devez désormais utiliser : "
                      "'/modules/actes/actes_transac_create.php' pour créer un acte.")
@@ -208,7 +209,7 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
         if str(form.get("api") or request.query_params.get("api") or "") != "1":
             return RedirectResponse("/modules/actes/actes_transac_add.php", status_code=302)
         number = str(form.get("number") or "")
-        if not NUMBER_RE.match(number):
+        if not NUMBER_RE.fullmatch(number):
             return ko("Le numéro n'est pas correct")
         try:
             decision = date.fromisoformat(str(form.get("decision_date") or ""))
@@ -304,14 +305,14 @@ class S2lowSimulator(PrefectureSide, HttpSimulator):
 
     async def _download(self, request: Request) -> Response:
         params = request.query_params
-        if params.get("env", "").isdigit():
+        if ascii_digits(params.get("env", "")):
             name, data = self.archives.get(int(params["env"]), ("", b""))
             return Response(data, media_type="application/x-gzip",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
         file_id = params.get("file", "")
-        tx = self._tx(int(file_id) // 100) if file_id.isdigit() else None
+        tx = self._tx(int(file_id) // 100) if ascii_digits(file_id) else None
         files = files_of(tx) if tx else []
-        if tx is None or not file_id.isdigit() or int(file_id) % 100 >= len(files):
+        if tx is None or not ascii_digits(file_id) or int(file_id) % 100 >= len(files):
             return RedirectResponse("/", status_code=302)  # "Paramètre manquant." / error
         name, data = files[int(file_id) % 100]
         if params.get("tampon") and name.lower().endswith(".pdf"):

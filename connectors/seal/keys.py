@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from connectors.private import FILE_MODE, private_dir, write_private
+
 DEMO_CA_NAME = "demat-bus DEMO CA - not for production"
 DEMO_SEAL_PREFIX = "demat-bus DEMO seal"
 DEMO_DIR = "seal-demo"
@@ -233,13 +235,9 @@ def _write_identity(key: PrivateKey, cert: x509.Certificate, key_path: Path,
                     cert_path: Path) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    tmp = key_path.with_suffix(".tmp")
-    tmp.write_bytes(pem)
-    tmp.chmod(0o600)
-    tmp.replace(key_path)
-    tmp = cert_path.with_suffix(".tmp")
-    tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    tmp.replace(cert_path)  # the certificate last: its presence means the pair is complete
+    write_private(key_path, pem)
+    # the certificate last: its presence means the pair is complete
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _load_pair(key_path: Path, cert_path: Path, *, demo: bool) -> SealIdentity:
@@ -250,8 +248,9 @@ def _load_pair(key_path: Path, cert_path: Path, *, demo: bool) -> SealIdentity:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
+    private_dir(folder)
+    fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    with os.fdopen(fd, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fastapi import FastAPI, Request, Response
 
+from connectors.private import private_dir, tighten, write_private
 from connectors.simulator import FailurePlan, HttpSimulator, SubmissionCounter
 from connectors.tsa.token import HASHES
 
@@ -35,10 +36,10 @@ class TsaKeys:
     """A CA and the TSA certificate it issued (critical EKU timeStamping)."""
 
     def __init__(self, keys_dir: Path) -> None:
-        self.dir = keys_dir
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = private_dir(keys_dir)
         if not (self.dir / "tsa.pem").exists():
             self._create()
+        tighten(self.dir / "tsa-key.pem")  # world-readable when made by an older bus
         self.ca_pem = (self.dir / "ca.pem").read_bytes()
         self.cert_pem = (self.dir / "tsa.pem").read_bytes()
         self.key = serialization.load_pem_private_key(
@@ -72,9 +73,9 @@ class TsaKeys:
         pem = serialization.Encoding.PEM
         key_pem = tsa_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
-        (self.dir / "tsa-key.pem").write_bytes(key_pem)
-        (self.dir / "ca.pem").write_bytes(ca.public_bytes(pem))
-        (self.dir / "tsa.pem").write_bytes(tsa.public_bytes(pem))  # written last: complete
+        write_private(self.dir / "tsa-key.pem", key_pem)
+        write_private(self.dir / "ca.pem", ca.public_bytes(pem))
+        write_private(self.dir / "tsa.pem", tsa.public_bytes(pem))  # written last: complete
 
 
 def _name(cn: str) -> cx509.Name:

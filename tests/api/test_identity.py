@@ -156,3 +156,12 @@ def test_a_dead_letter_of_no_tenant_needs_the_permission_on_every_tenant(
     assert not may_act(reader, undecodable, "replay", tenants)
     no_other = Identity("op-s2", None, {SYNDICATE: frozenset({"operator"})})
     assert not may_act(no_other, undecodable, "replay", tenants)  # OTHER is not below it
+
+
+def test_a_token_name_is_one_line(ids: IdentityStore) -> None:
+    ids.add_user("eve", "216900910", "producer")
+    for name in ("ci\nadmin", "ci\x1b[2J", "x" * 201):
+        with pytest.raises(IdentityError) as refused:
+            ids.create_token("eve", name=name)
+        assert refused.value.field == "name"
+    assert ids.create_token("eve", name="intégration continue")[1]["name"]

@@ -154,7 +154,7 @@ def test_off_schema_anomaly_is_read_tolerantly() -> None:
 
 def _pes(tmp_path: Path, name: str) -> tuple[Path, str]:
     path = tmp_path / f"{name}.xml"
-    path.write_bytes(demo_pes("21690091000017", name))
+    path.write_bytes(demo_pes("21690091000011", name))
     return path, hashlib.sha1(path.read_bytes()).hexdigest()
 
 

@@ -19,6 +19,7 @@ from connectors.seal.verify import verify_xml
 from schemas.messages import DocState
 from schemas.pes import validate_aller
 from tests.conftest import SHARED
+from workers.common.demo import DEMO_SIRETS
 from workers.finance.demo_pes import demo_pes
 
 pytestmark = pytest.mark.stack
@@ -32,9 +33,9 @@ def test_pes_sealed_sent_once_acknowledged_and_bad_one_refused(
     s2low = json.loads((settings.var_dir / "simulators.json").read_text())["s2low"]
     name = f"PESE2E{time.time_ns() % 10**9}"
     good = tmp_path / f"{name}.xml"
-    good.write_bytes(demo_pes(f"{TENANT}00017", name))
+    good.write_bytes(demo_pes(DEMO_SIRETS[TENANT], name))
     refusal = tmp_path / f"REFUS{name}.xml"  # simulator: the treasury refuses it
-    refusal.write_bytes(demo_pes(f"{TENANT}00017", f"REFUS{name}"))
+    refusal.write_bytes(demo_pes(DEMO_SIRETS[TENANT], f"REFUS{name}"))
     bad = tmp_path / "bad.xml"
     bad.write_bytes((SHARED / "fixtures/pes/samples/negative-BlocPiece-without-InfoPce.xml"
                      ).read_bytes())

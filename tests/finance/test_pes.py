@@ -53,7 +53,7 @@ def test_bad_pes_is_refused_with_the_schema_message_naming_the_missing_element()
 
 
 def test_sealed_pes_verifies_per_bordereau_and_stays_schema_valid(tmp_path: Path) -> None:
-    pes = demo_pes("21690091000017", "PESTEST1", bordereaux=2, pieces=2)
+    pes = demo_pes("21690091000011", "PESTEST1", bordereaux=2, pieces=2)
     seal = LocalSeal.from_options({}, var_dir=tmp_path)
     signed = asyncio.run(seal.seal("216900910", pes, "application/xml")).data
     info = validate_aller(_chunks(signed, 4096))
@@ -66,7 +66,7 @@ def test_sealed_pes_verifies_per_bordereau_and_stays_schema_valid(tmp_path: Path
 
 
 def test_generated_acquit_and_retour_match_the_official_schemas(tmp_path: Path) -> None:
-    info = validate_aller([demo_pes("21690091000017", "PESTEST2")])
+    info = validate_aller([demo_pes("21690091000011", "PESTEST2")])
     acquit = tmp_path / "acquit.xml"
     acquit.write_bytes(build_acquit(info))
     run = subprocess.run([sys.executable, str(XSDCHECK), "pes-acquit", str(acquit)],
@@ -88,7 +88,7 @@ def helios_sim() -> Iterator[tuple[S2lowSimulator, str]]:
 
 
 def _pes_file(tmp_path: Path, name: str) -> tuple[bytes, Path]:
-    pes = demo_pes("21690091000017", name)
+    pes = demo_pes("21690091000011", name)
     path = tmp_path / f"{name}.xml"
     path.write_bytes(pes)
     return pes, path

@@ -92,3 +92,24 @@ def test_zip_with_json_index_and_unknown_channel(tmp_path: Path) -> None:
     finally:
         run.close()
     assert not run.rows[0].path.exists()
+
+
+def test_a_run_speaks_only_for_its_tenant(tmp_path: Path) -> None:
+    rows = write_run(tmp_path, ["agent-space"] * 3)
+    rows[1]["employer_siret"] = "21450249400013"  # the other demo city's establishment
+    rows[2]["employer_siret"] = "21690091000029"  # of the tenant's SIREN, but not listed
+    write_index(tmp_path / "index.csv", rows)
+    with pytest.raises(RunRejected) as exc:
+        check_run(tmp_path, None, TENANTS, tenant="216900910")
+    found = {(p.row, p.field) for p in exc.value.problems}
+    assert found == {(2, "employer_siret"), (3, "employer_siret")}
+
+
+def test_a_run_file_name_the_targets_cannot_store_is_a_problem(tmp_path: Path) -> None:
+    rows = write_run(tmp_path, ["agent-space"] * 2)
+    bad = "bp\x1b[2J.pdf"
+    (tmp_path / rows[1]["file"]).rename(tmp_path / bad)
+    rows[1]["file"] = bad
+    write_index(tmp_path / "index.csv", rows)
+    found = {(p["row"], p["field"]) for p in _problems(tmp_path)}
+    assert (2, "file") in found

@@ -22,6 +22,7 @@ from schemas.envelope import FileRef
 from tests.common.test_signed_version_e2e import digests, sip_object_digest
 from tests.conftest import SHARED, index_text
 from tests.hr.payroll_fixtures import sample_nir, write_index, write_run
+from tests.privacy_scan import leaks, scanned_paths
 
 pytestmark = pytest.mark.stack
 CHANNELS = ["ensap", "ensap", "ensap|agent-space", "agent-space", "secure-mail"]
@@ -107,6 +108,13 @@ def test_payroll_run_end_to_end_with_personal_data_protected(
     for secret in secrets:
         assert secret not in text, "personal value in the index"
         assert secret not in logs, "personal value in the logs"
+    assert scanned_paths(settings)  # the store's and the database's files are there
+    assert leaks(settings, secrets) == []  # nowhere at rest: objects, Kafka's log, files
+    # the scan reads what it should: a value that is not personal (a document id) is found
+    # in the states table and in the broker's log (its volume files in the object store)
+    places = [p.split(": ")[0] for p in leaks(settings, [states[0].envelope.id])]
+    assert "table document_states" in places and any("/s3/tansu_" in p for p in places), \
+        places
 
 
 def _sealed_version_travelled(settings: Settings, states: list, sims: dict) -> None:

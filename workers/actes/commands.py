@@ -26,6 +26,7 @@ from bus.identity import Unauthenticated, cli_submitter
 from bus.intake import SubmissionError
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
+from bus.terminal import shown
 from schemas.envelope import utcnow
 from workers.actes.acte import answer_metadata, cancellation, known_letters, require_acte
 
@@ -68,7 +69,7 @@ def _common(s: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str) -> int:
-    console.print(f"[red]error:[/] {message}")
+    console.print(f"[red]error:[/] {shown(message)}")
     return 2
 
 
@@ -118,7 +119,7 @@ def _submit(args: argparse.Namespace, tenant: str, files: list[Path], meta: dict
     if args.json:
         out.print_json(json.dumps(result))
     else:
-        out.print(f"{doc_id} {result['state']} {result.get('error', '')}".rstrip())
+        out.print(shown(f"{doc_id} {result['state']} {result.get('error', '')}".rstrip()))
     return 0 if state is None or state.state.value == "completed" else 1
 
 
@@ -132,7 +133,7 @@ def cmd_letters(args: argparse.Namespace) -> int:
         return 0
     table = Table("letter id", "kind", "date", "text", "files")
     for x in letters:
-        table.add_row(str(x["id"]), x["kind"], x.get("date") or "", x.get("text") or "",
-                      str(len(x.get("files") or [])))
+        table.add_row(shown(x["id"]), shown(x["kind"]), shown(x.get("date")),
+                      shown(x.get("text")), str(len(x.get("files") or [])))
     out.print(table)
     return 0

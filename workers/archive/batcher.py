@@ -120,7 +120,7 @@ class ArchiveBatcher:
         await ensure_topics(settings, [self.topic])
         await self._resume_active()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap, group_id=f"{self.topic}.batcher",
+            **settings.kafka_options, group_id=f"{self.topic}.batcher",
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_interval_ms=900_000, client_id="demat-batcher")
         consumer.subscribe([self.topic], listener=_Revoke(self))

@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from bus.plugins import REGISTRY
+from connectors.chorus.samples import head_office_siret
 from connectors.pdfgen import text_pdf
 
 DEMO_TENANTS = ("216900910", "214502494")
+# each demo tenant's one establishment (the ``sirets`` of bus/dev/tenants.yaml): its
+# documents (PES IdColl, invoices, pay slips) carry it
+DEMO_SIRETS = {siren: head_office_siret(siren) for siren in DEMO_TENANTS}
 
 
 @dataclass

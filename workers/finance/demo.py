@@ -21,7 +21,7 @@ from connectors.chorus.samples import (
     tenant_party,
     ubl_xml,
 )
-from workers.common.demo import DEMO_TENANTS, DemoDocument, minimal_pdf
+from workers.common.demo import DEMO_SIRETS, DEMO_TENANTS, DemoDocument, minimal_pdf
 from workers.finance.demo_pes import demo_pes
 from workers.finance.importer import import_received, import_tenants
 
@@ -47,7 +47,7 @@ def pes_documents(index: int) -> list:
     tenant = DEMO_TENANTS[0]
     name = f"PESALR2_{tenant}_{_stamp()}{index}"
     return [DemoDocument(flow="helios", tenant=tenant, label="PES Aller (dépenses)",
-                         files={f"{name}.xml": demo_pes(f"{tenant}00017", name)},
+                         files={f"{name}.xml": demo_pes(DEMO_SIRETS[tenant], name)},
                          metadata={"title": f"Mandats {name}", "budget": "Budget principal"})]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bus.intake import SubmissionError
+from bus.intake import SubmissionError, check_own_siret
 from bus.plugins import REGISTRY
 from schemas.envelope import Envelope
 
@@ -19,8 +19,12 @@ def missing_channels(tenant_connectors: set[str], channels: list[str]) -> list[s
 
 @REGISTRY.flow_check("payslip")
 async def check_payslip(runtime: Any, env: Envelope, *, at_intake: bool = True) -> None:
-    """Every destination channel must be configured for the tenant (else it would be skipped)."""
+    """The employer is the tenant; every destination channel must be configured for the
+    tenant (else it would be skipped)."""
     tenant = runtime.tenants.get(env.tenant)
+    employer = env.metadata.get("employer_siret")
+    if isinstance(employer, str):
+        check_own_siret(tenant, "metadata.employer_siret", employer, "employer SIRET")
     missing = missing_channels(set(tenant.connectors), list(env.metadata.get("channels", [])))
     if missing:
         raise SubmissionError("metadata.channels", f"tenant {env.tenant} has no connector for "

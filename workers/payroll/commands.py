@@ -16,6 +16,7 @@ from bus.client import DematClient
 from bus.identity import Unauthenticated, cli_submitter
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
+from bus.terminal import shown
 from workers.payroll.ingest import (
     DEFAULT_LOT_SIZE,
     FLOW,
@@ -96,7 +97,7 @@ def _rejected(problems: list[Problem], as_json: bool) -> int:
     table = Table("row", "file", "field", "problem", title="payroll run REJECTED: nothing "
                   "was published", title_style="bold red")
     for p in problems:
-        table.add_row(str(p.row or ""), p.file or "", p.field or "", p.message)
+        table.add_row(str(p.row or ""), shown(p.file), shown(p.field), shown(p.message))
     out.print(table)
     console.print(f"[red]{len(problems)} problem(s); fix the run and submit it again.[/]")
     return 2

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bus.plugins import REGISTRY
 from schemas.payslip import nir_key
-from workers.common.demo import DEMO_TENANTS, DemoDocument, minimal_pdf
+from workers.common.demo import DEMO_SIRETS, DEMO_TENANTS, DemoDocument, minimal_pdf
 
-DEMO_SIRETS = {"216900910": "21690091000011", "214502494": "21450249400013"}
 AGENTS = (("Camille Martin", "2", "ensap"), ("Lucas Bernard", "1", "agent-space"),
           ("Inès Petit", "2", "secure-mail"))
 

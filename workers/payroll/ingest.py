@@ -32,11 +32,12 @@ from bus.client import DematClient, FileInput, Receipt
 from bus.intake import SubmissionError
 from bus.objectstore import file_digest
 from bus.sniff import sniff
-from bus.tenants import TenantRegistry
+from bus.tenants import Tenant, TenantRegistry
 from bus.unzip import ZipRefused, extract_zip
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.errors import field_errors
 from schemas.payslip import Channel, PayslipMetadata
+from schemas.text import check_file_name
 from workers.payroll.checks import missing_channels
 
 FLOW = "payslip"
@@ -177,7 +178,8 @@ def _check_rows(folder: Path, index: Path, raw_rows: list[dict[str, Any]],
     if not raw_rows:
         raise RunRejected([Problem(None, index.name, None, "the index has no rows")])
     tenant = tenant or _tenant_of(raw_rows, tenants, problems)
-    connectors = set(tenants.get(tenant).connectors) if tenant in tenants else set()
+    owner = tenants.get(tenant) if tenant in tenants else None
+    connectors = set(owner.connectors) if owner is not None else set()
     if tenant is not None and tenant not in tenants:
         problems.append(Problem(None, None, "tenant", f"tenant {tenant} is not configured"))
     rows: list[PayslipRow] = []
@@ -188,6 +190,8 @@ def _check_rows(folder: Path, index: Path, raw_rows: list[dict[str, Any]],
         name = str(raw.get("file") or "")
         meta = {k: v for k, v in raw.items() if k != "file" and v is not None}
         row_problems = _row_problems(n, name, folder, meta, connectors)
+        if owner is not None and not row_problems:
+            row_problems = _employer_problems(n, name, meta, owner)
         problems += row_problems
         if name:
             if name in seen_files:
@@ -230,7 +234,10 @@ def _row_problems(n: int, name: str, folder: Path, meta: dict[str, Any],
         problems.append(Problem(n, None, "file", "no file name"))
     else:
         path = folder / name
-        if not path.resolve().is_relative_to(folder.resolve()):
+        bad_name = _bad_name(path.name)
+        if bad_name:
+            problems.append(Problem(n, name, "file", bad_name))
+        elif not path.resolve().is_relative_to(folder.resolve()):
             problems.append(Problem(n, name, "file", "file name leaves the run folder"))
         elif not path.is_file():
             problems.append(Problem(n, name, "file", "file is missing from the run"))
@@ -251,6 +258,25 @@ def _row_problems(n: int, name: str, folder: Path, meta: dict[str, Any],
         problems.append(Problem(n, name or None, "channels", "tenant has no connector for "
                                                              f"{', '.join(missing)}"))
     return problems
+
+
+def _bad_name(name: str) -> str | None:
+    """Why the targets cannot store a file of this name (``check_file_name``), if so."""
+    try:
+        check_file_name(name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _employer_problems(n: int, name: str, meta: dict[str, Any], owner: Tenant
+                       ) -> list[Problem]:
+    """A run speaks only for its tenant: every employer SIRET is one of its own."""
+    siret = str(meta.get("employer_siret", ""))
+    if owner.owns_siret(siret):
+        return []
+    return [Problem(n, name or None, "employer_siret", f"SIRET {siret} is not an "
+                    f"establishment of tenant {owner.siren}")]
 
 
 def _tenant_of(rows: list[dict[str, Any]], tenants: TenantRegistry,

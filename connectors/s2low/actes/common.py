@@ -28,7 +28,7 @@ NSMAP = {"actes": NS, "insee": INSEE_NS, "xsi": XSI_NS}
 SCHEMA_PATH = Path(schemas.__file__).resolve().parent / "xsd" / "actes" / "actesv1_1.xsd"
 TRIGRAMME = "SLO"
 QUADRIGRAMME = "EACT"
-ID_ACTE_RE = re.compile(r"^[09][0-9][0-9AB]-[0-9]{9}-[0-9]{8}-[a-zA-Z0-9_]{1,15}-[A-Z]{2}$")
+ID_ACTE_RE = re.compile(r"[09][0-9][0-9AB]-[0-9]{9}-[0-9]{8}-[a-zA-Z0-9_]{1,15}-[A-Z]{2}")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
 
 # message codes (M-T) of the file names
