@@ -75,14 +75,17 @@ class Uploads:
                  ) -> None:
         self.store, self.max_size, self.ttl = store, max_size, ttl
 
-    def start(self, tenant: str, name: str, size: int, *, owner: str = "") -> Upload:
-        """Open an upload of ``size`` bytes named ``name`` (for ``owner``)."""
+    def start(self, tenant: str, name: str, size: int, *, owner: str = "",
+              max_size: int | None = None) -> Upload:
+        """Open an upload of ``size`` bytes named ``name`` (for ``owner``); ``max_size``:
+        the flow's own limit, when the client named the flow (never above the store's)."""
         try:
             check_file_name(name)
         except ValueError as exc:
             raise UploadError(f"name: {exc}", "name") from None
-        if not 0 < size <= self.max_size:
-            raise UploadError(f"size: between 1 and {self.max_size} bytes", "size")
+        limit = min(self.max_size, max_size or self.max_size)
+        if not 0 < size <= limit:
+            raise UploadError(f"size: between 1 and {limit} bytes", "size")
         now = datetime.now(UTC)
         upload = Upload(id=secrets.token_hex(16), tenant=tenant, name=name, size=size,
                         created_at=now.isoformat(), expires_at=(now + self.ttl).isoformat(),

@@ -12,6 +12,7 @@ from lxml import etree
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.metadata import registers
+from schemas.safexml import parse_xml
 from schemas.siren import Siren
 from schemas.text import FileName, MultiLine, SingleLine, ascii_digits, check_pattern
 
@@ -272,7 +273,7 @@ class Classification(BaseModel):
     @classmethod
     def from_xml(cls, xml: bytes) -> Classification:
         """Parse a ``RetourClassification`` document."""
-        root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+        root = parse_xml(xml, what="RetourClassification")
         if etree.QName(root).localname != "RetourClassification":
             raise ValueError(f"not a RetourClassification: {etree.QName(root).localname}")
         ns = {"a": ACTES_NS}

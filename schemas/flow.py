@@ -99,6 +99,18 @@ class StepDefinition(BaseModel):
         return all(c.holds(meta, tenant) for c in self.when)
 
 
+class FileLimits(BaseModel):
+    """Bounds of one submission of a flow, checked before its files are uploaded (SDK,
+    CLI, API uploads) and again at intake; a tenant may tighten them (``bus.intake``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_files: int = Field(default=100, ge=1)
+    max_file_bytes: int = Field(default=4 * 1024**3, ge=1)
+    max_total_bytes: int = Field(default=8 * 1024**3, ge=1)
+    max_metadata_bytes: int = Field(default=256 * 1024, ge=2)  # of its JSON (UTF-8)
+
+
 class FlowDefinition(BaseModel):
     """A document type: its metadata model and its steps, in order."""
 
@@ -111,6 +123,7 @@ class FlowDefinition(BaseModel):
     steps: list[StepDefinition] = Field(min_length=1)
     search_keys: dict[str, SearchKey] = Field(default_factory=dict)  # see schemas.search_keys
     encrypt_files: bool = False  # files and artefacts encrypted at rest (bus.crypto)
+    limits: FileLimits = Field(default_factory=FileLimits)
     # an internal flow's documents are made by the bus itself: only ``producers`` submit them
     internal: bool = False
     producers: list[str] = Field(default_factory=list)

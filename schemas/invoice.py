@@ -9,7 +9,6 @@ PIVOT schema is kept in ``schemas/xsd/chorus``. Every error names the element
 
 from __future__ import annotations
 
-import io
 from datetime import date
 from enum import StrEnum
 from importlib import resources
@@ -20,6 +19,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.metadata import registers
+from schemas.safexml import XmlRefused, parse_xml
 from schemas.text import MultiLine, SingleLine, ascii_digits
 from schemas.xmlschemas import load_xsd, xsd_errors
 
@@ -111,11 +111,10 @@ def first_error(schema: etree.XMLSchema, doc: etree._Element | etree._ElementTre
 
 
 def _parse(data: bytes, what: str) -> etree._Element:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=False)
     try:
-        return etree.parse(io.BytesIO(data), parser).getroot()
-    except etree.XMLSyntaxError as exc:
-        raise InvoiceError(f"{what}: not well-formed XML: {exc}", where="xml") from None
+        return parse_xml(data, what=what)
+    except XmlRefused as exc:
+        raise InvoiceError(str(exc), where="xml") from None
 
 
 # --- reading ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from lxml import etree
 from pydantic import BaseModel, Field
 
 from schemas.metadata import registers
+from schemas.safexml import XmlRefused, iterparse_xml, parse_xml
 from schemas.text import MultiLine, SingleLine
 from schemas.xmlschemas import load_xsd, xsd_errors
 
@@ -103,14 +104,16 @@ def validate_aller(chunks: Iterable[bytes]) -> PesInfo:
     reader = _ChunkReader(chunks)
     info = PesInfo()
     tags = (*HEADER_TAGS, "BlocBordereau", "Bordereau", "Piece", "PJ", DS_SIGNATURE, *DOMAINS)
-    events = etree.iterparse(io.BufferedReader(reader, 1 << 20), events=("end",), tag=tags,
-                             schema=schema("aller"), no_network=True, resolve_entities=False,
-                             huge_tree=True, remove_comments=True)
+    events = iterparse_xml(io.BufferedReader(reader, 1 << 20), what="PES Aller",
+                           events=("end",), tag=tags, schema=schema("aller"), huge_tree=True,
+                           remove_comments=True)
     try:
         for _, el in events:
             _collect(info, el)
             if el.tag in ("Piece", "PJ", "Bordereau"):
                 _drop(el)
+    except XmlRefused as exc:
+        raise PesError(str(exc)) from None
     except etree.XMLSyntaxError as exc:
         place = f"line {exc.lineno}: " if exc.lineno else ""  # streamed: libxml2 gives none
         raise PesError(f"PES Aller is not valid against the DGFiP PES V2 schema: {place}"
@@ -178,11 +181,10 @@ class AcquitInfo(BaseModel):
 
 def read_acquit(data: bytes) -> AcquitInfo:
     """Validate a PES_ACQUIT against its schema and read its acknowledgement states."""
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
     try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise PesError(f"PES_ACQUIT is not well-formed: {exc}") from None
+        root = parse_xml(data, what="PES_ACQUIT")
+    except XmlRefused as exc:
+        raise PesError(str(exc)) from None
     errors = xsd_errors(schema("acquit"), root)
     if errors:
         err = errors[0]
@@ -236,11 +238,10 @@ def build_retour(info: PesInfo, *, today: date | None = None) -> bytes:
 
 def check_retour(data: bytes) -> str | None:
     """``None`` when ``data`` is a valid PES_Retour, else the schema's first message."""
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
     try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        return f"not well-formed: {exc}"
+        root = parse_xml(data, what="PES_Retour")
+    except XmlRefused as exc:
+        return str(exc)
     errors = xsd_errors(schema("retour"), root)
     return str(errors[0]) if errors else None
 

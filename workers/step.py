@@ -15,11 +15,12 @@ from typing import Any
 
 from bus.plugins import REGISTRY
 from bus.steps import StepCall, StepError, StepRejected, StepResultData, Waiting
-from schemas.envelope import FileRole
+from schemas.envelope import FileRef, FileRole
 from schemas.messages import Artefact
 
 __all__ = ["StepContext", "StepError", "StepRejected", "StepResultData", "Waiting", "step"]
 
+MAX_IN_MEMORY = 160 * 1024 * 1024  # above the largest flow whose files a step reads whole
 StepFunction = Callable[["StepContext"], Awaitable[StepResultData | Waiting]]
 
 
@@ -42,6 +43,16 @@ class StepContext(StepCall):
             raise StepError(f"step {self.step.name!r}: tenant {self.tenant.siren} has no "
                             f"{role!r} connector")
         return self.runtime.connector(self.tenant.siren, role)
+
+    async def read_file(self, ref: FileRef) -> bytes:
+        """A stored file whole and verified, for steps that must hand a partner bytes
+        (signing, the ACTES archive); ``StepError`` over ``MAX_IN_MEMORY`` bytes, so no
+        file takes a steps worker's memory with it (others stream ``store.iter_file``)."""
+        if ref.size > MAX_IN_MEMORY:
+            raise StepError(f"file {ref.name!r} has {ref.size} bytes: step "
+                            f"{self.step.name!r} holds files of at most {MAX_IN_MEMORY} "
+                            "bytes in memory", field="files")
+        return await asyncio.to_thread(self.runtime.store.read_file, self.tenant.siren, ref)
 
     async def keep(self, data: bytes, *, name: str, kind: str,
                    media_type: str | None = None, unique: bool = False) -> Artefact:

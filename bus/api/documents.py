@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 import uuid
@@ -31,7 +30,7 @@ from bus.audit.config import key_hasher
 from bus.client import BytesInput, DematClient, FileInput, Input, Receipt
 from bus.export import export_document
 from bus.identity import Identity
-from bus.intake import SubmissionError
+from bus.intake import SubmissionError, loads_metadata
 from bus.search import query_keys
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.messages import DocumentState
@@ -48,13 +47,7 @@ FILTERS = ("tenant", "flow", "state", "since", "until", "limit", "key")
 def _metadata(raw: str) -> dict[str, Any]:
     if len(raw.encode()) > MAX_METADATA:
         raise SubmissionError("metadata", f"over {MAX_METADATA} bytes")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise SubmissionError("metadata", f"malformed JSON: {exc}") from None
-    if not isinstance(meta, dict):
-        raise SubmissionError("metadata", "must be a JSON object")
-    return meta
+    return loads_metadata(raw)
 
 
 def spool(files: list[UploadFile], folder: Path) -> list[Input]:

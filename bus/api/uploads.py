@@ -38,6 +38,8 @@ class NewUpload(BaseModel):
     tenant: str
     name: str = Field(min_length=1, max_length=255)
     size: int = Field(gt=0)
+    # the flow the file is for: its limits (and the tenant's) bound the size from the start
+    flow: str | None = None
 
 
 class UploadedDocument(BaseModel):
@@ -48,7 +50,24 @@ class UploadedDocument(BaseModel):
 
 
 def _uploads(request: Request) -> Uploads:
-    return Uploads(bus_of(request).client.runtime.store, max_size=MAX_UPLOAD)
+    runtime = bus_of(request).client.runtime
+    largest = max(runtime.flows.get(n).limits.max_file_bytes for n in runtime.flows.names())
+    return Uploads(runtime.store, max_size=min(MAX_UPLOAD, largest))
+
+
+def _size_limit(request: Request, body: NewUpload) -> int | None:
+    """The largest file ``body.flow`` takes from ``body.tenant`` (``None``: no flow named)."""
+    if body.flow is None:
+        return None
+    runtime = bus_of(request).client.runtime
+    try:
+        flow = runtime.flows.get(body.flow)
+    except KeyError as exc:
+        raise HTTPException(422, {"message": str(exc.args[0]), "field": "flow"}) from None
+    try:
+        return intake.flow_limits(flow, runtime.tenants.get(body.tenant)).max_file_bytes
+    except KeyError as exc:
+        raise HTTPException(422, {"message": str(exc.args[0]), "field": "tenant"}) from None
 
 
 def _location(upload: Upload) -> str:
@@ -77,9 +96,10 @@ def _refused(exc: UploadError) -> HTTPException:
 async def open_upload(request: Request, who: Who, body: NewUpload) -> JSONResponse:
     if not who.may("submit", body.tenant, bus_of(request).client.runtime.tenants):
         raise forbidden("uploading", body.tenant)
+    limit = _size_limit(request, body)
     try:
         upload = await asyncio.to_thread(_uploads(request).start, body.tenant, body.name,
-                                         body.size, owner=who.login)
+                                         body.size, owner=who.login, max_size=limit)
     except UploadError as exc:
         raise _refused(exc) from None
     return JSONResponse(upload.as_dict() | {"location": _location(upload)}, status_code=201,
@@ -101,8 +121,15 @@ async def send_chunk(request: Request, who: Who, tenant: str, upload_id: str,
                      length: Annotated[int, Header(alias="Content-Length", gt=0)]
                      ) -> Response:
     await asyncio.to_thread(_mine, request, who, tenant, upload_id)
-    with tempfile.TemporaryFile(prefix="demat-chunk-") as spool:
+    folder = bus_of(request).client.runtime.settings.var_dir / "tmp"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(prefix="demat-chunk-", dir=folder) as spool:
+        received = 0
         async for piece in request.stream():
+            received += len(piece)
+            if received > length:  # never more on disk than the chunk announced
+                raise HTTPException(422, {"message": f"length: more than the {length} "
+                                          "bytes announced", "field": "length"})
             await asyncio.to_thread(spool.write, piece)
         await asyncio.to_thread(spool.seek, 0)
         try:

@@ -19,7 +19,7 @@ from bus.client import DematClient, FileInput
 from bus.export import export_document
 from bus.identity import Unauthenticated, cli_submitter
 from bus.index import Index
-from bus.intake import SubmissionError
+from bus.intake import MAX_JSON_DEPTH, SubmissionError, check_json_depth, loads_metadata
 from bus.runtime import Runtime
 from bus.settings import get_settings
 
@@ -72,14 +72,11 @@ def _metadata(args: argparse.Namespace) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     if args.meta_file:
         try:
-            meta = json.loads(args.meta_file.read_text(encoding="utf-8"))
+            meta = loads_metadata(args.meta_file.read_bytes())
         except OSError as exc:
             raise SystemExit(fail(f"--meta-file {args.meta_file}: {exc.strerror}")) from None
-        except json.JSONDecodeError as exc:
-            msg = f"--meta-file {args.meta_file}: malformed JSON: {exc}"
-            raise SystemExit(fail(msg)) from None
-        if not isinstance(meta, dict):
-            raise SystemExit(fail(f"--meta-file {args.meta_file}: must hold a JSON object"))
+        except SubmissionError as exc:
+            raise SystemExit(fail(f"--meta-file {args.meta_file}: {exc}")) from None
     for item in args.meta:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -90,9 +87,16 @@ def _metadata(args: argparse.Namespace) -> dict[str, Any]:
 
 def _meta_value(value: str) -> Any:
     try:
-        return json.loads(value)
+        parsed = json.loads(value)
     except json.JSONDecodeError:
         return value
+    except RecursionError:
+        raise SystemExit(fail(f"--meta: nested deeper than {MAX_JSON_DEPTH} levels")) from None
+    try:
+        check_json_depth(parsed, "--meta")
+    except SubmissionError as exc:
+        raise SystemExit(fail(str(exc))) from None
+    return parsed
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.deposit import DepositFile
+from connectors.deposit import DepositFile, side_by_side
 from connectors.errors import PermanentError, TransientError
+
+RESERVED = ("metadata.json", "receipt.json")  # the folder's own files, beside the documents'
 
 
 class FolderDeposit:
@@ -54,10 +57,9 @@ class FolderDeposit:
         folder = self.folder(tenant, doc_id)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            names: list[str] = []
-            for f in files:
-                name = _unique(_safe_name(f.name), names)
-                names.append(self._write(folder / name, f.chunks))
+            names = side_by_side((_safe_name(f.name) for f in files), RESERVED)
+            for f, name in zip(files, names, strict=True):
+                self._write(folder / name, f.chunks)
             _write_json(folder / "metadata.json", metadata)
             receipt = {
                 "location": str(folder),
@@ -72,15 +74,15 @@ class FolderDeposit:
         return receipt
 
     @staticmethod
-    def _write(path: Path, chunks: Iterable[bytes]) -> str:
-        tmp = path.with_name(path.name + ".part")
+    def _write(path: Path, chunks: Iterable[bytes]) -> None:
+        # a temporary name no document can have (a file named "x.pdf.part" is kept)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         with tmp.open("wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)
-        return path.name
 
     def deposited(self) -> Iterator[Path]:
         """Every finished deposit folder (for audits and tests)."""
@@ -89,18 +91,7 @@ class FolderDeposit:
 
 def _safe_name(name: str) -> str:
     cleaned = Path(name).name.replace("\x00", "")
-    if cleaned in ("", ".", "..", "metadata.json", "receipt.json"):
-        cleaned = f"file-{cleaned or 'unnamed'}"
-    return cleaned
-
-
-def _unique(name: str, taken: list[str]) -> str:
-    stem, dot, ext = name.rpartition(".")
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{name}-{n}"
-    return candidate
+    return f"file-{cleaned or 'unnamed'}" if cleaned in ("", ".", "..") else cleaned
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from connectors.seal.verdict import (
     chain_trusted,
     judge_certificates,
 )
+from schemas.safexml import XmlRefused, parse_xml
 
 # pyhanko logs every path it cannot build with a traceback; the verdict says it already
 logging.getLogger("pyhanko.sign.validation.generic_cms").setLevel(logging.CRITICAL)
@@ -180,11 +181,10 @@ def _cms_certs(signed_data: cms.SignedData) -> list[x509.Certificate]:
 def verify_xml(data: bytes, *, trust_roots: list[x509.Certificate] | None = None,
                legacy_sha1: bool = False) -> list[SignatureCheck]:
     """Check every ``ds:Signature`` of an XML file (enveloped, e.g. one per PES bordereau)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        return [SignatureCheck("xmldsig", False, error=f"not well-formed XML: {exc}")]
+        root = parse_xml(data, what="signed XML", max_bytes=len(data), huge_tree=True)
+    except XmlRefused as exc:
+        return [SignatureCheck("xmldsig", False, error=str(exc))]
     return [_verify_one_xml(root, sig, trust_roots, legacy_sha1)
             for sig in root.iter(f"{{{DS_NS}}}Signature")]
 

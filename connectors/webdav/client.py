@@ -18,11 +18,12 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.deposit import DepositFile
+from connectors.deposit import DepositFile, side_by_side
 from connectors.frames import aiter_chunks
 from connectors.http import call, raise_for_status, resolve_url
 
 PARTNER = "webdav"
+RESERVED = ("metadata.json",)  # written beside the files: a finished deposit
 
 
 class WebdavDeposit:
@@ -74,15 +75,16 @@ class WebdavDeposit:
         for depth in range(1, len(parts) + 1):
             await self._mkcol(*parts[:depth])
         sent = []
-        for f in files:
-            if await self._has(*parts, f.name, sha256=f.sha256):
+        names = side_by_side((f.name for f in files), RESERVED)
+        for f, name in zip(files, names, strict=True):
+            if await self._has(*parts, name, sha256=f.sha256):
                 continue
             # a streamed body cannot be re-sent by a quick retry: the step is retried instead
-            await self._put(aiter_chunks(f.chunks), f.sha256, *parts, f.name)
-            sent.append(f.name)
+            await self._put(aiter_chunks(f.chunks), f.sha256, *parts, name)
+            sent.append(name)
         body = json.dumps(metadata, ensure_ascii=False, sort_keys=True).encode()
         await self._put_small(body, *parts, "metadata.json")
-        return {"location": self._url(*parts), "files": [f.name for f in files],
+        return {"location": self._url(*parts), "files": names,
                 "sent": sent, "deposited_at": datetime.now(UTC).isoformat()}
 
     async def _put_small(self, body: bytes, *parts: str) -> None:

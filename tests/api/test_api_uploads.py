@@ -57,7 +57,7 @@ def _block(i: int) -> bytes:
 
 def test_an_interrupted_upload_resumes_and_becomes_a_document(served, token: str) -> None:
     url, _ = served
-    data = os.urandom(3 * MB + 5)
+    data = b"%PDF-1.7\n" + os.urandom(3 * MB + 5)  # the flow takes what its name says
     with httpx.Client(base_url=url, timeout=60) as http:
         opened = open_upload(http, token, CITY, size=len(data), name="plan.pdf")
         assert opened.status_code == 201, opened.text
@@ -82,6 +82,24 @@ def test_an_interrupted_upload_resumes_and_becomes_a_document(served, token: str
                          headers={"Authorization": f"Bearer {token}"}).json()["files"]
         main = next(f for f in files if f["kind"] == "submitted")
         assert main["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(("flow", "size", "status", "field"), [
+    ("invoice", 1024**3, 422, "size"),  # a 1 GB invoice: refused before any byte is sent
+    ("acte", 200 * MB, 422, "size"),
+    ("nosuchflow", 10, 422, "flow"),
+    ("invoice", 10 * MB, 201, None),
+])
+def test_an_upload_for_a_flow_is_bounded_by_its_limits(served, token: str, flow: str,
+                                                        size: int, status: int,
+                                                        field: str | None) -> None:
+    url, _ = served
+    with httpx.Client(base_url=url, timeout=60) as http:
+        opened = http.post("/v1/uploads", headers={"Authorization": f"Bearer {token}"},
+                           json={"tenant": CITY, "name": "f.xml", "size": size, "flow": flow})
+    assert opened.status_code == status, opened.text
+    if field is not None:
+        assert opened.json()["error"]["field"] == field
 
 
 @pytest.mark.timeout(900)

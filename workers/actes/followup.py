@@ -83,8 +83,7 @@ async def _answer_once(ctx: StepContext, client: S2lowClient, letter: dict, numb
     if earlier:
         return earlier[0].id, False
     files = ctx.task.envelope.files
-    data = await asyncio.gather(*(asyncio.to_thread(
-        ctx.runtime.store.read_file, ctx.tenant.siren, ref) for ref in files))
+    data = await asyncio.gather(*(ctx.read_file(ref) for ref in files))
     tid = await client.reply_to_prefecture(
         int(letter["id"]), data[0], refuse=meta.refuse, typology=meta.typology,
         pdf_name=files[0].name,

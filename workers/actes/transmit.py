@@ -65,4 +65,4 @@ def _serial(doc_id: str) -> int:
 
 
 async def _read(ctx: StepContext, ref: FileRef) -> bytes:
-    return await asyncio.to_thread(ctx.runtime.store.read_file, ctx.tenant.siren, ref)
+    return await ctx.read_file(ref)

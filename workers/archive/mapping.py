@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from bus.flows import FlowRegistry
 from bus.objectstore import ObjectStore
 from bus.tenants import Tenant
+from connectors.deposit import side_by_side
 from connectors.sae import seda
 from connectors.sae.sip import SipFile
 from schemas.archive import ArchiveOptions, TenantArchiveSettings
@@ -148,13 +149,10 @@ def document_files(env: Envelope, files: list[FileRef], journal: FileRef | None,
     kept, journal_at = {ref.sha256 for ref in files}, len(files)
     refs = [*files, *([journal] if journal else []),
             *(ref for ref in artefacts or [] if ref.sha256 not in kept)]
-    used: set[str] = set()
+    names = side_by_side(PurePosixPath(ref.name).name or f"file-{i}"
+                         for i, ref in enumerate(refs))
     files = []
-    for i, ref in enumerate(refs):
-        name = PurePosixPath(ref.name).name or f"file-{i}"
-        if name in used:
-            name = f"{i}-{name}"
-        used.add(name)
+    for i, (ref, name) in enumerate(zip(refs, names, strict=True)):
         object_id = f"o-{env.id}-journal" if journal and i == journal_at else \
             f"o-{env.id}-{i}"
         files.append(SipFile(

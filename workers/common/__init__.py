@@ -6,6 +6,7 @@ from workers.common import (  # noqa: F401  (each module registers what it defin
     demo,
     demo_signature,
     deposit,
+    document_types,
     noop,
     publish,
     sign,

@@ -11,7 +11,6 @@ signature digest: the journal keeps it with the step-done event.
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 from typing import Any
 
@@ -45,7 +44,7 @@ def files_to_sign(ctx: StepContext) -> list[tuple[int, FileRef]]:
 
 
 async def _read(ctx: StepContext, ref: FileRef) -> bytes:
-    return await asyncio.to_thread(ctx.runtime.store.read_file, ctx.tenant.siren, ref)
+    return await ctx.read_file(ref)
 
 
 # --- local seal -----------------------------------------------------------------------

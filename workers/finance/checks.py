@@ -25,6 +25,10 @@ def load_invoice(runtime: Any, env: Envelope) -> tuple[bytes, InvoiceInfo]:
         raise SubmissionError("files", f"an invoice is exactly one file (Factur-X PDF, UBL, "
                               f"CII or PIVOT XML), {len(env.files)} given")
     ref = env.files[0]
+    bound = runtime.flows.get(env.flow).limits.max_file_bytes
+    if ref.size > bound:  # read whole below: never more than the flow takes
+        raise SubmissionError("files[0]", f"file {ref.name!r} has {ref.size} bytes, flow "
+                              f"{env.flow!r} takes files of at most {bound} bytes")
     data = b"".join(runtime.store.iter_file(env.tenant, ref))
     declared = env.metadata.get("format")
     try:

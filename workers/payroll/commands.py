@@ -50,7 +50,7 @@ def cmd_submit_batch(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         run = check_run(args.source, args.index, runtime.tenants, tenant=args.tenant,
-                        lot_size=args.lot_size)
+                        lot_size=args.lot_size, work_dir=runtime.settings.var_dir / "tmp")
     except RunRejected as exc:
         return _rejected(exc.problems, args.json)
     try:

@@ -17,7 +17,6 @@ import csv
 import hashlib
 import io
 import json
-import shutil
 import tempfile
 import time
 import zipfile
@@ -34,6 +33,7 @@ from bus.intake import SubmissionError
 from bus.objectstore import file_digest
 from bus.sniff import sniff
 from bus.tenants import Tenant, TenantRegistry
+from bus.unzip import ZipRefused, extract_zip
 from schemas.envelope import Envelope, FileRef, FileRole
 from schemas.errors import field_errors
 from schemas.payslip import Channel, PayslipMetadata
@@ -93,29 +93,25 @@ class PayrollRun:
 # --- reading ------------------------------------------------------------------------
 
 
-def _open_source(source: Path) -> tuple[Path, tempfile.TemporaryDirectory | None]:
-    """The folder holding the PDFs (a ZIP is extracted, safely, to a temporary folder)."""
+def _open_source(source: Path, work_dir: Path | None
+                 ) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """The folder holding the PDFs (a ZIP is expanded within bounds under ``work_dir``,
+    the data directory's, else beside the ZIP: never the system's temporary folder)."""
     if source.is_dir():
         return source, None
     if not source.is_file():
         raise RunRejected([Problem(None, str(source), None, "no such folder or ZIP file")])
     if not zipfile.is_zipfile(source):
         raise RunRejected([Problem(None, str(source), None, "not a folder nor a ZIP file")])
-    tmp = tempfile.TemporaryDirectory(prefix="demat-payroll-")
-    root = Path(tmp.name)
-    with zipfile.ZipFile(source) as zf:
-        for info in zf.infolist():
-            target = (root / info.filename).resolve()
-            if not target.is_relative_to(root.resolve()):
-                tmp.cleanup()
-                raise RunRejected([Problem(None, info.filename, None,
-                                           "ZIP member escapes the archive folder")])
-            if info.is_dir():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 1024 * 1024)
-    return root, tmp
+    try:
+        tmp = extract_zip(source, work_dir or source.parent)
+    except ZipRefused as exc:
+        raise RunRejected([Problem(None, exc.member or source.name, None, str(exc))]
+                          ) from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RunRejected([Problem(None, source.name, None, f"unreadable ZIP: {exc}")]
+                          ) from None
+    return Path(tmp.name), tmp
 
 
 def read_index(path: Path) -> list[dict[str, Any]]:
@@ -156,9 +152,11 @@ def read_index(path: Path) -> list[dict[str, Any]]:
 
 
 def check_run(source: Path, index: Path | None, tenants: TenantRegistry, *,
-              tenant: str | None = None, lot_size: int = DEFAULT_LOT_SIZE) -> PayrollRun:
-    """Read and check the whole run; ``RunRejected`` with every problem found."""
-    folder, workdir = _open_source(source)
+              tenant: str | None = None, lot_size: int = DEFAULT_LOT_SIZE,
+              work_dir: Path | None = None) -> PayrollRun:
+    """Read and check the whole run; ``RunRejected`` with every problem found.
+    ``work_dir``: where a ZIP run is expanded (the data directory's ``tmp``)."""
+    folder, workdir = _open_source(source, work_dir)
     try:
         index = index or next((folder / n for n in INDEX_NAMES if (folder / n).exists()), None)
         if index is None:

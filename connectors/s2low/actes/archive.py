@@ -63,17 +63,26 @@ def pack(files: Iterable[ArchiveFile]) -> bytes:
     return gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
 
 
-def unpack(data: bytes, max_files: int = 1000) -> dict[str, bytes]:
-    """Files of a ``.tar.gz`` by name; raises ``ActesError`` on anything but flat files."""
+MAX_UNPACKED = 160 * 1024 * 1024  # an ACTES transmission is at most 150 MB
+
+
+def unpack(data: bytes, max_files: int = 1000, max_bytes: int = MAX_UNPACKED
+           ) -> dict[str, bytes]:
+    """Files of a ``.tar.gz`` by name; raises ``ActesError`` on anything but flat files,
+    a name twice (one would hide the other) or more than ``max_bytes`` in all."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             members = tar.getmembers()
             if len(members) > max_files:
                 raise ActesError(f"archive holds too many files ({len(members)})")
+            if sum(m.size for m in members) > max_bytes:
+                raise ActesError(f"archive expands beyond {max_bytes} bytes")
             out = {}
             for m in members:
                 if not m.isfile() or "/" in m.name or m.name.startswith((".", "-")):
                     raise ActesError(f"archive entry not allowed: {m.name!r}")
+                if m.name in out:
+                    raise ActesError(f"archive holds {m.name!r} twice")
                 out[m.name] = tar.extractfile(m).read()  # type: ignore[union-attr]
             return out
     except (tarfile.TarError, OSError, EOFError) as exc:

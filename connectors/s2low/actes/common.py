@@ -18,6 +18,7 @@ from schemas.acte import (
     ActeNature,
     TenantActesSettings,
 )
+from schemas.safexml import XmlRefused, parse_xml
 from schemas.xmlschemas import load_xsd, xsd_errors
 
 NS = ACTES_NS
@@ -50,9 +51,9 @@ def actes_schema() -> etree.XMLSchema:
 def schema_errors(xml: bytes) -> list[str]:
     """Schema violations of ``xml`` (empty when valid)."""
     try:
-        doc = etree.fromstring(xml, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        return [f"not well-formed: {exc}"]
+        doc = parse_xml(xml, what="ACTES message", remove_blank_text=True)
+    except XmlRefused as exc:
+        return [str(exc)]
     return [str(e) for e in xsd_errors(actes_schema(), doc)]
 
 

@@ -14,7 +14,6 @@ from connectors.s2low.actes.build import (
     REPLY_MESSAGE,
 )
 from connectors.s2low.actes.common import (
-    _PARSER,
     INSEE_NS,
     NS,
     ActesError,
@@ -25,6 +24,7 @@ from schemas.acte import (
     ActeNature,
     Classification,
 )
+from schemas.safexml import XmlRefused, parse_xml
 
 
 class ActeRecu(BaseModel):
@@ -293,9 +293,9 @@ def parse_message(xml: bytes, *, validate: bool = True) -> Any:
     if validate:
         assert_valid(xml)
     try:
-        root = etree.fromstring(xml, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise ActesError(f"not well-formed: {exc}") from exc
+        root = parse_xml(xml, what="ACTES message", remove_blank_text=True)
+    except XmlRefused as exc:
+        raise ActesError(str(exc)) from exc
     qname = etree.QName(root)
     if qname.namespace != NS:
         raise ActesError(f"not an ACTES message: {{{qname.namespace}}}{qname.localname}")
