@@ -23,7 +23,7 @@ from connectors.chorus.samples import (
 )
 from workers.common.demo import DEMO_SIRETS, DEMO_TENANTS, DemoDocument, minimal_pdf
 from workers.finance.demo_pes import demo_pes
-from workers.finance.importer import import_received, import_tenants
+from workers.finance.importer import PRODUCER, import_received, import_tenants
 
 __all__ = ["DEMO_BUYER", "DEMO_SUPPLIER", "DemoInvoice", "Party", "cii_xml", "facturx_pdf",
            "invoice_documents", "pes_documents", "received_invoice_rows", "tenant_party",
@@ -89,7 +89,9 @@ async def received_invoice_rows(client: DematClient, count: int) -> list[dict]:
                     "recipient": login, "name": f"{inv.number}.xml",
                     "file": base64.b64encode(ubl_xml(inv)).decode()})
                 resp.raise_for_status()
-            for r in await import_received(client, siren):
+            async with DematClient(client.runtime.settings, producer_name=PRODUCER) as importer:
+                imported = await import_received(importer, siren)  # the import's own name
+            for r in imported:
                 if not r["duplicate"]:
                     rows.append({"id": r["doc_id"], "flow": "invoice-in", "tenant": siren,
                                  "label": f"facture reçue {r['number']}", "state": "submitted",
