@@ -72,7 +72,9 @@ def _sae(plan: FailurePlan) -> Any:
 
 def _chorus(plan: FailurePlan) -> Any:
     delay = float(os.environ.get("DEMAT_SIM_CHORUS_STEP_DELAY", "0.3"))
-    return ChorusSimulator(step_delay=delay, failures=plan).app
+    # no seeded received invoices: they name a buyer that is none of the tenants (the real
+    # platform delivers an invoice to its buyer only); the demo sends its own
+    return ChorusSimulator(step_delay=delay, failures=plan, seed_received=0).app
 
 
 SIMULATORS: dict[str, Callable[[FailurePlan], Any]] = {

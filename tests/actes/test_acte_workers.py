@@ -36,12 +36,13 @@ from schemas.messages import (
 )
 from tests.conftest import new_database
 from workers.actes.classification import cache_key
+from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
 SIREN = "216900910"
 ACTES = {"departement": "069", "arrondissement": 1, "nature_autorite": "32",
          "return_emails": ["actes@ville.example.fr"], "letter_watch_days": 0.00002}
-PDF = b"%PDF-1.4\n% acte de test\n%%EOF\n"
+PDF = minimal_pdf("acte de test")  # a real PDF: the prefecture takes no other
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ async def _letter_and_answer(runtime: Runtime, sim: S2lowSimulator) -> tuple[str
     assert set(letter["files"]) == kept and any(n.endswith(".pdf") for n in kept)
 
     answer_env = _env(runtime, "acte-followup", {"acte_document": acte.doc_id,
-                                                 "action": "answer"}, b"%PDF-1.4\n% pieces\n")
+                                                 "action": "answer"}, minimal_pdf("pieces"))
     answer = await _drive(runtime, answer_env)
     assert answer.state == DocState.COMPLETED, answer.error
     sent = answer.record("send").output
