@@ -31,14 +31,17 @@ def migrate(url: str) -> None:
 class Database:
     """Thread-safe access to one database (one connection, one lock)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, durable: bool = True) -> None:
+        """``durable=False``: commits do not wait for the WAL flush (records that may be
+        lost in a server crash without harm, such as the door's receipts)."""
         migrate(url)
         self.url = url
+        self.options = "-c TimeZone=UTC" + ("" if durable else " -c synchronous_commit=off")
         self._lock = threading.Lock()
         self._db = self._connect()
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.url, autocommit=True, options="-c TimeZone=UTC")
+        return psycopg.connect(self.url, autocommit=True, options=self.options)
 
     def run(self, work: Callable[[psycopg.Connection], T]) -> T:
         """``work`` on the connection, reconnecting once if the server dropped it (every

@@ -23,6 +23,7 @@ from bus.api.auth import permission
 from bus.api.limits import AuthCache, Limiter
 from bus.api.receipts import Receipts
 from bus.client import DematClient
+from bus.database import Database
 from bus.identity import IdentityStore
 from bus.index import Index
 from bus.intake import SubmissionError
@@ -96,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             AuthCache(settings.api_auth_cache_seconds),
                             Limiter(settings.api_rate, settings.api_burst),
                             Limiter(settings.api_anonymous_rate, settings.api_anonymous_burst),
-                            Receipts(runtime.database), PeopleLogin.configured(settings, oidc))
+                            Receipts(Database(settings.database, durable=False)),
+                            PeopleLogin.configured(settings, oidc))
         pruning = asyncio.create_task(app.state.bus.receipts.prune_forever())
         try:
             yield

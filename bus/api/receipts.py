@@ -2,8 +2,10 @@
 
 ``GET /v1/documents/{id}`` and its artefacts answer from the receipt (state
 ``submitted``) between the ``202`` and the router's first save. Receipts live in the
-bus's database (table ``api_receipts``); the door prunes those whose document has a
-state.
+bus's database (table ``api_receipts``), on a connection of their own whose commits do
+not wait for the disk (a receipt lost in a database crash only makes the document answer
+404 until the router has it; waiting for each flush capped the door at the disk's flush
+rate); the door prunes those whose document has a state.
 """
 
 from __future__ import annotations
