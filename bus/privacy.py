@@ -22,7 +22,14 @@ from bus.crypto import Keyring
 from bus.flows import FlowRegistry
 from schemas.envelope import Envelope
 from schemas.metadata import metadata_model
-from schemas.personal import SEALED, install_sealer, personal_fields, personal_values, scrub
+from schemas.personal import (
+    SEALED,
+    install_sealer,
+    installed_sealer,
+    personal_fields,
+    personal_values,
+    scrub,
+)
 
 log = logging.getLogger("demat.privacy")
 
@@ -100,12 +107,8 @@ class MetadataSealer:
 
 def install_metadata_sealer(keyring: Keyring, flows: Callable[[], FlowRegistry]) -> None:
     """Seal and open envelopes' personal metadata in this process with ``keyring``."""
-    current = _installed[0] if _installed else None
-    if current is None:
-        _installed.append(MetadataSealer(keyring, flows))
-        install_sealer(_installed[0])
-    else:
+    current = installed_sealer()
+    if isinstance(current, MetadataSealer):
         current.add(keyring, flows)
-
-
-_installed: list[MetadataSealer] = []
+    else:
+        install_sealer(MetadataSealer(keyring, flows))

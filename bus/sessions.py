@@ -116,7 +116,7 @@ class SessionStore:
             if parse_date(record["expires_at"]) <= now():
                 self.store.delete_record(key)
             elif login is None or record["login"] == login:
-                found.append({k: v for k, v in record.items() if k not in PRIVATE})
+                found.append(_listed(record))
         return sorted(found, key=lambda r: r["created_at"])
 
     def end(self, ref: str | None = None, login: str | None = None) -> list[dict[str, Any]]:
@@ -127,9 +127,14 @@ class SessionStore:
             record = self.store.get_json(key)
             if record is not None and (record["ref"] == ref or record["login"] == login):
                 self.store.delete_record(key)
-                ended.append({k: v for k, v in record.items() if k not in PRIVATE})
+                ended.append(_listed(record))
         return ended
 
     @staticmethod
     def _key(secret: str) -> str:
         return f"{SESSIONS}{digest(secret)}.json"
+
+
+def _listed(record: dict[str, Any]) -> dict[str, Any]:
+    """A session's record as listings show it: without its CSRF and ID tokens."""
+    return {k: v for k, v in record.items() if k not in PRIVATE}

@@ -112,6 +112,11 @@ def install_sealer(sealer: MetadataSealer) -> None:
     _sealer[:] = [sealer]
 
 
+def installed_sealer() -> MetadataSealer | None:
+    """The sealer this process uses, if one is installed."""
+    return _sealer[0] if _sealer else None
+
+
 def sealed(tenant: str, flow: str, doc_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
     """``metadata`` as written: its personal fields sealed (as is without a sealer: a
     process that is not a bus process, such as a schema tool)."""

@@ -30,11 +30,9 @@ def _places(settings: Settings) -> Iterator[tuple[str, bytes]]:
         for obj in store.client.list_objects(bucket.name, recursive=True):
             yield from _chunks(f"s3://{bucket.name}/{obj.object_name}",
                                store.client.get_object(bucket.name, obj.object_name))
-    for folder in ("s3", "pg"):
-        for path in sorted((settings.var_dir / folder).rglob("*")):
-            if path.is_file():
-                with path.open("rb") as fh:
-                    yield from _chunks(str(path), fh)
+    for path in scanned_paths(settings):
+        with path.open("rb") as fh:
+            yield from _chunks(str(path), fh)
     with psycopg.connect(settings.database) as db:
         tables = [r[0] for r in db.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
@@ -57,6 +55,6 @@ def _chunks(where: str, stream) -> Iterator[tuple[str, bytes]]:  # type: ignore[
 
 
 def scanned_paths(settings: Settings) -> list[Path]:
-    """The files on disk the scan reads (for a test that the scan sees something)."""
-    return [p for folder in ("s3", "pg") for p in (settings.var_dir / folder).rglob("*")
-            if p.is_file()]
+    """The files on disk the scan reads: the object store's and the database's."""
+    return sorted(p for folder in ("s3", "pg") for p in (settings.var_dir / folder).rglob("*")
+                  if p.is_file())

@@ -113,10 +113,13 @@ def forbidden(what: str, tenant: str) -> HTTPException:
 def sees(who: Identity, state: DocumentState, tenants: Any) -> bool:
     """A document is visible to readers of its tenant, and to the producer who sent it."""
     env = state.envelope
-    if env is None:
-        return False
-    return who.may("read", env.tenant, tenants) or (
-        who.may("read-own", env.tenant, tenants) and env.producer == who.producer)
+    return env is not None and may_see(who, env.tenant, env.producer, tenants)
+
+
+def may_see(who: Identity, tenant: str, producer: str, tenants: Any) -> bool:
+    """Whether ``who`` may read a document of ``tenant`` sent by ``producer``."""
+    return who.may("read", tenant, tenants) or (
+        who.may("read-own", tenant, tenants) and producer == who.producer)
 
 
 async def visible_state(request: Request, who: Identity, doc_id: str,

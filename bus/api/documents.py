@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from bus import intake
-from bus.api.auth import bus_of, caller, forbidden, permission, sees, visible_state
+from bus.api.auth import bus_of, caller, forbidden, may_see, permission, sees, visible_state
 from bus.audit.config import key_hasher
 from bus.client import BytesInput, DematClient, FileInput, Input, Receipt
 from bus.export import export_document
@@ -222,13 +222,13 @@ async def status(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
 
 
 async def _pending(request: Request, who: Identity, doc_id: str) -> dict[str, Any] | None:
-    """The door's receipt of a document not routed yet, if the caller may see it."""
+    """The door's receipt of a document not routed yet, if the caller may see it (the
+    rule of ``sees``: a document whose state is hidden from the caller has its receipt
+    hidden alike)."""
     bus = bus_of(request)
     got = await asyncio.to_thread(bus.receipts.get, doc_id)
     tenants = bus.client.runtime.tenants
-    if got is None or await bus.client.status(doc_id) is not None or not (
-            who.may("read", got["tenant"], tenants) or (
-                who.may("read-own", got["tenant"], tenants) and got["producer"] == who.producer)):
+    if got is None or not may_see(who, got["tenant"], got["producer"], tenants):
         return None
     return got
 
