@@ -36,6 +36,7 @@ CHUNK = 1024 * 1024
 BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")  # S3 codes of an absent object
 PART_SIZE = 8 * 1024 * 1024  # multipart uploads hold one part in memory at a time
+SMALL_FILE = 1024 * 1024  # put_bytes writes files up to this size without asking first
 ENC_META = "demat-enc"  # user metadata of an encrypted object: its format
 PLAIN_META = "demat-plain-size"  # ... and its plaintext size
 ENC_FORMAT = "aes-256-gcm-frames-v1"
@@ -183,17 +184,23 @@ class ObjectStore:
         self, tenant: str, data: bytes, *, name: str, role: FileRole = FileRole.MAIN,
         media_type: str | None = None, encrypt: bool = False, unique: bool = False,
     ) -> FileRef:
-        """Store a small in-memory file (artefacts, generated messages).
+        """Store a small in-memory file (artefacts, generated messages, small uploads).
 
-        ``unique``: the content is specific to one document (it names it, or carries a
-        fresh signature), so no other document can have stored it, encrypted or not: it
-        is written without asking the store first.
+        A file of at most ``SMALL_FILE`` bytes is written without asking the store
+        whether it has it (one call, not two), and encrypted whatever ``encrypt`` says:
+        rewriting it can then never turn an encrypted copy (of a flow that encrypts)
+        into a clear one. ``unique``: the content is specific to one document (it names
+        it, or carries a fresh signature), so no other document can have stored it: it
+        is written at once, encrypted as ``encrypt`` says, whatever its size.
         """
         sha = hashlib.sha256(data).hexdigest()
         ref = FileRef(sha256=sha, size=len(data), media_type=media_type or sniff(data[:HEAD_SIZE]),
                       role=role, name=name)
-        if unique or self._needs_upload(tenant, sha, len(data), encrypt):
-            self._upload(tenant, ref, io.BytesIO(data), encrypt)
+        if not unique and len(data) <= SMALL_FILE:
+            encrypt = True
+        elif not unique and not self._needs_upload(tenant, sha, len(data), encrypt):
+            return ref
+        self._upload(tenant, ref, io.BytesIO(data), encrypt)
         return ref
 
     def put_stream(self, tenant: str, ref: FileRef, stream: IO[bytes], *,

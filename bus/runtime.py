@@ -18,6 +18,7 @@ from bus.idempotency import IdempotencyKeys
 from bus.objectstore import ObjectStore
 from bus.plugins import Registry, load_plugins
 from bus.privacy import install_metadata_sealer
+from bus.receipts import Receipts
 from bus.settings import Settings, get_settings
 from bus.state import StateStore
 from bus.tenants import TenantRegistry
@@ -69,6 +70,11 @@ class Runtime:
         """Documents' states, read as they are stored (no cache: only the router, which
         writes them, may cache them)."""
         return StateStore(self.database, self.store, cache_size=0)
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        """The door's receipts, on connections whose commits do not wait for the disk."""
+        return Receipts(Database(self.settings.database, durable=False))
 
     @cached_property
     def keys(self) -> IdempotencyKeys:

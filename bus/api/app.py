@@ -21,9 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bus.api import audit, deadletters, documents, login, push, registry, uploads
 from bus.api.auth import permission
 from bus.api.limits import AuthCache, Limiter
-from bus.api.receipts import Receipts
 from bus.client import DematClient
-from bus.database import Database
 from bus.identity import IdentityStore
 from bus.index import Index
 from bus.intake import SubmissionError
@@ -31,6 +29,7 @@ from bus.login import PeopleLogin
 from bus.oidc import OidcVerifier
 from bus.operator import DeadLetterDesk
 from bus.plugins import load_plugins
+from bus.receipts import Receipts
 from bus.sessions import SessionStore
 from bus.settings import Settings, get_settings
 from schemas.errors import field_path
@@ -97,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             AuthCache(settings.api_auth_cache_seconds),
                             Limiter(settings.api_rate, settings.api_burst),
                             Limiter(settings.api_anonymous_rate, settings.api_anonymous_burst),
-                            Receipts(Database(settings.database, durable=False)),
+                            runtime.receipts,
                             PeopleLogin.configured(settings, oidc))
         pruning = asyncio.create_task(app.state.bus.receipts.prune_forever())
         try:

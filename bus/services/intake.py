@@ -21,12 +21,14 @@ BATCH_WAIT_MS = 5  # and waits at most this for a batch when idle
 log = logging.getLogger("demat.intake")
 
 
-async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
-    """Decide whether a submission starts; the verdict goes to the router. An unexpected
-    exception refuses that submission, naming it; only infrastructure errors raise (the
-    batch is read again)."""
+async def admit(runtime: Runtime, sub: SubmitMessage,
+                stored: set[tuple[str, int]] | None = None) -> Accepted | Refused:
+    """Decide whether a submission starts; the verdict goes to the router. ``stored``:
+    the (sha256, size) of the files the door's receipt of this document lists (those are
+    in the object store). An unexpected exception refuses that submission, naming it;
+    only infrastructure errors raise (the batch is read again)."""
     try:
-        return await _verdict(runtime, sub)
+        return await _verdict(runtime, sub, stored or set())
     except Exception as exc:
         if is_transient(exc):
             raise
@@ -35,11 +37,13 @@ async def admit(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
         return Refused(doc_id=env.id, envelope=env, error=failure_info(exc))
 
 
-async def _verdict(runtime: Runtime, sub: SubmitMessage) -> Accepted | Refused:
+async def _verdict(runtime: Runtime, sub: SubmitMessage, stored: set[tuple[str, int]]
+                   ) -> Accepted | Refused:
     env = sub.envelope
     try:
         intake.check_envelope(env, runtime.flows, runtime.tenants)
-        await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
+        if not {(ref.sha256, ref.size) for ref in env.files} <= stored:
+            await asyncio.to_thread(intake.check_stored_files, env, runtime.store)
         await intake.check_flow(runtime, env)
         first = await asyncio.to_thread(runtime.keys.claim, env)
     except intake.SubmissionError as exc:
@@ -64,7 +68,10 @@ def register_intake(broker: KafkaBroker, runtime: Runtime) -> None:
                 if (sub := await decode_or_dead_letter(
                     broker, topics, rec.value, record_source(rec),
                     SubmitMessage.model_validate_json)) is not None]
-        verdicts = await asyncio.gather(*(admit(runtime, sub) for sub in subs))
+        stored = await asyncio.to_thread(runtime.receipts.stored_files,
+                                         [sub.envelope.id for sub in subs])
+        verdicts = await asyncio.gather(*(admit(runtime, sub, stored.get(sub.envelope.id))
+                                          for sub in subs))
         sends = [await broker.publish(encode(v), topics.router, key=v.doc_id.encode(),
                                       no_confirm=True) for v in verdicts]
         await asyncio.gather(*sends)

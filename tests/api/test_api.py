@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bus.api.receipts import Receipts
 from bus.dev.launcher import wait_until
 from bus.identity import ROLES, IdentityStore
+from bus.receipts import Receipts
 from bus.runtime import Runtime
 from bus.sessions import SessionStore
 from bus.settings import Settings

@@ -1,7 +1,9 @@
 """The door's receipt of each document it accepted, until the router has the document.
 
 ``GET /v1/documents/{id}`` and its artefacts answer from the receipt (state
-``submitted``) between the ``202`` and the router's first save. Receipts live in the
+``submitted``) between the ``202`` and the router's first save, and intake takes the
+files a receipt lists as stored (the door stored them; only the bus writes its
+database), without asking the object store again. Receipts live in the
 bus's database (table ``api_receipts``), on a connection of their own whose commits do
 not wait for the disk (a receipt lost in a database crash only makes the document answer
 404 until the router has it; waiting for each flush capped the door at the disk's flush
@@ -42,6 +44,15 @@ class Receipts:
         row = self.db.run(lambda db: db.execute(
             "SELECT record FROM api_receipts WHERE doc_id = %s", (doc_id,)).fetchone())
         return None if row is None else json.loads(row[0])
+
+    def stored_files(self, doc_ids: list[str]) -> dict[str, set[tuple[str, int]]]:
+        """The (sha256, size) of the files each of ``doc_ids`` that has a receipt was
+        submitted with (one query)."""
+        rows = self.db.run(lambda db: db.execute(
+            "SELECT doc_id, record FROM api_receipts WHERE doc_id = ANY(%s)",
+            (doc_ids,)).fetchall()) if doc_ids else []
+        return {doc_id: {(f["sha256"], f["size"]) for f in json.loads(record)["files"]}
+                for doc_id, record in rows}
 
     def drop(self, doc_id: str) -> None:
         self.db.run(lambda db: db.execute("DELETE FROM api_receipts WHERE doc_id = %s",
