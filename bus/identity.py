@@ -1,8 +1,9 @@
 """Who calls the bus: local users with roles per tenant, and their API tokens.
 
-Users and tokens are JSON records in the object store (``identity/``), shared by every
-API node. A token's secret is shown once; only its SHA-256 is stored (the secret holds
-32 random bytes, so a plain digest is enough: there is nothing to brute-force).
+Users and tokens are JSON records in the bus's database (``bus.identity_records``),
+shared by every API node. A token's secret is shown once; only its SHA-256 is stored
+(the secret holds 32 random bytes, so a plain digest is enough: there is nothing to
+brute-force).
 Roles granted on a tenant reach every tenant below it in the entity tree
 (``Tenant.parent``: a syndicate's admin administers its member cities).
 """
@@ -20,14 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bus.objectstore import ObjectStore
+from bus.identity_records import DatabaseIdentities, IdentityRecords
 from bus.oidc import OidcError, OidcVerifier
 from bus.tenants import TenantRegistry
 from schemas.envelope import Envelope
 from schemas.text import bad_character
 
-USERS = "identity/users/"
-TOKENS = "identity/tokens/"
 PREFIX = "dmt_"
 ROLES: dict[str, frozenset[str]] = {
     "producer": frozenset({"submit", "read-own"}),
@@ -117,23 +116,31 @@ def parse_date(value: str, field: str = "expires") -> datetime:
 
 
 class IdentityStore:
-    """Users and tokens in the object store."""
+    """Users and tokens, and the identity a bearer secret stands for."""
 
-    def __init__(self, store: ObjectStore, tenants: TenantRegistry,
+    def __init__(self, records: IdentityRecords, tenants: TenantRegistry,
                  oidc: OidcVerifier | None = None) -> None:
-        self.store = store
+        self.records = records
         self.tenants = tenants
         self.oidc = oidc  # the provider whose access tokens also authenticate callers
+
+    @classmethod
+    def of(cls, runtime: Any, oidc: OidcVerifier | None = None) -> IdentityStore:
+        """The bus's identities (in its database; an older bus's object-store records are
+        imported the first time)."""
+        records = DatabaseIdentities(runtime.database)
+        records.import_legacy(runtime.store)
+        return cls(records, runtime.tenants, oidc)
 
     # --- users -----------------------------------------------------------------
 
     def user(self, login: str) -> dict[str, Any] | None:
         if not LOGIN.fullmatch(login):
             return None
-        return self.store.get_json(f"{USERS}{login}.json")
+        return self.records.user(login)
 
     def users(self) -> list[dict[str, Any]]:
-        return [u for k in self.store.list_keys(USERS) if (u := self.store.get_json(k))]
+        return self.records.users()
 
     def add_user(self, login: str, tenant: str, role: str) -> dict[str, Any]:
         """Create ``login`` (if new) and grant it ``role`` on ``tenant``."""
@@ -148,7 +155,7 @@ class IdentityStore:
                                     "created_at": now().isoformat()}
         roles = set(user["roles"].get(tenant, [])) | {role}
         user["roles"][tenant] = sorted(roles)
-        self.store.put_json(f"{USERS}{login}.json", user)
+        self.records.put_user(user)
         return user
 
     # --- tokens ----------------------------------------------------------------
@@ -176,17 +183,16 @@ class IdentityStore:
                   "created_at": now().isoformat(),
                   "expires_at": expires.isoformat() if expires else None,
                   "revoked_at": None, "tenants": tenants, "roles": roles}
-        self.store.put_json(f"{TOKENS}{token_id}.json", record)
+        self.records.put_token(record)
         return secret, record
 
     def token(self, token_id: str) -> dict[str, Any] | None:
         if not re.fullmatch(r"[0-9a-f]{16}", token_id):
             return None
-        return self.store.get_json(f"{TOKENS}{token_id}.json")
+        return self.records.token(token_id)
 
     def tokens(self, login: str | None = None) -> list[dict[str, Any]]:
-        found = [t for k in self.store.list_keys(TOKENS) if (t := self.store.get_json(k))]
-        return [public(t) for t in found if login is None or t["login"] == login]
+        return [public(t) for t in self.records.tokens() if login is None or t["login"] == login]
 
     def revoke(self, token_id: str) -> dict[str, Any]:
         record = self.token(token_id)
@@ -194,7 +200,7 @@ class IdentityStore:
             raise IdentityError("id", f"no token {token_id!r}")
         if record["revoked_at"] is None:
             record["revoked_at"] = now().isoformat()
-            self.store.put_json(f"{TOKENS}{token_id}.json", record)
+            self.records.put_token(record)
         return public(record)
 
     def authenticate(self, secret: str | None) -> Identity:
@@ -204,7 +210,7 @@ class IdentityStore:
         match = _TOKEN.fullmatch(secret)
         if match is None and self.oidc is not None and secret.count(".") == 2:
             return self._from_provider(secret)
-        record = self.token(match.group(1)) if match else None
+        record, user = self.records.token_and_user(match.group(1)) if match else (None, None)
         if record is None or not hmac.compare_digest(record["hash"], digest(secret)):
             raise Unauthenticated("unknown token")
         if record["revoked_at"]:
@@ -212,7 +218,6 @@ class IdentityStore:
         expires = parse_date(record["expires_at"]) if record["expires_at"] else None
         if expires is not None and expires <= now():
             raise Unauthenticated(f"token {record['id']} expired")
-        user = self.user(record["login"])
         if user is None:
             raise Unauthenticated(f"user {record['login']} no longer exists")
         return Identity(record["login"], record["id"], narrow(user["roles"], record), expires)
@@ -272,4 +277,4 @@ def cli_actor(ids: IdentityStore) -> str:
 
 def cli_submitter(runtime: Any) -> str:
     """Who a CLI submission on ``runtime``'s bus is journaled as (``cli_actor``)."""
-    return cli_actor(IdentityStore(runtime.store, runtime.tenants))
+    return cli_actor(IdentityStore.of(runtime))

@@ -1,6 +1,6 @@
 """People's sessions after an OpenID Connect login, and the logins under way.
 
-Both are JSON records in the object store (``identity/``), like API tokens, so every API
+Both are JSON records in the object store (``identity/``), so every API
 node sees them. The browser holds only random secrets: the session cookie's, and the
 ``state`` of a login under way; records are keyed by their SHA-256, so whoever reads the
 store cannot replay them. A login record is taken once (read, then deleted) when the

@@ -69,13 +69,12 @@ def test_a_provider_that_is_not_the_issuer_is_refused(issuer: str) -> None:
 
 def test_the_provider_authenticates_and_the_bus_authorises(issuer: str) -> None:
     from bus.identity import IdentityStore, Unauthenticated
+    from bus.identity_records import MemoryIdentities
     from bus.tenants import Tenant, TenantRegistry
-    from tests.api.test_identity import MemoryStore
 
     tenants = TenantRegistry([Tenant(siren="214502494", name="A"),
                               Tenant(siren="216900910", name="B")])
-    ids = IdentityStore(MemoryStore(), tenants,  # type: ignore[arg-type]
-                        OidcVerifier(issuer, AUDIENCE))
+    ids = IdentityStore(MemoryIdentities(), tenants, OidcVerifier(issuer, AUDIENCE))
     token = _token(issuer).json()["access_token"]
     with pytest.raises(Unauthenticated, match="has no user on this bus"):
         ids.authenticate(token)  # authenticated by the provider, unknown to the bus
@@ -85,4 +84,4 @@ def test_the_provider_authenticates_and_the_bus_authorises(issuer: str) -> None:
     assert who.may("submit", "214502494", tenants)
     assert not who.may("submit", "216900910", tenants)
     with pytest.raises(Unauthenticated, match="not for this API"):
-        IdentityStore(ids.store, tenants, OidcVerifier(issuer, "urn:x")).authenticate(token)
+        IdentityStore(ids.records, tenants, OidcVerifier(issuer, "urn:x")).authenticate(token)

@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience) \
             if settings.oidc_issuer else None
         index = Index(settings.database)
-        app.state.bus = Bus(client, index, IdentityStore(runtime.store, runtime.tenants, oidc),
+        app.state.bus = Bus(client, index, IdentityStore.of(runtime, oidc),
                             SessionStore(runtime.store,
                                          timedelta(minutes=settings.oidc_session_minutes)),
                             DeadLetterDesk(runtime, index),

@@ -58,7 +58,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 def acting_identity(desk: DeadLetterDesk, letters: list[dict[str, Any]], permission: str) -> str:
     """The acting identity (``DEMAT_TOKEN``, else the OS user); a token must hold
     ``permission`` on every letter's tenant (``bus.operator.may_act``)."""
-    ids = IdentityStore(desk.runtime.store, desk.runtime.tenants)
+    ids = IdentityStore.of(desk.runtime)
     actor = cli_actor(ids)
     who = ids.authenticate(os.environ["DEMAT_TOKEN"]) if os.environ.get("DEMAT_TOKEN") else None
     for letter in letters if who else ():

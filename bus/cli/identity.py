@@ -82,7 +82,7 @@ def _sessions() -> SessionStore:
 
 def _ids() -> IdentityStore:
     runtime = Runtime()
-    return IdentityStore(runtime.store, runtime.tenants)
+    return IdentityStore.of(runtime)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

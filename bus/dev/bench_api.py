@@ -81,7 +81,7 @@ async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
 async def _tokens(ctx: BenchContext, clients: int) -> list[str]:
     """A producer user of the bench tenant with one token per client."""
     runtime = Runtime(ctx.settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     login = f"bench-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(ids.add_user, login, TENANT, "producer")
     made = await asyncio.gather(*(asyncio.to_thread(ids.create_token, login, name=f"bench-{c}")

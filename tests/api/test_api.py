@@ -43,7 +43,7 @@ REFUSED_WHEN_ALLOWED = {"/v1/actes/{doc_id}/reply": (422, "metadata.letter_id")}
 def tokens(settings: Settings) -> dict[str, str]:
     """One token per case, on the session stack's object store."""
     runtime = Runtime(settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     tag = uuid.uuid4().hex[:6]
     grants = {"producer": (CITY_A, "producer"), "producer2": (CITY_A, "producer"),
               "operator": (CITY_A, "operator"), "archivist": (CITY_A, "archivist"),
@@ -58,7 +58,7 @@ def tokens(settings: Settings) -> dict[str, str]:
     found["expired"], record = ids.create_token(
         f"admin-{tag}", expires=datetime.now(UTC) + timedelta(hours=1))
     record["expires_at"] = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    runtime.store.put_json(f"identity/tokens/{record['id']}.json", record)
+    ids.records.put_token(record)
     return found
 
 
@@ -365,7 +365,7 @@ def test_without_oidc_the_login_says_what_to_configure(http: httpx.Client, setti
         got = http.request(method, path)
         assert got.status_code == 501 and got.json()["error"]["field"] == "DEMAT_OIDC_CLIENT_ID"
     runtime = Runtime(settings)  # a session record, as a login would leave: not a door here
-    login = IdentityStore(runtime.store, runtime.tenants).authenticate(tokens["admin"]).login
+    login = IdentityStore.of(runtime).authenticate(tokens["admin"]).login
     secret, _ = SessionStore(runtime.store, timedelta(hours=1)).open(login, {}, "")
     got = http.get("/v1/auth/me", headers={"Cookie": f"demat_session={secret}"})
     assert got.status_code == 401 and got.json()["error"]["field"] == "Authorization"
@@ -379,7 +379,7 @@ def test_a_document_not_routed_yet_answers_submitted_to_those_who_may_see_it(
     """Between the 202 and the router's first write, the API's receipt answers
     ``submitted`` — within the same isolation as the document's state."""
     runtime = Runtime(settings)
-    producer = IdentityStore(runtime.store, runtime.tenants).authenticate(tokens["producer"])
+    producer = IdentityStore.of(runtime).authenticate(tokens["producer"])
     doc_id = f"01pending-{uuid.uuid4().hex[:12]}"  # no state: the bus never saw it
     file = FileRef(sha256="c" * 64, size=3, name="courrier.pdf", media_type="application/pdf")
     receipts = Receipts(runtime.database)

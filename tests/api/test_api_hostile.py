@@ -34,7 +34,7 @@ CASES = {c.id: c for c in load_cases()}
 @pytest.fixture(scope="module")
 def producer(settings: Settings) -> str:
     runtime = Runtime(settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     login = f"hostile-{uuid.uuid4().hex[:6]}"
     ids.add_user(login, CITY_A, "producer")
     return ids.create_token(login, name="hostile")[0]

@@ -33,7 +33,7 @@ def limited(bus_env: dict[str, str], var_dir: Path) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def ids(settings: Settings) -> IdentityStore:
     runtime = Runtime(settings)
-    return IdentityStore(runtime.store, runtime.tenants)
+    return IdentityStore.of(runtime)
 
 
 def _token(ids: IdentityStore) -> tuple[str, str]:

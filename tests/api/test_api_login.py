@@ -73,7 +73,7 @@ def api(bus_env: dict[str, str], var_dir: Path, issuer: str, ports: dict[str, in
 def people(settings: Settings) -> dict[str, Any]:
     """Alice reads and submits in city A, Bob reads in city B; a producer token each."""
     runtime = Runtime(settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     for login, tenant in ((ALICE, CITY_A), (BOB, CITY_B)):
         ids.add_user(login, tenant, "operator")
         ids.add_user(login, tenant, "producer")

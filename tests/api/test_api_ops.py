@@ -35,7 +35,7 @@ CITY_A, CITY_B = "216900910", "214502494"
 def who(settings: Settings) -> dict[str, dict[str, str]]:
     """Per case: a token and the actor the journal names for it."""
     runtime = Runtime(settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     tag = uuid.uuid4().hex[:6]
     found = {}
     for case, tenant, role in (("producer", CITY_A, "producer"), ("operator", CITY_A, "operator"),

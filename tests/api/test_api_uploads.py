@@ -36,7 +36,7 @@ def served(bus_env: dict[str, str], var_dir: Path) -> Iterator[tuple[str, int]]:
 @pytest.fixture(scope="module")
 def token(settings: Settings, services) -> str:  # type: ignore[no-untyped-def]
     runtime = Runtime(settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     login = f"uploader-{uuid.uuid4().hex[:6]}"
     ids.add_user(login, CITY, "producer")
     return ids.create_token(login, name="uploads")[0]

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from bus.database import Database
 from bus.identity import Identity, IdentityError, IdentityStore, Unauthenticated, narrow
+from bus.identity_records import DatabaseIdentities, MemoryIdentities
 from bus.operator import may_act
 from bus.tenants import Tenant, TenantRegistry
 
@@ -43,15 +45,19 @@ def tenants() -> TenantRegistry:
         Tenant(siren=OTHER, name="Elsewhere")])
 
 
-@pytest.fixture()
-def ids(tenants: TenantRegistry) -> IdentityStore:
-    return IdentityStore(MemoryStore(), tenants)  # type: ignore[arg-type]
+@pytest.fixture(params=["memory", "database"])
+def ids(request: pytest.FixtureRequest, tenants: TenantRegistry) -> IdentityStore:
+    """The identity store on its unit-test double and on a real PostgreSQL database."""
+    if request.param == "memory":
+        return IdentityStore(MemoryIdentities(), tenants)
+    url = request.getfixturevalue("pg_url")
+    return IdentityStore(DatabaseIdentities(Database(url)), tenants)
 
 
 def test_the_secret_is_stored_only_as_its_sha256(ids: IdentityStore) -> None:
     ids.add_user("alice", CITY_A, "producer")
     secret, record = ids.create_token("alice", name="payroll")
-    stored = ids.store.records[f"identity/tokens/{record['id']}.json"].decode()  # type: ignore[attr-defined]
+    stored = json.dumps(ids.records.token(record["id"]))
     assert secret not in stored and secret.split(".")[1] not in stored
     assert json.loads(stored)["hash"] == hashlib.sha256(secret.encode()).hexdigest()
     assert "hash" not in ids.tokens()[0]
@@ -69,7 +75,7 @@ def test_unknown_tampered_expired_and_revoked_tokens_are_refused(ids: IdentitySt
     soon, rec = ids.create_token("alice", expires=datetime.now(UTC) + timedelta(hours=1))
     assert ids.authenticate(soon).login == "alice"
     rec["expires_at"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    ids.store.put_json(f"identity/tokens/{rec['id']}.json", rec)
+    ids.records.put_token(rec)
     with pytest.raises(Unauthenticated, match="expired"):
         ids.authenticate(soon)
     ids.revoke(record["id"])
@@ -165,3 +171,21 @@ def test_a_token_name_is_one_line(ids: IdentityStore) -> None:
             ids.create_token("eve", name=name)
         assert refused.value.field == "name"
     assert ids.create_token("eve", name="intégration continue")[1]["name"]
+
+
+def test_an_older_bus_s_object_store_identities_are_imported_once(
+        pg_url: str, tenants: TenantRegistry) -> None:
+    legacy = MemoryStore()
+    old = IdentityStore(MemoryIdentities(), tenants)
+    old.add_user("alice", CITY_A, "producer")
+    secret, record = old.create_token("alice", name="payroll")
+    legacy.put_json("identity/users/alice.json", old.user("alice"))
+    legacy.put_json(f"identity/tokens/{record['id']}.json", old.records.token(record["id"]))
+    records = DatabaseIdentities(Database(pg_url))
+    assert records.import_legacy(legacy) == 2  # type: ignore[arg-type]
+    ids = IdentityStore(records, tenants)
+    assert ids.authenticate(secret).login == "alice"
+    ids.revoke(record["id"])
+    assert records.import_legacy(legacy) == 0  # type: ignore[arg-type]  # the database has its own now
+    with pytest.raises(Unauthenticated, match="revoked"):
+        ids.authenticate(secret)

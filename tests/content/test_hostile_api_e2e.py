@@ -23,7 +23,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 @pytest.fixture(scope="module")
 def http(api: str, settings: Settings, services) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
     runtime = Runtime(settings)
-    ids = IdentityStore(runtime.store, runtime.tenants)
+    ids = IdentityStore.of(runtime)
     login = f"hostile-{uuid.uuid4().hex[:6]}"
     ids.add_user(login, CITY, "producer")
     token = ids.create_token(login, name="hostile")[0]
