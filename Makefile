@@ -30,7 +30,7 @@ demo: $(STAMP)
 
 test: $(STAMP) $(OIDC)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 
 bench: $(STAMP)
 	$(BIN)/demat bench
