@@ -103,6 +103,8 @@ def test_an_upload_for_a_flow_is_bounded_by_its_limits(served, token: str, flow:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.session_last  # the tests that read every stored object (audit verify, the
+# privacy scan) would each read its 2 GB again
 def test_a_2_gb_file_goes_through_with_the_api_memory_flat(served, token: str) -> None:
     url, pid = served
     chunk_mb, total_mb = 64, 2048

@@ -46,24 +46,28 @@ def _wait_sealed(settings: Settings, timeout: float = 150) -> dict:
         time.sleep(2)
 
 
-def _flip(client, bucket: str, key: str, at: int) -> bytes:
-    """Flip one bit of one byte of an object; return the original content."""
+def _flip(client, bucket: str, key: str, at: int) -> tuple[bytes, dict[str, str]]:
+    """Flip one bit of one byte of an object (its metadata kept: an encrypted file stays
+    one); return the original content and metadata."""
     from io import BytesIO
 
     resp = client.get_object(bucket, key)
     original = resp.read()
+    meta = {k[len("x-amz-meta-"):]: v for k, v in resp.headers.items()
+            if k.lower().startswith("x-amz-meta-")}
     resp.close()
     resp.release_conn()
     data = bytearray(original)
     data[at % len(data)] ^= 0x01
-    client.put_object(bucket, key, BytesIO(bytes(data)), len(data))
-    return original
+    client.put_object(bucket, key, BytesIO(bytes(data)), len(data), metadata=meta)
+    return original, meta
 
 
-def _put(client, bucket: str, key: str, data: bytes) -> None:
+def _put(client, bucket: str, key: str, saved: tuple[bytes, dict[str, str]]) -> None:
     from io import BytesIO
 
-    client.put_object(bucket, key, BytesIO(data), len(data))
+    data, meta = saved
+    client.put_object(bucket, key, BytesIO(data), len(data), metadata=meta)
 
 
 def _problems_at(report: dict, text: str) -> list[dict]:
