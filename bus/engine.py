@@ -19,6 +19,7 @@ from schemas.flow import FlowDefinition, StepDefinition
 from schemas.messages import (
     Accepted,
     Artefact,
+    ChainedStep,
     ConfigurationLoaded,
     DeadLetter,
     DocState,
@@ -32,6 +33,7 @@ from schemas.messages import (
     StepDone,
     StepFailed,
     StepRecord,
+    StepResults,
     StepTask,
     StepWaiting,
     Wake,
@@ -47,13 +49,33 @@ def step_task(state: DocumentState, step: StepDefinition, task_id: str) -> StepT
     return StepTask(
         task_id=task_id, doc_id=state.doc_id, step=step.name, kind=step.kind,
         attempt=rec.attempts, envelope=state.envelope, outputs=state.outputs(),
-        progress=rec.progress, idempotency_key=rec.idempotency_key,
+        progress=rec.progress, idempotency_key=rec.idempotency_key or "",
+        then=list(state.chained),
     )
 
 
 def _artefacts(artefacts: list[Artefact]) -> dict:
     """The journal detail naming a result's artefacts (so the journal lists every one)."""
     return {"artefacts": [a.file.model_dump(mode="json") for a in artefacts]} if artefacts else {}
+
+
+def _take_chained(state: DocumentState, name: str) -> ChainedStep | None:
+    """The next chained step if it is ``name`` (then off the chain); else the chain is
+    dropped (nothing runs it any more)."""
+    if state.chained and state.chained[0].step == name:
+        return state.chained.pop(0)
+    state.chained = []
+    return None
+
+
+def _sent(out: Transition, ran: set[str]) -> Transition:
+    """Send the held task of a chained step entered, unless its result came in ``ran``
+    (the results applied): the worker stopped before it."""
+    held, out.held = out.held, None
+    if held is not None and held.task_id not in ran \
+            and out.state.current_task == held.task_id:
+        out.tasks.append(held)
+    return out
 
 
 @dataclass
@@ -66,17 +88,32 @@ class Transition:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)  # task_id -> seconds
     changed: bool = True
+    held: StepTask | None = None  # the chained step entered: its worker already runs it
+
+    def merge(self, other: Transition) -> None:
+        """Add what ``other`` (a later transition of the same document) emits."""
+        self.state = other.state
+        self.tasks += other.tasks
+        self.events += other.events
+        self.dead_letters += other.dead_letters
+        self.delays |= other.delays
+        self.changed = self.changed or other.changed
+        self.held = other.held
 
 
 class FlowEngine:
     """Decides every document's next step from its flow definition."""
 
     def __init__(self, flows: FlowRegistry, tenants: TenantRegistry,
-                 rng: random.Random | None = None, key_hasher: KeyHasher | None = None) -> None:
+                 rng: random.Random | None = None, key_hasher: KeyHasher | None = None,
+                 chainable: frozenset[str] = frozenset()) -> None:
+        """``chainable``: the step kinds a worker may run right after the step before them
+        in one task (``@step(..., chainable=True)``): consecutive ones are issued together."""
         self.flows = flows
         self.tenants = tenants
         self.rng = rng or random.Random()
         self.key_hasher = key_hasher  # personal search keys; without it they are left out
+        self.chainable = chainable
 
     # --- entry points ---------------------------------------------------------
 
@@ -107,6 +144,24 @@ class FlowEngine:
         return out
 
     def on_step_done(self, state: DocumentState | None, msg: StepDone) -> Transition:
+        return _sent(self._done(state, msg), ran=set())
+
+    def on_step_results(self, state: DocumentState | None, msg: StepResults) -> Transition:
+        """A task's result and those of the steps chained after it, applied in order as
+        if they had come one by one; a chained step entered but not run (its worker
+        stopped before it) gets its task now."""
+        out = self._stale(state)
+        for result in msg.results:
+            match result:
+                case StepDone():
+                    out.merge(self._done(out.state if state else None, result))
+                case StepFailed():
+                    out.merge(self.on_step_failed(out.state if state else None, result))
+                case StepWaiting():
+                    out.merge(self.on_step_waiting(out.state if state else None, result))
+        return _sent(out, ran={r.task_id for r in msg.results})
+
+    def _done(self, state: DocumentState | None, msg: StepDone) -> Transition:
         if state is None or state.current_task != msg.task_id:
             return self._stale(state)
         rec = state.record(msg.step)
@@ -263,6 +318,7 @@ class FlowEngine:
         rec.status, rec.finished_at, rec.error = "failed", utcnow(), error
         state.state, state.error = DocState.REJECTED, error
         state.current_step = state.current_task = None
+        state.chained = []
         self._event(out, "rejected", step=step.name,
                     detail={"reason": error.message, "error": error.model_dump(mode="json")})
 
@@ -274,6 +330,7 @@ class FlowEngine:
         rec.status, rec.finished_at, rec.error = "failed", utcnow(), error
         state.state, state.error = DocState.ERROR, error
         state.current_step = state.current_task = None
+        state.chained = []
         env = state.envelope
         letter = DeadLetter(
             doc_id=state.doc_id, tenant=env.tenant if env else None,
@@ -300,13 +357,14 @@ class FlowEngine:
             step = flow.step(name)
             skip = self._skip_reason(step, state, tenant.settings, set(tenant.connectors))
             if skip is None:
-                self._dispatch(out, step)
+                self._dispatch(out, step, chained=_take_chained(state, step.name))
                 return
             rec = state.record(step.name)
             rec.status, rec.finished_at = "skipped", utcnow()
             self._event(out, "step-skipped", step=step.name, detail={"reason": skip})
             name = flow.successor(name)
         state.state, state.current_step, state.current_task = DocState.COMPLETED, None, None
+        state.chained = []
         self._event(out, "completed")
 
     @staticmethod
@@ -321,8 +379,10 @@ class FlowEngine:
         return None
 
     def _dispatch(self, out: Transition, step: StepDefinition, *, delay: float = 0.0,
-                  poll: bool = False) -> None:
-        """Issue the next task of ``step`` (after ``delay`` seconds through a delay topic)."""
+                  poll: bool = False, chained: ChainedStep | None = None) -> None:
+        """Issue the next task of ``step`` (after ``delay`` seconds through a delay topic),
+        with the chainable steps after it; ``chained``: ``step`` was issued with the
+        task before, whose worker runs it (its task is only held, see ``_sent``)."""
         state = out.state
         assert state.envelope is not None
         rec = state.record(step.name)
@@ -331,20 +391,53 @@ class FlowEngine:
             rec.attempts += 1
         rec.started_at = rec.started_at or utcnow()
         rec.idempotency_key = f"{state.doc_id}/{step.name}"
-        state.tasks_issued += 1
-        task = step_task(state, step, f"{state.doc_id}/t{state.tasks_issued}")
+        if chained is None:
+            state.tasks_issued += 1
+            task_id = f"{state.doc_id}/t{state.tasks_issued}"
+            state.chained = [] if poll else self._chain_after(state, step)
+        else:
+            task_id = chained.task_id
+        task = step_task(state, step, task_id)
         rec.task_id = task.task_id
         state.current_step, state.current_task = step.name, task.task_id
         if not poll:
             state.state = DocState.RUNNING
-        out.tasks.append(task)
+        if chained is None:
+            out.tasks.append(task)
+        else:
+            out.held = task
         if delay > 0:
             out.delays[task.task_id] = delay
         if poll:  # polls are not journaled one by one
             return
         self._event(out, "step-started", step=step.name,
                     detail={"task_id": task.task_id, "attempt": rec.attempts,
-                            "delay_s": round(delay, 3)})
+                            "delay_s": round(delay, 3)} | ({"chained": True} if chained else {}))
+
+    def _chain_after(self, state: DocumentState, step: StepDefinition) -> list[ChainedStep]:
+        """The chainable steps after ``step`` up to the first that is not (steps skipped
+        in between stay skipped), each with the task it will have."""
+        if step.kind not in self.chainable:
+            return []
+        assert state.envelope is not None
+        flow, tenant = self._flow(state), self.tenants.get(state.envelope.tenant)
+        chain: list[ChainedStep] = []
+        name = flow.successor(step.name)
+        while name is not None:
+            nxt = flow.step(name)
+            if self._skip_reason(nxt, state, tenant.settings, set(tenant.connectors)) is None:
+                if nxt.kind not in self.chainable:
+                    break
+                rec = next((r for r in reversed(state.steps) if r.name == name), None)
+                state.tasks_issued += 1
+                chain.append(ChainedStep(
+                    step=name, kind=nxt.kind,
+                    task_id=f"{state.doc_id}/t{state.tasks_issued}",
+                    attempt=(rec.attempts if rec else 0) + 1,
+                    idempotency_key=f"{state.doc_id}/{name}",
+                    progress=rec.progress if rec else {}))
+            name = flow.successor(name)
+        return chain
 
     def _event(self, out: Transition, kind: str, step: str | None = None,
                detail: dict | None = None, actor: str = "router") -> None:

@@ -45,6 +45,7 @@ class Registry:
     """Everything the loaded plug-ins registered, by name."""
 
     steps: dict[str, StepHandler] = field(default_factory=dict)
+    chainable: set[str] = field(default_factory=set)  # kinds run right after the step before
     checks: dict[str, FlowCheck] = field(default_factory=dict)
     demo_sources: list[DemoSource] = field(default_factory=list)
     demo_imports: list[DemoImport] = field(default_factory=list)
@@ -54,8 +55,13 @@ class Registry:
     flow_dirs: list[Path] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
 
-    def add_step(self, kind: str, handler: StepHandler) -> None:
+    def add_step(self, kind: str, handler: StepHandler, *, chainable: bool = False) -> None:
+        """Register ``handler`` as step ``kind``; ``chainable``: it needs no partner's
+        answer to start (local work, or a call whose effect is idempotent), so a worker
+        may run it right after the step before it in one task."""
         _claim(self.steps, kind, handler, "step kind")
+        if chainable:
+            self.chainable.add(kind)
 
     def step(self, kind: str) -> StepHandler:
         """The handler of step ``kind`` (``KeyError`` naming the known kinds)."""

@@ -68,8 +68,21 @@ class SubmitMessage(BaseModel):
 # --- step topics ------------------------------------------------------------------
 
 
+class ChainedStep(BaseModel):
+    """A step the router issued together with the one before it (see ``StepTask.then``):
+    the worker runs it right after that one succeeds, with these task fields."""
+
+    step: str
+    kind: str
+    task_id: str
+    attempt: int = 1
+    idempotency_key: str = ""
+    progress: dict[str, Any] = Field(default_factory=dict)
+
+
 class StepTask(BaseModel):
-    """Router -> step worker: run one step of one document."""
+    """Router -> step worker: run one step of one document (and ``then`` the steps chained
+    after it, each once the one before succeeded; their results come back together)."""
 
     task_id: str = Field(default_factory=new_id)
     doc_id: str
@@ -81,6 +94,7 @@ class StepTask(BaseModel):
     progress: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str = ""
     issued_at: datetime = Field(default_factory=utcnow)
+    then: list[ChainedStep] = Field(default_factory=list)
 
 
 # --- router topic -----------------------------------------------------------------
@@ -149,6 +163,15 @@ class StepWaiting(BaseModel):
     artefacts: list[Artefact] = Field(default_factory=list)  # what arrived meanwhile
 
 
+class StepResults(BaseModel):
+    """Worker -> router: the results of a task and of the chained steps it ran after it,
+    in order (it stops at the first that did not succeed)."""
+
+    type: Literal["step-results"] = "step-results"
+    doc_id: str
+    results: list[StepDone | StepFailed | StepWaiting] = Field(min_length=1)
+
+
 class OperatorAction(BaseModel):
     """Operator -> router: replay a document in error, or discard its dead letter."""
 
@@ -182,7 +205,7 @@ class ConfigurationLoaded(BaseModel):
 
 
 RouterMessage = Annotated[
-    Accepted | Refused | StepDone | StepFailed | StepWaiting | OperatorAction
+    Accepted | Refused | StepDone | StepFailed | StepWaiting | StepResults | OperatorAction
     | ConfigurationLoaded | Wake,
     Field(discriminator="type"),
 ]
@@ -241,6 +264,7 @@ class DocumentState(BaseModel):
     duplicate_of: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    chained: list[ChainedStep] = Field(default_factory=list)  # issued with the current task
     chain_head: str | None = None  # hash of the document's last journal event
     config_digest: str | None = None  # only the bus:configuration record: last digest seen
 

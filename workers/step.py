@@ -67,8 +67,10 @@ class StepContext(StepCall):
         return artefact
 
 
-def step(kind: str, *more_kinds: str) -> Callable[[StepFunction], StepFunction]:
-    """Register the decorated function as the step ``kind`` (and ``more_kinds``)."""
+def step(kind: str, *more_kinds: str, chainable: bool = False
+         ) -> Callable[[StepFunction], StepFunction]:
+    """Register the decorated function as the step ``kind`` (and ``more_kinds``);
+    ``chainable``: see ``Registry.add_step``."""
     def register(run: StepFunction) -> StepFunction:
         async def handler(call: StepCall) -> StepResultData | Waiting:
             ctx = StepContext(call.runtime, call.task, call.tenant, call.step, call.artefacts)
@@ -79,6 +81,6 @@ def step(kind: str, *more_kinds: str) -> Callable[[StepFunction], StepFunction]:
         handler.__qualname__ = run.__qualname__
         handler.__module__ = run.__module__
         for name in (kind, *more_kinds):
-            REGISTRY.add_step(name, handler)
+            REGISTRY.add_step(name, handler, chainable=chainable)
         return run
     return register

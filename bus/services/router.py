@@ -37,6 +37,7 @@ from schemas.messages import (
     RouterMessage,
     StepDone,
     StepFailed,
+    StepResults,
     StepWaiting,
     Wake,
 )
@@ -69,7 +70,8 @@ class Router:
         self.runtime = runtime
         self.broker = broker
         self.engine = FlowEngine(runtime.flows, runtime.tenants,
-                                 key_hasher=key_hasher(runtime.settings))
+                                 key_hasher=key_hasher(runtime.settings),
+                                 chainable=frozenset(runtime.registry.chainable))
         self.states = StateStore(runtime.database, runtime.store,
                                  runtime.settings.state_cache_size)
 
@@ -159,6 +161,8 @@ class Router:
                 return engine.on_step_failed(state, msg)
             case StepWaiting():
                 return engine.on_step_waiting(state, msg)
+            case StepResults():
+                return engine.on_step_results(state, msg)
             case ConfigurationLoaded():
                 return engine.on_configuration(state, msg)
             case Wake():

@@ -3,6 +3,8 @@
 One consumer serves every kind (group ``<prefix>.steps``, ``bus.consumer``): it decodes
 a ``StepTask``, calls the kind's registered handler (``bus.plugins``) with a
 ``StepCall``, and reports ``StepDone``, ``StepFailed`` or ``StepWaiting`` to the router.
+A task may chain steps after its own (``StepTask.then``): each runs once the one before
+succeeded, and their results go to the router together (``StepResults``).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from bus.runtime import Runtime
 from bus.steps import StepCall, StepError, StepRejected, Waiting
 from connectors.errors import ConnectorError
 from schemas.messages import (
+    ChainedStep,
     ErrorInfo,
     MessageSource,
     StepDone,
     StepFailed,
+    StepResults,
     StepTask,
     StepWaiting,
 )
@@ -83,6 +87,32 @@ async def execute(runtime: Runtime, task: StepTask, source: MessageSource | None
                     output=result.output, artefacts=call.artefacts)
 
 
+async def execute_chain(runtime: Runtime, task: StepTask, kinds: set[str],
+                        source: MessageSource | None = None
+                        ) -> StepDone | StepFailed | StepWaiting | StepResults:
+    """Run a task, then the steps chained after it while each succeeds (and its kind is
+    one of ``kinds``, the ones this worker serves): one result, or all of them."""
+    results = [await execute(runtime, task, source)]
+    for link in task.then:
+        last = results[-1]
+        if not isinstance(last, StepDone) or link.kind not in kinds:
+            break
+        task = chained_task(task, last, link)
+        results.append(await execute(runtime, task, source))
+    return results[0] if len(results) == 1 else StepResults(doc_id=task.doc_id,
+                                                            results=results)
+
+
+def chained_task(task: StepTask, done: StepDone, link: ChainedStep) -> StepTask:
+    """The task of ``link``, run after ``task`` ended ``done``: what the router would have
+    sent once it had applied ``done``."""
+    return task.model_copy(update={
+        "task_id": link.task_id, "step": link.step, "kind": link.kind,
+        "attempt": link.attempt, "idempotency_key": link.idempotency_key,
+        "progress": link.progress, "outputs": task.outputs | {done.step: done.output},
+        "then": [t for t in task.then if t.task_id != link.task_id]})
+
+
 class StepService:
     """Serves step kinds from one consumer (per-document order, many documents at once).
 
@@ -94,6 +124,7 @@ class StepService:
     def __init__(self, broker: KafkaBroker, runtime: Runtime, kinds: list[str]) -> None:
         self.broker = broker
         self.runtime = runtime
+        self.kinds = set(kinds)
         topics = runtime.topics
         self.consumer = KeyOrderedConsumer(
             runtime.settings.bootstrap, [topics.step(k) for k in kinds],
@@ -109,7 +140,7 @@ class StepService:
                                            source, StepTask.model_validate_json)
         if task is None:
             return
-        result = await execute(self.runtime, task, source)
+        result = await execute_chain(self.runtime, task, self.kinds, source)
         await self.broker.publish(encode(result), self.runtime.topics.router,
                                   key=task.doc_id.encode())
 

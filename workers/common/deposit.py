@@ -13,7 +13,7 @@ from workers.step import StepContext, StepResultData, step
 KIND = "deposit"
 
 
-@step("deposit")
+@step("deposit", chainable=True)
 async def run(ctx: StepContext) -> StepResultData:
     """Deposit once: a receipt already at the store means the deposit was done."""
     env = ctx.task.envelope

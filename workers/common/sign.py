@@ -27,7 +27,7 @@ KIND = "sign"
 SIGNATURE_ACTIONS = {"SIGNATURE", "EXTERNAL_SIGNATURE", "SEAL"}
 
 
-@step("sign")
+@step("sign", chainable=True)
 async def run(ctx: StepContext) -> StepResultData | Waiting:
     """Seal or put to signature every main file of the document."""
     connector = ctx.connector()

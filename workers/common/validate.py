@@ -19,7 +19,7 @@ STRICT_PDF_CONNECTORS = ("s2low", "signature", "seal")  # the prefecture, signat
 SPOOL_IN_MEMORY = 1024 * 1024
 
 
-@step("validate")
+@step("validate", chainable=True)
 async def run(ctx: StepContext) -> StepResultData:
     """Verify every file's digest and media type, then the flow's own checks."""
     env = ctx.task.envelope
