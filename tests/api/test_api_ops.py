@@ -25,6 +25,7 @@ from bus.objectstore import ObjectStore
 from bus.runtime import Runtime
 from bus.settings import Settings
 from tests.api.ops_support import auth, dead_letters, finished, submit_acte
+from tests.tamper import flip, restore
 from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
@@ -243,13 +244,13 @@ def test_audit_verify_is_per_tenant_and_the_proof_bundle_verifies(
     files = http.get(f"/v1/documents/{doc_b['id']}/artefacts", headers=_as(who, "producer_b"))
     sha = next(f["sha256"] for f in files.json()["files"] if f["kind"] == "submitted")
     key = store.file_key(CITY_B, sha)
-    original = _flip(store, key)
+    original = flip(store.client, store.bucket, key)
     flipped_at = datetime.now().astimezone()
     try:
         report_b = _verified(http, _as(who, "archivist_b"), flipped_at)
         report_a = _verified(http, _as(who, "archivist"), flipped_at)
     finally:
-        store.client.put_object(store.bucket, key, io.BytesIO(original), len(original))
+        restore(store.client, store.bucket, key, original)
     assert report_b["tenants"] == [CITY_B] and report_b["status"] == "problems"
     assert any(key in p["where"] for p in report_b["problems"]), report_b["problems"]
     assert report_a["tenants"] == [CITY_A], report_a
@@ -259,17 +260,6 @@ def test_audit_verify_is_per_tenant_and_the_proof_bundle_verifies(
     assert doc_b["id"] not in json.dumps(report_a)
 
     _proof(http, who, tmp_path)
-
-
-def _flip(store: ObjectStore, key: str) -> bytes:
-    resp = store.client.get_object(store.bucket, key)
-    original = resp.read()
-    resp.close()
-    resp.release_conn()
-    data = bytearray(original)
-    data[len(data) // 2] ^= 0x01
-    store.client.put_object(store.bucket, key, io.BytesIO(bytes(data)), len(data))
-    return original
 
 
 def _proof(http: httpx.Client, who: dict, tmp_path: Path) -> None:

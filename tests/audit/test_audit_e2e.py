@@ -20,6 +20,7 @@ from bus.runtime import Runtime
 from bus.settings import Settings
 from schemas.messages import DocState
 from tests.conftest import index_text
+from tests.tamper import flip, restore
 from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
@@ -44,30 +45,6 @@ def _wait_sealed(settings: Settings, timeout: float = 150) -> dict:
         if (report["ok"] and settled) or time.monotonic() > deadline:
             return report
         time.sleep(2)
-
-
-def _flip(client, bucket: str, key: str, at: int) -> tuple[bytes, dict[str, str]]:
-    """Flip one bit of one byte of an object (its metadata kept: an encrypted file stays
-    one); return the original content and metadata."""
-    from io import BytesIO
-
-    resp = client.get_object(bucket, key)
-    original = resp.read()
-    meta = {k[len("x-amz-meta-"):]: v for k, v in resp.headers.items()
-            if k.lower().startswith("x-amz-meta-")}
-    resp.close()
-    resp.release_conn()
-    data = bytearray(original)
-    data[at % len(data)] ^= 0x01
-    client.put_object(bucket, key, BytesIO(bytes(data)), len(data), metadata=meta)
-    return original, meta
-
-
-def _put(client, bucket: str, key: str, saved: tuple[bytes, dict[str, str]]) -> None:
-    from io import BytesIO
-
-    data, meta = saved
-    client.put_object(bucket, key, BytesIO(data), len(data), metadata=meta)
 
 
 def _problems_at(report: dict, text: str) -> list[dict]:
@@ -144,11 +121,11 @@ def test_sealed_verified_exported_searched_and_tampering_named(
     originals = {}
     try:
         for bucket, key in targets:  # checkpoint 1 seals segment 1; the last one is later
-            originals[bucket, key] = _flip(client, bucket, key, at=40)
+            originals[bucket, key] = flip(client, bucket, key, at=40)
         code, report = _verify(demat)
     finally:
         for (bucket, key), data in originals.items():
-            _put(client, bucket, key, data)
+            restore(client, bucket, key, data)
     assert code == 1 and not report["ok"]
     for _, key in targets:
         assert _problems_at(report, key), (key, report["problems"])
