@@ -59,6 +59,17 @@ def _artefacts(artefacts: list[Artefact]) -> dict:
     return {"artefacts": [a.file.model_dump(mode="json") for a in artefacts]} if artefacts else {}
 
 
+def _new_task_id(state: DocumentState) -> str:
+    """The id of the next task issued for the document (numbered in issue order)."""
+    state.tasks_issued += 1
+    return f"{state.doc_id}/t{state.tasks_issued}"
+
+
+def _step_key(state: DocumentState, step: str) -> str:
+    """The idempotency key a step's outside effects carry (the same on every attempt)."""
+    return f"{state.doc_id}/{step}"
+
+
 def _take_chained(state: DocumentState, name: str) -> ChainedStep | None:
     """The next chained step if it is ``name`` (then off the chain); else the chain is
     dropped (nothing runs it any more)."""
@@ -151,14 +162,10 @@ class FlowEngine:
         if they had come one by one; a chained step entered but not run (its worker
         stopped before it) gets its task now."""
         out = self._stale(state)
+        apply = {StepDone: self._done, StepFailed: self.on_step_failed,
+                 StepWaiting: self.on_step_waiting}
         for result in msg.results:
-            match result:
-                case StepDone():
-                    out.merge(self._done(out.state if state else None, result))
-                case StepFailed():
-                    out.merge(self.on_step_failed(out.state if state else None, result))
-                case StepWaiting():
-                    out.merge(self.on_step_waiting(out.state if state else None, result))
+            out.merge(apply[type(result)](state, result))  # type: ignore[operator]
         return _sent(out, ran={r.task_id for r in msg.results})
 
     def _done(self, state: DocumentState | None, msg: StepDone) -> Transition:
@@ -390,10 +397,9 @@ class FlowEngine:
         if not poll:
             rec.attempts += 1
         rec.started_at = rec.started_at or utcnow()
-        rec.idempotency_key = f"{state.doc_id}/{step.name}"
+        rec.idempotency_key = _step_key(state, step.name)
         if chained is None:
-            state.tasks_issued += 1
-            task_id = f"{state.doc_id}/t{state.tasks_issued}"
+            task_id = _new_task_id(state)
             state.chained = [] if poll else self._chain_after(state, step)
         else:
             task_id = chained.task_id
@@ -428,13 +434,11 @@ class FlowEngine:
             if self._skip_reason(nxt, state, tenant.settings, set(tenant.connectors)) is None:
                 if nxt.kind not in self.chainable:
                     break
-                rec = next((r for r in reversed(state.steps) if r.name == name), None)
-                state.tasks_issued += 1
+                rec = state.latest(name)
                 chain.append(ChainedStep(
-                    step=name, kind=nxt.kind,
-                    task_id=f"{state.doc_id}/t{state.tasks_issued}",
+                    step=name, kind=nxt.kind, task_id=_new_task_id(state),
                     attempt=(rec.attempts if rec else 0) + 1,
-                    idempotency_key=f"{state.doc_id}/{name}",
+                    idempotency_key=_step_key(state, name),
                     progress=rec.progress if rec else {}))
             name = flow.successor(name)
         return chain

@@ -17,6 +17,7 @@ from bus.objectstore import ObjectStore
 LEGACY_USERS, LEGACY_TOKENS = "identity/users/", "identity/tokens/"
 Record = dict[str, Any]
 log = logging.getLogger(__name__)
+_imported: set[str] = set()  # databases this process already imported into (or found full)
 
 
 class IdentityRecords(Protocol):
@@ -70,10 +71,14 @@ class DatabaseIdentities:
 
     def import_legacy(self, store: ObjectStore) -> int:
         """Copy the object store's identity records here if this database has none
-        (a bus upgraded from object-store identities); how many were copied."""
+        (a bus upgraded from object-store identities), once per process and database;
+        how many were copied."""
+        if self.db.url in _imported:
+            return 0
         if self.db.run(lambda db: db.execute(
                 "SELECT EXISTS (SELECT 1 FROM identity_users) "
                 "OR EXISTS (SELECT 1 FROM identity_tokens)").fetchone())[0]:
+            _imported.add(self.db.url)
             return 0
         users = [r for k in store.list_keys(LEGACY_USERS) if (r := store.get_json(k))]
         tokens = [r for k in store.list_keys(LEGACY_TOKENS) if (r := store.get_json(k))]
@@ -81,6 +86,7 @@ class DatabaseIdentities:
             self.put_user(record)
         for record in tokens:
             self.put_token(record)
+        _imported.add(self.db.url)
         if users or tokens:
             log.info("imported %d users and %d tokens from the object store",
                      len(users), len(tokens))
@@ -105,25 +111,25 @@ class MemoryIdentities:
         return _copy(self.user_records.get(login))
 
     def users(self) -> list[Record]:
-        return [json.loads(json.dumps(self.user_records[k])) for k in sorted(self.user_records)]
+        return [_copy(self.user_records[k]) for k in sorted(self.user_records)]
 
     def put_user(self, record: Record) -> None:
-        self.user_records[record["login"]] = json.loads(json.dumps(record))
+        self.user_records[record["login"]] = _copy(record)
 
     def token(self, token_id: str) -> Record | None:
         return _copy(self.token_records.get(token_id))
 
     def tokens(self) -> list[Record]:
-        return [json.loads(json.dumps(self.token_records[k]))
-                for k in sorted(self.token_records)]
+        return [_copy(self.token_records[k]) for k in sorted(self.token_records)]
 
     def put_token(self, record: Record) -> None:
-        self.token_records[record["id"]] = json.loads(json.dumps(record))
+        self.token_records[record["id"]] = _copy(record)
 
     def token_and_user(self, token_id: str) -> tuple[Record | None, Record | None]:
         token = self.token(token_id)
         return token, self.user(token["login"]) if token else None
 
 
-def _copy(record: Record | None) -> Record | None:
+def _copy(record: Any) -> Any:
+    """A deep copy, as a stored record would come back (JSON types only)."""
     return None if record is None else json.loads(json.dumps(record))

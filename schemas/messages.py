@@ -268,11 +268,14 @@ class DocumentState(BaseModel):
     chain_head: str | None = None  # hash of the document's last journal event
     config_digest: str | None = None  # only the bus:configuration record: last digest seen
 
+    def latest(self, step: str) -> StepRecord | None:
+        """The latest record of ``step``, if it has one."""
+        return next((rec for rec in reversed(self.steps) if rec.name == step), None)
+
     def record(self, step: str) -> StepRecord:
         """The latest record of ``step`` (created if absent)."""
-        for rec in reversed(self.steps):
-            if rec.name == step:
-                return rec
+        if (rec := self.latest(step)) is not None:
+            return rec
         rec = StepRecord(name=step)
         self.steps.append(rec)
         return rec
