@@ -324,12 +324,13 @@ class ObjectStore:
                 return []
             raise
 
-    def list_times(self, prefix: str) -> dict[str, float]:
-        """Keys under ``prefix`` with their last-modified time (epoch seconds), one listing."""
+    def list_times(self, prefix: str, after: str | None = None) -> dict[str, float]:
+        """Keys under ``prefix`` (those sorting after ``after`` only, if given) with their
+        last-modified time (epoch seconds), one listing."""
         try:
             return {o.object_name: o.last_modified.timestamp() if o.last_modified else 0.0
                     for o in self.client.list_objects(self.bucket, prefix=prefix,
-                                                      recursive=True)}
+                                                      recursive=True, start_after=after)}
         except S3Error as exc:
             if exc.code in self._absent:
                 return {}
@@ -343,10 +344,11 @@ class ObjectStore:
         raw = self.get_record(key)
         return None if raw is None else json.loads(raw)
 
-    def get_record(self, key: str) -> bytes | None:
-        """The raw bytes of a JSON record, or ``None`` if there is none."""
+    def get_record(self, key: str, offset: int = 0, length: int = 0) -> bytes | None:
+        """The raw bytes of a record (``length`` bytes from ``offset`` if given), or
+        ``None`` if there is none."""
         try:
-            resp = self.client.get_object(self.bucket, key)
+            resp = self.client.get_object(self.bucket, key, offset=offset, length=length)
         except S3Error as exc:
             if exc.code in self._absent:
                 return None
