@@ -86,6 +86,18 @@ def test_api_phase_alone_reports_its_rows_only() -> None:
     assert found[3][1].startswith("150.0 (200 clients without pause, p50 1300.0 ms")
 
 
+def test_burst_phase_alone_reports_the_burst_and_peak_memory() -> None:
+    burst = {"documents": 1000, "steps": ["validate", "deposit"], "seconds": 10.0,
+             "submit_seconds": 4.0, "docs_per_s": 100.0, "errors": 0, "s3_per_doc": 5.0,
+             "kafka_per_doc": 12.0, "cpu_ms_per_doc": 20.0,
+             "cpu_seconds_by_process": {"steps": 3.0}}
+    found = {name: value for name, value, _ in rows(
+        {"broker": "memory", "burst": burst, "memory": {"peak_rss_mb": 150.0}})}
+    assert found["burst: docs/s"].startswith("100.0 (0 not completed")
+    assert found["memory: peak RSS per process MB"] == "150.0"
+    assert "transport: bus docs/s" not in found and "latency p50 / p95 / p99 ms" not in found
+
+
 def test_paced_clients_take_turns_at_the_offered_rate() -> None:
     due = schedule(10.0, rate=100.0)
     assert [due(i) for i in (0, 1, 250)] == [10.0, 10.01, 12.5]

@@ -82,16 +82,15 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
                 return await _api_phase(ctx, env)
             log("warming up")
             await warm_up(ctx)
+            if plan.only == "burst":
+                return _burst_only(await _burst(ctx, pids))
             log("latency of single no-op documents")
             latency = await measure_latency(ctx)
             transport = await _transport(ctx)
             api = await _api_phase(ctx, env)
             log(f"memory: one {plan.large_file_mb} MB file through validate -> deposit")
             large = await measure_large_file(ctx, pids)
-            if plan.burst_flow == "payslip":
-                burst = await payroll_bench.measure(ctx, pids)
-            else:
-                burst = await measure_burst(ctx, pids)
+            burst = await _burst(ctx, pids)
     finally:
         await watcher.stop()
     bus_peaks = {n: mb for n, mb in burst.pop("peak_rss_mb").items()
@@ -108,6 +107,20 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
         "latency": latency,
         **api,
     }
+
+
+async def _burst(ctx: BenchContext, pids: dict[str, int]) -> dict[str, Any]:
+    if ctx.plan.burst_flow == "payslip":
+        return await payroll_bench.measure(ctx, pids)
+    return await measure_burst(ctx, pids)
+
+
+def _burst_only(burst: dict[str, Any]) -> dict[str, Any]:
+    """The report of ``--only burst``: the burst and the bus processes' peak RSS."""
+    peaks = {n: mb for n, mb in burst.pop("peak_rss_mb").items() if n not in STACK_PROCESSES}
+    return {"burst": burst, "memory": {"peak_rss_mb": round(max(peaks.values()), 1),
+                                       "peak_rss_by_process_mb": {
+                                           n: round(v, 1) for n, v in peaks.items()}}}
 
 
 async def _transport(ctx: BenchContext) -> dict[str, Any]:
@@ -219,19 +232,39 @@ def machine() -> dict[str, Any]:
 
 
 def rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(figure, value, target) rows of the summary table."""
-    if "transport" not in report:  # one phase alone
-        return [("broker log storage", report.get("broker", "s3"), ""), *_api_rows(report)]
-    t, b, m, lat = (report[k] for k in ("transport", "burst", "memory", "latency"))
+    """(figure, value, target) rows of the summary table (of the phases that ran)."""
+    found = [("broker log storage", report.get("broker", "s3"), "")]
+    if "burst" in report:
+        found.append(("burst flow", report.get("burst_flow", "bench-payslip"), ""))
+    if t := report.get("transport"):
+        found += _transport_rows(t)
+    if b := report.get("burst"):
+        found += _burst_rows(b)
+    if m := report.get("memory"):
+        found.append(("memory: peak RSS per process MB", f"{m['peak_rss_mb']}", "<= 300"))
+        if "large_file_mb" in m:
+            found.append(("memory: large file RSS growth MB",
+                          f"{m['large_file_rss_growth_mb']} ({m['large_file_mb']} MB file)",
+                          "< 64"))
+    if lat := report.get("latency"):
+        found.append(("latency p50 / p95 / p99 ms",
+                      f"{lat['p50_ms']} / {lat['p95_ms']} / {lat['p99_ms']}", "p95 < 250"))
+    return found + _api_rows(report)
+
+
+def _transport_rows(t: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
-        ("broker log storage", report.get("broker", "s3"), ""),
-        ("burst flow", report.get("burst_flow", "bench-payslip"), ""),
         ("transport: bus docs/s", f"{t['bus_docs_per_s']}", ""),
         ("transport: raw chain docs/s", f"{t['raw_docs_per_s']}", f"{t['hops']} hops"),
         ("transport: raw chain docs/s, a process per hop",
          f"{t.get('raw_processes_docs_per_s')}", f"medians of {t.get('rounds', 1)} rounds"),
         ("transport: ratio (one process / a process per hop)",
          f"{t['ratio']} / {t.get('ratio_processes')}", ">= 0.5 (goal 0.8)"),
+    ]
+
+
+def _burst_rows(b: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
         ("burst: documents", f"{b['documents']} ({' -> '.join(b['steps'])})", ""),
         ("burst: seconds", f"{b['seconds']} (submitted in {b['submit_seconds']})", ""),
         ("burst: docs/s", f"{b['docs_per_s']} ({b['errors']} not completed, not counted)",
@@ -241,12 +274,6 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("burst: CPU ms per doc, all processes", f"{b.get('cpu_ms_per_doc')}", ""),
         ("burst: CPU s by process", ", ".join(
             f"{n} {v}" for n, v in list(b["cpu_seconds_by_process"].items())[:5]), ""),
-        ("memory: peak RSS per process MB", f"{m['peak_rss_mb']}", "<= 300"),
-        ("memory: large file RSS growth MB",
-         f"{m['large_file_rss_growth_mb']} ({m['large_file_mb']} MB file)", "< 64"),
-        ("latency p50 / p95 / p99 ms",
-         f"{lat['p50_ms']} / {lat['p95_ms']} / {lat['p99_ms']}", "p95 < 250"),
-        *_api_rows(report),
     ]
 
 
@@ -302,8 +329,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--flow", choices=["bench-payslip", "payslip"], default="bench-payslip",
                    help="burst flow: validate -> seal -> deposit (default), or the real pay "
                    "slip flow (payroll run ingested, encrypted, sealed, ENSAP lots, archived)")
-    s.add_argument("--only", choices=["api"], help="run this phase alone (api: the HTTP "
-                   "clients' submissions; not recorded in bench/results.md)")
+    s.add_argument("--only", choices=["api", "burst"], help="run this phase alone (api: "
+                   "the HTTP clients' submissions; burst: the burst of --flow); not recorded "
+                   "in bench/results.md")
     s.add_argument("--api-clients", type=int, help="concurrent clients of the API phase "
                    "(default 200)")
     s.add_argument("--api-documents", type=int, help="documents the API phase's paced clients "

@@ -14,6 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bus.broker import ensure_topics
 from bus.settings import Settings
 
+READY_S = 300.0  # a forwarder process starts (imports, joins) within this, even on a busy machine
+
 
 async def measure_raw_transport(settings: Settings, hops: int, count: int, payload: int,
                                 *, processes: bool = False) -> float:
@@ -68,8 +70,9 @@ def _spawn_forwarders(settings: Settings, topics: list[str], run: str
     for proc in procs:
         proc.start()
     for event in ready:
-        if not event.wait(60):
-            raise RuntimeError("raw chain: a forwarder process did not start within 60 s")
+        if not event.wait(READY_S):
+            raise RuntimeError(f"raw chain: a forwarder process did not start within "
+                               f"{READY_S:g} s")
     return procs
 
 
