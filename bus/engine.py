@@ -36,6 +36,7 @@ from schemas.messages import (
     StepResults,
     StepTask,
     StepWaiting,
+    TaskDue,
     Wake,
 )
 from schemas.search_keys import KeyHasher, extract_keys
@@ -237,6 +238,14 @@ class FlowEngine:
             return self._stale(state)
         out = Transition(state)
         self._dispatch(out, self._flow(state).step(msg.step), poll=True)
+        return out
+
+    def on_task_due(self, state: DocumentState | None, msg: TaskDue) -> Transition:
+        """Send a delayed task on now, if it is still the document's current one."""
+        if state is None or state.state.terminal or state.current_task != msg.task.task_id:
+            return self._stale(state)
+        out = Transition(state, changed=False)
+        out.tasks.append(msg.task)
         return out
 
     def on_operator(self, state: DocumentState | None, msg: OperatorAction) -> Transition:

@@ -194,6 +194,16 @@ class Wake(BaseModel):
     reason: str = ""
 
 
+class TaskDue(BaseModel):
+    """Router -> delay topic -> router: a task issued with a delay (a retry's back-off, a
+    waiting step's next poll), back when due. The router sends it on only if it is still
+    the document's current task: a poll made stale by a wake is dropped there, not run."""
+
+    type: Literal["task-due"] = "task-due"
+    doc_id: str
+    task: StepTask
+
+
 class ConfigurationLoaded(BaseModel):
     """Router -> router at start-up: the digest of the flows and tenants it runs."""
 
@@ -206,7 +216,7 @@ class ConfigurationLoaded(BaseModel):
 
 RouterMessage = Annotated[
     Accepted | Refused | StepDone | StepFailed | StepWaiting | StepResults | OperatorAction
-    | ConfigurationLoaded | Wake,
+    | ConfigurationLoaded | Wake | TaskDue,
     Field(discriminator="type"),
 ]
 

@@ -22,6 +22,7 @@ from schemas.messages import (
     StepDone,
     StepFailed,
     StepWaiting,
+    TaskDue,
     Wake,
 )
 
@@ -241,6 +242,24 @@ def test_wake_polls_a_waiting_step_now_and_the_scheduled_poll_goes_stale() -> No
                                                      step="validate"))
     assert done.state.state == DocState.COMPLETED
     assert done.state.record("validate").attempts == 1
+
+
+def test_a_delayed_task_goes_on_when_due_only_if_still_current() -> None:
+    engine = _waiting_engine(deadline=3600)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out = engine.on_step_waiting(out.state, StepWaiting(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", poll_after=30))
+    scheduled = out.tasks[0]
+    due = engine.on_task_due(out.state, TaskDue(doc_id=env.id, task=scheduled))
+    assert due.tasks == [scheduled] and not due.delays and not due.changed and not due.events
+    woken = engine.on_wake(out.state, Wake(doc_id=env.id, step="validate"))
+    stale = engine.on_task_due(woken.state, TaskDue(doc_id=env.id, task=scheduled))
+    assert not stale.tasks and not stale.changed  # the wake's poll replaced it: not run
+    done = engine.on_step_done(woken.state, StepDone(
+        doc_id=env.id, task_id=woken.tasks[0].task_id, step="validate"))
+    assert done.state.state == DocState.COMPLETED
+    assert not engine.on_task_due(done.state, TaskDue(doc_id=env.id, task=woken.tasks[0])).tasks
 
 
 def test_waiting_past_the_deadline_is_an_error_and_a_dead_letter() -> None:

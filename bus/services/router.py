@@ -39,6 +39,7 @@ from schemas.messages import (
     StepFailed,
     StepResults,
     StepWaiting,
+    TaskDue,
     Wake,
 )
 
@@ -167,6 +168,8 @@ class Router:
                 return engine.on_configuration(state, msg)
             case Wake():
                 return engine.on_wake(state, msg)
+            case TaskDue():
+                return engine.on_task_due(state, msg)
             case _:
                 return engine.on_operator(state, msg)
 
@@ -180,14 +183,14 @@ class Router:
         topics = self.runtime.topics
         sends = []
         for task in out.tasks:
-            target, delay = topics.step(task.kind), out.delays.get(task.task_id, 0.0)
-            if delay > 0:
+            delay = out.delays.get(task.task_id, 0.0)
+            if delay > 0:  # back to the router when due (TaskDue), not to the step
                 sends.append(await self.broker.publish(
-                    encode(task), topics.delay(tier_for(delay)), key=_key(task.doc_id),
-                    headers=delay_headers(target, delay),
-                    no_confirm=True))
+                    encode(TaskDue(doc_id=task.doc_id, task=task)),
+                    topics.delay(tier_for(delay)), key=_key(task.doc_id),
+                    headers=delay_headers(topics.router, delay), no_confirm=True))
             else:
-                sends.append(await self.broker.publish(encode(task), target,
+                sends.append(await self.broker.publish(encode(task), topics.step(task.kind),
                                                        key=_key(task.doc_id), no_confirm=True))
         for letter in out.dead_letters:
             sends.append(await self.broker.publish(
