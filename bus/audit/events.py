@@ -94,8 +94,13 @@ def complete_journal(journal: JournalStore, doc_id: str, since: float | None,
                      done_steps: Iterable[str]) -> list[JournalEvent]:
     """The document's events, which must run from its first without a gap and include
     the ``step-done`` of every step in ``done_steps``; else ``JournalIncomplete``."""
-    events = document_events(journal, doc_id, since)
-    gap = journal_gap(events, done_steps)
+    done = list(done_steps)
+    reader = reader_of(journal)
+    events = reader.events(doc_id, since, look=False)  # what this process has read
+    gap = "not read yet" if events is None else journal_gap(events, done)
+    if gap is not None:
+        events = document_events(journal, doc_id, since)
+        gap = journal_gap(events, done)
     if gap is not None:
         raise JournalIncomplete(f"document {doc_id}: its journal is not in the journal "
                                 f"segments yet ({gap}); retried until the sealer writes it")
@@ -141,13 +146,16 @@ class SegmentReader:
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._recent_bytes = 0
 
-    def events(self, doc_id: str, since: float | None) -> list[JournalEvent] | None:
-        """``doc_id``'s events from the segments, or ``None`` when they may lie before
-        what this reader indexes (the caller reads every segment instead)."""
+    def events(self, doc_id: str, since: float | None, look: bool = True
+               ) -> list[JournalEvent] | None:
+        """``doc_id``'s events from the segments (``look``: list those written since the
+        last look first), or ``None`` when they may lie before what this reader indexes
+        (the caller reads every segment instead)."""
         with self._lock:
             if since is None or (self.floor is not None and since - SKEW_S < self.floor):
                 return None
-            self._catch_up(since - SKEW_S)
+            if look or self.floor is None:
+                self._catch_up(since - SKEW_S)
             where = [(key, spots[doc_id]) for key, (_, spots) in self._segments.items()
                      if doc_id in spots]
         return _decoded(doc_id, [line for key, spots in where

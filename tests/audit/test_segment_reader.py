@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from bus.audit.events import SegmentReader, document_events, reader_of
+from bus.audit.events import (
+    JournalIncomplete,
+    SegmentReader,
+    complete_journal,
+    document_events,
+    reader_of,
+)
 from bus.audit.store import JournalStore, segment_key
 from bus.settings import Settings
 from schemas.messages import JournalEvent
@@ -95,3 +101,19 @@ def test_what_lies_before_the_indexed_segments_is_scanned_in_full(
     assert [e.seq for e in document_events(journal, doc, since)] == every  # this process's
     assert reader_of(journal).events(doc, since - 7200) is None
     assert [e.seq for e in document_events(journal, doc, since - 7200)] == every  # scanned
+
+
+def test_a_complete_journal_already_read_is_not_listed_again(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = _journal(settings)
+    a, b = "01docE", "01docF"
+    _write(journal, 1, _events(a, range(1, 3)) + _events(b, range(1, 3)))
+    since = time.time()
+    assert len(complete_journal(journal, a, since, [])) == 2  # lists, reads the segment
+    calls = _counting(journal, monkeypatch)
+    assert len(complete_journal(journal, b, since, [])) == 2
+    assert calls == {}  # all there already: no listing, no read
+    _write(journal, 2, _events(b, range(3, 4)))
+    with pytest.raises(JournalIncomplete):  # lacks a step-done: looks again, still lacks it
+        complete_journal(journal, b, since, ["archive"])
+    assert calls["list_objects"] == 1 and calls["get_object"] == 1  # the new segment

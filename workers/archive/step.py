@@ -203,7 +203,11 @@ async def _batch_member(ctx: StepContext, options: ArchiveOptions,
     assert options.batch is not None
     env, store = ctx.task.envelope, ctx.runtime.store
     progress: dict[str, Any] = dict(ctx.task.progress)
-    record = await asyncio.to_thread(batch.member_batch, store, env.tenant, env.id)
+    # a member not registered yet has no batch to find (a re-sent first task registers
+    # again: the batcher drops a member it has placed already)
+    record = None
+    if "group" in progress:
+        record = await asyncio.to_thread(batch.member_batch, store, env.tenant, env.id)
     if record is None:
         _, _, max_wait = batch.limits(options.batch, settings)
         stale = time.time() - progress.get("registered_at", 0) > 2 * max_wait + 60
