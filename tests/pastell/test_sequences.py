@@ -1,0 +1,127 @@
+"""The call sequences of two of the incumbent's clients, replayed over HTTP against the
+session's bus: Maarch Courrier sending a mail for signature (i-Parapheur of city B),
+MegActe sending an acte to the prefecture then cancelling it (city A). Every status
+code and key the clients read is checked, and both documents complete in the bus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import httpx
+import pytest
+
+from bus.dev.launcher import Services
+from bus.settings import Settings
+from tests.pastell.support import CITY_A, CITY_B, Pastell, form_body, make_callers
+from workers.common.demo import minimal_pdf
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def callers(settings: Settings) -> dict[str, tuple[str, str]]:
+    return make_callers(settings)
+
+
+@pytest.fixture(scope="module")
+def http(api: str, services: Services) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=60) as client:
+        yield client
+
+
+def test_maarch_courrier_signature_sequence(http: httpx.Client, callers: dict) -> None:
+    maarch = Pastell(http, callers["maarch"][1])
+    assert maarch.call("GET", "/version", 200)["version"]
+    id_e = maarch.entity_of(CITY_B)
+    connectors = maarch.call("GET", f"/entite/{id_e}/connecteur", 200)
+    [parapheur] = [c for c in connectors if c["id_connecteur"] == "iparapheur"]
+    assert "ls-document-pdf" in maarch.call("GET", "/flux", 200)
+    types = maarch.call("GET", f"/entite/{id_e}/connecteur/{parapheur['id_ce']}"
+                               "/externalData/iparapheur_type", 200)
+    assert types == ["DEMAT"]
+
+    created = maarch.call("POST", f"/entite/{id_e}/document?type=ls-document-pdf", 201,
+                          json={})
+    id_d = created["id_d"]
+    assert len(id_d) == 7 and created["info"]["type"] == "ls-document-pdf"
+    assert created["last_action"]["action"] == "creation"
+    doc = f"/entite/{id_e}/document/{id_d}"
+    subtypes = maarch.call("GET", f"{doc}/externalData/iparapheur_sous_type", 200)
+    patched = maarch.call("PATCH", doc, 200, data={
+        "libelle": "Courrier à signer é", "iparapheur_type": types[0],
+        "iparapheur_sous_type": subtypes[0], "envoi_signature": "true"})
+    assert patched["result"] == "ok" and patched["formulaire_ok"] == 0
+    assert patched["content"]["info"]["titre"] == "Courrier à signer é"
+    original = minimal_pdf("Courrier 2026")
+    maarch.call("POST", f"{doc}/file/document", 201, **form_body({
+        "file_name": "courrier.pdf", "file_content": original}))
+    uploaded = maarch.call("POST", f"{doc}/file/annexe/0", 201, **form_body({
+        "file_name": "annexe.pdf", "file_content": minimal_pdf("Annexe")}))
+    assert uploaded["formulaire_ok"] == 1, uploaded["message"]
+    assert uploaded["content"]["data"]["document"] == ["courrier.pdf"]
+    assert "orientation" in uploaded["content"]["action_possible"]
+
+    sent = maarch.call("POST", f"{doc}/action/orientation", 201)
+    assert sent["result"] is True
+    checked = maarch.call("POST", f"{doc}/action/verif-iparapheur", 201)
+    assert checked["result"] is True
+    done = maarch.wait_state(id_e, id_d, ("termine",))
+    assert done["last_action"]["action"] == "termine", done["last_action"]
+    assert done["data"]["document_signe"]
+    signed = maarch.call("GET", f"{doc}/file/document", 200)
+    assert signed.startswith(b"%PDF") and signed != original
+    refused = http.post(f"/api/v2{doc}/action/verif-iparapheur", headers=maarch.headers)
+    assert refused.status_code == 400
+    assert refused.json()["error-message"].startswith("L'action « verif-iparapheur »")
+
+    assert maarch.call("POST", f"{doc}/action/supression", 201)["result"] is True
+    gone = maarch.call("GET", doc, 404)
+    assert gone == {"status": "error",
+                    "error-message": f"Le document {id_d} n'appartient pas à l'entité {id_e}"}
+
+
+def _typology(listed: dict[str, str], prefer: str) -> str:
+    return prefer if prefer in listed else sorted(listed)[0]
+
+
+def test_megacte_acte_sequence(http: httpx.Client, callers: dict) -> None:
+    megacte = Pastell(http, callers["megacte"][1])
+    id_e = megacte.entity_of(CITY_A)
+    created = megacte.call("POST", f"/entite/{id_e}/document", 201, data={"type": "ls-actes"})
+    id_d = created["id_d"]
+    doc = f"/entite/{id_e}/document/{id_d}"
+    number = f"MA{id_d.upper()}"
+    patched = megacte.call("PATCH", doc, 200, data={
+        "objet": "Délibération tarifs", "acte_nature": "1", "numero_de_lacte": number,
+        "date_de_lacte": date.today().isoformat(), "classification": "7.1",
+        "envoi_tdt": "on"})
+    assert patched["formulaire_ok"] == 0 and "arrete" in patched["message"]
+    megacte.call("POST", f"{doc}/file/arrete", 201, data={"file_name": "deliberation.pdf"},
+                 files={"file_content": ("deliberation.pdf", minimal_pdf(number))})
+    megacte.call("POST", f"{doc}/file/autre_document_attache/0", 201,
+                 data={"file_name": "annexe.pdf"},
+                 files={"file_content": ("annexe.pdf", minimal_pdf("Annexe"))})
+    refused = http.post(f"/api/v2{doc}/action/orientation", headers=megacte.headers)
+    assert refused.status_code == 400, refused.text
+    assert "Typologie" in refused.json()["error-message"]
+
+    pieces = megacte.call("GET", f"{doc}/externalData/type_piece", 200)
+    assert pieces["pieces"] == ["deliberation.pdf", "annexe.pdf"]
+    listed = pieces["actes_type_pj_list"]
+    typed = megacte.call("PATCH", f"{doc}/externalData/type_piece", 200, data={
+        "type_pj[0]": _typology(listed, "99_DE"), "type_pj[1]": _typology(listed, "22_AG")})
+    assert typed["data"]["type_piece"] == "2 fichier(s) typé(s)"
+    assert "orientation" in typed["action_possible"]
+
+    assert megacte.call("POST", f"{doc}/action/orientation", 201)["result"] is True
+    done = megacte.wait_state(id_e, id_d, ("termine",))
+    assert done["last_action"]["action"] == "termine", done["last_action"]
+    assert "annulation-tdt" in done["action_possible"]
+    assert megacte.call("POST", f"{doc}/action/annulation-tdt", 201)["result"] is True
+    cancelled = megacte.wait_state(id_e, id_d, ("annuler-tdt",))
+    assert cancelled["last_action"]["action"] == "annuler-tdt", cancelled["last_action"]
+    listed_rows = megacte.call("GET", f"/entite/{id_e}/document?type=ls-actes", 200)
+    assert [r["last_action"] for r in listed_rows if r["id_d"] == id_d] == ["annuler-tdt"]
+    journal = megacte.call("GET", f"/journal?id_e={id_e}&id_d={id_d}", 200)
+    assert {"creation", "orientation", "annulation-tdt"} <= {r["action"] for r in journal}
