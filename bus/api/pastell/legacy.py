@@ -74,24 +74,29 @@ async def legacy(request: Request, script: str) -> Response:
     if name == "recuperation-fichier.php" and not values["num"]:
         values["num"] = "0"
     path = "/api/v2/" + template.format_map(values).replace("//", "/").rstrip("/")
-    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
     form = [(k, v) for k, v in params.items if isinstance(v, str)]
     files = [(k, (v.filename or k, await v.read(), v.content_type)) for k, v in params.items
              if not isinstance(v, str)]
+    return _v1(name, await _inner(request, method, path, form, files))
+
+
+async def _inner(request: Request, method: str, path: str,
+                 form: list[tuple[str, str]] | None = None, files: list | None = None
+                 ) -> httpx.Response:
+    """``method path`` on this process's own app, as the caller (its Authorization)."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    form = form or []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=request.app),
                                  base_url="http://pastell-v1") as inner:
         if method in ("GET", "DELETE"):
             sep = "&" if "?" in path else "?"
-            answer = await inner.request(method, path + sep + urlencode(form),
-                                         headers=headers)
-        elif files:
-            answer = await inner.request(method, path, headers=headers, data=dict(form),
-                                         files=files)
-        else:
-            answer = await inner.request(method, path, headers=headers | {
-                "content-type": "application/x-www-form-urlencoded"},
-                content=urlencode(form).encode())
-    return _v1(name, answer)
+            return await inner.request(method, path + sep + urlencode(form), headers=headers)
+        if files:
+            return await inner.request(method, path, headers=headers, data=dict(form),
+                                       files=files)
+        return await inner.request(method, path, headers=headers | {
+            "content-type": "application/x-www-form-urlencoded"},
+            content=urlencode(form).encode())
 
 
 def _v1(name: str, answer: httpx.Response) -> Response:
@@ -108,3 +113,17 @@ def _v1(name: str, answer: httpx.Response) -> Response:
     headers = {k: v for k, v in answer.headers.items()
                if k.lower() in ("www-authenticate", "retry-after")}
     return pastell_json(strings(body), code, headers, pretty=False)
+
+
+@router.get("/rest/allo")
+async def rest_allo(request: Request) -> Response:
+    """Any path holding ``rest/allo`` is the incumbent's ``v2/version/allo``."""
+    answer = await _inner(request, "GET", "/api/v2/version/allo")
+    return Response(answer.content, answer.status_code,
+                    media_type=answer.headers.get("content-type"))
+
+
+@router.api_route("/{path:path}", methods=["PUT", "TRACE", "CONNECT"])
+async def other_methods(path: str) -> Response:
+    """Methods other than GET, POST, PATCH and DELETE: 405."""
+    raise PastellError(405, "Cette méthode n'est pas utilisable sur l'API Pastell")

@@ -1,0 +1,127 @@
+"""What else the incumbent's clients rely on: Basic authentication, the v1 ``*.php``
+scripts and their quirks, the error body and codes, another entity's document, flux the
+bus has no flow for, and idempotent creation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bus.settings import Settings
+from tests.pastell.support import CITY_A, CITY_B, Pastell, basic, bearer, make_callers
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def callers(settings: Settings) -> dict[str, tuple[str, str]]:
+    return make_callers(settings)
+
+
+@pytest.fixture(scope="module")
+def http(api: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api, timeout=30) as client:
+        yield client
+
+
+def test_basic_authentication_and_refusals(http: httpx.Client, callers: dict) -> None:
+    login, token = callers["city_a"]
+    ok = http.get("/api/v2/entite", headers=basic(login, token))
+    assert ok.status_code == 200 and [r["siren"] for r in ok.json()] == [CITY_A]
+    assert ok.headers["content-type"] == "application/json; charset=utf-8"
+    assert "\\u00e9" in ok.text  # "Démo" escaped as the incumbent prints it
+    for headers in (basic(login, "wrong"), basic(callers["maarch"][0], token), {}):
+        refused = http.get("/api/v2/entite", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Basic realm="API Pastell"'
+        assert refused.json() == {"status": "error", "error-message": "Accès interdit"}
+
+
+def test_another_entitys_document_answers_as_the_incumbent(http: httpx.Client,
+                                                           callers: dict) -> None:
+    maarch = Pastell(http, callers["maarch"][1])
+    city_a = Pastell(http, callers["city_a"][1])
+    id_b = maarch.entity_of(CITY_B)
+    id_a = city_a.entity_of(CITY_A)
+    id_d = maarch.call("POST", f"/entite/{id_b}/document", 201,
+                       data={"type": "ls-document-pdf"})["id_d"]
+    login = callers["city_a"][0]
+    assert city_a.call("GET", f"/entite/{id_b}/document/{id_d}", 403) == {
+        "status": "error",
+        "error-message": f"Acces interdit id_e={id_b}, droit=entite:lecture,id_u={login}"}
+    assert city_a.call("GET", f"/entite/{id_a}/document/{id_d}", 404) == {
+        "status": "error",
+        "error-message": f"Le document {id_d} n'appartient pas à l'entité {id_a}"}
+    assert city_a.call("PATCH", f"/entite/{id_a}/document/{id_d}", 404,
+                       data={"libelle": "x"})["status"] == "error"
+    assert id_d not in {r["id_d"] for r in city_a.call("GET", f"/entite/{id_a}/document",
+                                                       200)}
+    assert city_a.call("GET", "/entite/999999", 404)["error-message"] == \
+        "L'entité 999999 n'existe pas"
+
+
+def test_unmapped_flux_and_refused_action(http: httpx.Client, callers: dict) -> None:
+    city_a = Pastell(http, callers["city_a"][1])
+    id_a = city_a.entity_of(CITY_A)
+    login = callers["city_a"][0]
+    assert city_a.call("POST", f"/entite/{id_a}/document", 403,
+                       data={"type": "rh-bulletin-salaire"})["error-message"] == \
+        f"Acces interdit id_e={id_a}, droit=rh-bulletin-salaire:edition,id_u={login}"
+    id_d = city_a.call("POST", f"/entite/{id_a}/document", 201,
+                       data={"type": "ls-document-pdf"})["id_d"]
+    refused = city_a.call("POST", f"/entite/{id_a}/document/{id_d}/action/orientation", 400)
+    assert refused["error-message"].startswith("L'action « orientation »  n'est pas permise :")
+    assert city_a.call("GET", f"/entite/{id_a}/document/{id_d}/externalData/nope", 400) == {
+        "status": "error", "error-message": "Type nope introuvable"}
+    assert http.put("/api/v2/version", headers=bearer(callers["city_a"][1])
+                    ).status_code == 405
+
+
+def test_v1_scripts(http: httpx.Client, callers: dict) -> None:
+    login, token = callers["city_a"]
+    headers = basic(login, token)
+    id_a = Pastell(http, token).entity_of(CITY_A)
+    version = http.get("/api/version.php", headers=headers)
+    assert version.status_code == 200 and isinstance(version.json()["version"], str)
+    created = http.post("/api/create-document.php", headers=headers,
+                        data={"id_e": id_a, "type": "ls-document-pdf"})
+    assert created.status_code == 200, created.text
+    id_d = created.json()["id_d"]
+    # a v1 client sends ISO-8859-1
+    body = f"id_e={id_a}&id_d={id_d}&libelle=Arr%EAt%E9".encode()
+    patched = http.post("/api/modif-document.php", headers=headers | {
+        "Content-Type": "application/x-www-form-urlencoded"}, content=body)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["content"]["data"]["libelle"] == "Arrêté"
+    assert patched.json()["formulaire_ok"] == "0"  # every value a string
+    detail = http.get("/api/detail-document.php", headers=headers,
+                      params={"id_e": id_a, "id_d": id_d}).json()
+    assert detail["info"]["titre"] == "Arrêté"
+    refused = http.post("/api/action.php", headers=headers,
+                        data={"id_e": id_a, "id_d": id_d, "action": "orientation"})
+    assert refused.status_code == 200 and refused.json()["status"] == "error"
+    done = http.post("/api/action.php", headers=headers,
+                     data={"id_e": id_a, "id_d": id_d, "action": "supression"})
+    assert done.status_code == 200 and done.json()["result"] == "1"
+    missing = http.get("/api/detail-document.php", headers=headers,
+                       params={"id_e": id_a, "id_d": id_d})
+    assert missing.status_code == 404
+    assert http.get("/api/nope.php", headers=headers).json()["error-message"] == \
+        "Impossible de trouver le script nope.php"
+
+
+def test_idempotency_key_answers_the_first_document(http: httpx.Client,
+                                                    callers: dict) -> None:
+    city_a = Pastell(http, callers["city_a"][1])
+    id_a = city_a.entity_of(CITY_A)
+    key = {"Idempotency-Key": f"courrier-{id_a}-42"}
+    first = city_a.call("POST", f"/entite/{id_a}/document", 201,
+                        data={"type": "ls-document-pdf"}, headers=key)
+    again = city_a.call("POST", f"/entite/{id_a}/document", 201,
+                        data={"type": "ls-document-pdf"}, headers=key)
+    assert again["id_d"] == first["id_d"]
+    other = city_a.call("POST", f"/entite/{id_a}/document", 201,
+                        data={"type": "ls-document-pdf"})
+    assert other["id_d"] != first["id_d"]
