@@ -59,11 +59,19 @@ class PastellStore:
     def put(self, record: Record) -> None:
         record["info"]["modification"] = now_text()
         self.db.run(lambda db: db.execute(
-            "INSERT INTO pastell_documents (id_d, tenant, flux, modified, record) "
-            "VALUES (%s, %s, %s, now(), %s) ON CONFLICT (id_d) DO UPDATE SET "
-            "modified = now(), record = EXCLUDED.record",
+            "INSERT INTO pastell_documents (id_d, tenant, flux, modified, record, doc_id, "
+            "cancel_id) VALUES (%s, %s, %s, now(), %s, %s, %s) ON CONFLICT (id_d) DO UPDATE "
+            "SET modified = now(), record = EXCLUDED.record, doc_id = EXCLUDED.doc_id, "
+            "cancel_id = EXCLUDED.cancel_id",
             (record["info"]["id_d"], record["tenant"], record["info"]["type"],
-             json.dumps(record))))
+             json.dumps(record), record.get("doc_id"), record.get("cancel_id"))))
+
+    def of_bus_document(self, doc_id: str) -> Record | None:
+        """The Pastell document a bus document was submitted for (or cancels)."""
+        row = self.db.run(lambda db: db.execute(
+            "SELECT record FROM pastell_documents WHERE doc_id = %s OR cancel_id = %s",
+            (doc_id, doc_id)).fetchone())
+        return None if row is None else json.loads(row[0])
 
     def delete(self, id_d: str) -> None:
         self.db.run(lambda db: db.execute("DELETE FROM pastell_documents WHERE id_d = %s",

@@ -17,9 +17,12 @@ TABLES = """
 CREATE TABLE pastell_entities (id_e SERIAL PRIMARY KEY, siren TEXT NOT NULL UNIQUE);
 CREATE TABLE pastell_documents (
     id_d TEXT PRIMARY KEY, tenant TEXT NOT NULL, flux TEXT NOT NULL,
-    modified TIMESTAMPTZ NOT NULL, record TEXT NOT NULL
+    modified TIMESTAMPTZ NOT NULL, record TEXT NOT NULL,
+    doc_id TEXT, cancel_id TEXT  -- the bus documents it became (submission, cancellation)
 );
 CREATE INDEX pastell_documents_tenant ON pastell_documents (tenant, flux, modified);
+CREATE INDEX pastell_documents_doc ON pastell_documents (doc_id);
+CREATE INDEX pastell_documents_cancel ON pastell_documents (cancel_id);
 CREATE TABLE pastell_idempotency (
     producer TEXT NOT NULL, key TEXT NOT NULL, id_d TEXT NOT NULL,
     PRIMARY KEY (producer, key)
