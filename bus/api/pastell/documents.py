@@ -52,6 +52,9 @@ async def create(request: Request, who: Who, id_e: str) -> Response:
         "tenant": siren, "id_e": id_e, "producer": who.producer, "data": {}, "files": {},
         "actions": [], "doc_id": None}
     note(record, "creation", "Création du document")
+    if source := request.headers.get("x-glaneur-import", "")[:2000]:
+        gleaned = source.encode("latin-1").decode("utf-8", errors="replace")
+        note(record, "importation", f"[glaneur] Import du document {gleaned}")
     await door.run(door.store.put, record)
     return pastell_json(await detail(door, record, flux) | {"id_d": id_d}, 201)
 
