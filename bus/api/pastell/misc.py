@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from bus.api.pastell.documents import Who, door_of, entity_row
-from bus.api.pastell.flux import FLUX, STEP_STATES
+from bus.api.pastell.flux import FLUX, STEP_STATES, Flux
 from bus.api.pastell.http import PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door
 
@@ -68,16 +68,20 @@ async def entity(request: Request, who: Who, id_e: str) -> Response:
 async def flux_list(request: Request, who: Who) -> Response:
     door = door_of(request, who)
     reached = who.reaches(door.tenants)
-    usable = {f.name: {"nom": f.nom, "type": "Flux Généraux"} for f in FLUX.values()
+    usable = {f.name: {"type": "Flux Généraux", "nom": f.nom} for f in FLUX.values()
               if any(door.reads(s) and door.tenants.get(s).uses(f.flow) for s in reached)}
-    return pastell_json(usable)
+    return pastell_json(dict(sorted(usable.items(), key=lambda item: item[1]["nom"])))
+
+
+def _known(name: str) -> Flux:
+    if name not in FLUX:
+        raise PastellError(404, f"Le flux {name} n'existe pas sur cette plateforme")
+    return FLUX[name]
 
 
 @router.get("/flux/{name}")
 async def flux_detail(request: Request, who: Who, name: str) -> Response:
-    flux = FLUX.get(name)
-    if flux is None:
-        raise PastellError(404, f"Le flux {name} n'existe pas")
+    flux = _known(name)
     fields: dict[str, Any] = {n: {"name": f.label or n, "type": f.kind, "requis": f.required}
                               for n, f in flux.fields.items()}
     for file_field in (flux.main, flux.annexes):
@@ -90,9 +94,7 @@ async def flux_detail(request: Request, who: Who, name: str) -> Response:
 
 @router.get("/flux/{name}/action")
 async def flux_actions(request: Request, who: Who, name: str) -> Response:
-    flux = FLUX.get(name)
-    if flux is None:
-        raise PastellError(404, f"Le flux {name} n'existe pas")
+    flux = _known(name)
     names = ["creation", "modification", "supression", *flux.sends, *flux.extra_actions,
              flux.final, *{n for s in STEP_STATES.values()
                            for n in (s.running, s.done, s.rejected, s.error)}]
