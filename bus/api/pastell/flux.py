@@ -50,6 +50,8 @@ class Flux:
     external: tuple[str, ...] = ()  # fields chosen through externalData
     sends: tuple[str, ...] = ("orientation",)  # actions that submit to the bus
     extra_actions: tuple[str, ...] = ()
+    # status checks, possible while the bus works on the document (it polls by itself)
+    verifs: tuple[str, ...] = ("verif-iparapheur", "verif-sae")
     defaults: dict[str, object] = field(default_factory=dict)  # metadata always sent
 
     @property
@@ -123,13 +125,15 @@ _HELIOS_FIELDS = {
 }
 _ACTE = {"flow": "acte", "title": "objet", "fields": _ACTE_FIELDS, "main": "arrete",
          "annexes": "autre_document_attache", "external": ("classification", "type_piece"),
-         "extra_actions": ("annulation-tdt",), "defaults": {"deposit": False}}
+         "extra_actions": ("annulation-tdt",), "defaults": {"deposit": False},
+         "verifs": ("verif-iparapheur", "verif-tdt", "verif-sae")}
 _DOCUMENT = {"flow": "document", "title": "libelle", "fields": _DOCUMENT_FIELDS,
              "main": "document", "annexes": "annexe",
              "external": ("iparapheur_sous_type",),
              "defaults": {"deposit": False, "archive": False}}
 _HELIOS = {"flow": "helios", "title": "objet", "fields": _HELIOS_FIELDS,
-           "main": "fichier_pes", "defaults": {"sign": False, "archive": False}}
+           "main": "fichier_pes", "defaults": {"sign": False, "archive": False},
+           "verifs": ("verif-iparapheur", "verif-tdt", "verif-sae")}
 
 FLUX: dict[str, Flux] = {f.name: f for f in (
     Flux("ls-actes", nom="Actes (studio)", **_ACTE),

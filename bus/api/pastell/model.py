@@ -165,9 +165,8 @@ def actions_possible(flux: Flux, record: Record, state: DocumentState | None,
         found = ["modification", "supression"]
         return found + ([flux.sends[0]] if not missing_field(flux, record) else [])
     found = []
-    if last.startswith("send-") or last == "orientation":
-        found.append("verif-" + last.removeprefix("send-").replace("orientation",
-                                                                   "iparapheur"))
+    if state is None or state.state not in FINISHED:
+        found += flux.verifs
     if "annulation-tdt" in flux.extra_actions and not record.get("cancel_id") and (
             last in ("acquiter-tdt", flux.final, "send-ged", "send-archive", "accepter-sae")):
         found.append("annulation-tdt")
