@@ -4,6 +4,7 @@ bus has no flow for, and idempotent creation."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from bus.settings import Settings
 from tests.pastell.support import CITY_A, CITY_B, Pastell, basic, bearer, make_callers
+from workers.common.demo import minimal_pdf
 
 pytestmark = pytest.mark.stack
 
@@ -125,3 +127,40 @@ def test_idempotency_key_answers_the_first_document(http: httpx.Client,
     other = city_a.call("POST", f"/entite/{id_a}/document", 201,
                         data={"type": "ls-document-pdf"})
     assert other["id_d"] != first["id_d"]
+
+
+def test_chunks_files_several_details_counts_and_delete(http: httpx.Client,
+                                                        callers: dict) -> None:
+    city_a = Pastell(http, callers["city_a"][1])
+    id_a = city_a.entity_of(CITY_A)
+    ids = [city_a.call("POST", f"/entite/{id_a}/document?type=ls-document-pdf", 201)["id_d"]
+           for _ in range(2)]
+    doc = f"/entite/{id_a}/document/{ids[0]}"
+    content = minimal_pdf("Gros fichier") * 3
+    parts = [content[:100], content[100:200], content[200:]]
+    for number, part in enumerate(parts):
+        got = http.post(f"/api/v2{doc}/chunk/document", headers=city_a.headers, data={
+            "file_name": "gros.pdf", "chunk_number": str(number),
+            "total_chunks": str(len(parts)), "total_size": str(len(content))},
+            files={"file": ("blob", part)})
+        assert got.status_code == (201 if number == len(parts) - 1 else 200), got.text
+    assert got.json()["content"]["data"]["document"] == ["gros.pdf"]
+    assert city_a.call("GET", f"{doc}/file/document", 200) == content
+    received = city_a.call("GET", f"{doc}/file/document?receive=true", 200)
+    assert received["file_name"] == "gros.pdf"
+    assert base64.b64decode(received["file_content"]) == content
+    city_a.call("GET", f"{doc}/file/document/1", 404)
+    assert city_a.call("DELETE", f"{doc}/file/document", 200)["data"]["document"] == []
+
+    several = city_a.call("GET", f"/entite/{id_a}/document", 200,
+                          params=[("id_d[]", ids[0]), ("id_d[]", ids[1])])
+    assert set(several) == set(ids) and several[ids[1]]["info"]["id_d"] == ids[1]
+    counts = city_a.call("GET", "/document/count", 200,
+                         params={"id_e": id_a, "type": "ls-document-pdf", "output": "simple"})
+    assert counts["ls-document-pdf"]["creation"] >= 2
+    rows = city_a.call("GET", f"/entite/{id_a}/document", 200,
+                       params={"type": "ls-document-pdf", "lastetat": "creation"})
+    assert {ids[1]} <= {r["id_d"] for r in rows} and rows[0]["siren"] == CITY_A
+    deleted = http.delete(f"/api/v2/entite/{id_a}/document/{ids[1]}", headers=city_a.headers)
+    assert deleted.status_code == 204 and deleted.content == b""
+    city_a.call("GET", f"/entite/{id_a}/document/{ids[1]}", 404)
