@@ -58,8 +58,10 @@ def basic(login: str, password: str) -> dict[str, str]:
 class Pastell:
     """Calls ``/api/v2`` and checks the status code of each answer, as clients do."""
 
-    def __init__(self, http: httpx.Client, token: str) -> None:
-        self.http, self.headers = http, bearer(token)
+    def __init__(self, http: httpx.Client, token: str, login: str | None = None) -> None:
+        """Bearer authentication, or Basic when ``login`` is given (as Maarch does)."""
+        self.http = http
+        self.headers = basic(login, token) if login else bearer(token)
 
     def call(self, method: str, path: str, expect: int, **kwargs: Any) -> Any:
         headers = self.headers | kwargs.pop("headers", {})

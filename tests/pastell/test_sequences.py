@@ -10,6 +10,7 @@ from datetime import date
 
 import httpx
 import pytest
+from lxml import etree
 
 from bus.dev.launcher import Services
 from bus.settings import Settings
@@ -31,7 +32,8 @@ def http(api: str, services: Services) -> Iterator[httpx.Client]:
 
 
 def test_maarch_courrier_signature_sequence(http: httpx.Client, callers: dict) -> None:
-    maarch = Pastell(http, callers["maarch"][1])
+    login, token = callers["maarch"]
+    maarch = Pastell(http, token, login)  # Maarch authenticates with Basic
     assert maarch.call("GET", "/version", 200)["version"]
     id_e = maarch.entity_of(CITY_B)
     connectors = maarch.call("GET", f"/entite/{id_e}/connecteur", 200)
@@ -43,8 +45,9 @@ def test_maarch_courrier_signature_sequence(http: httpx.Client, callers: dict) -
 
     created = maarch.call("POST", f"/entite/{id_e}/document?type=ls-document-pdf", 201,
                           json={})
-    id_d = created["id_d"]
-    assert len(id_d) == 7 and created["info"]["type"] == "ls-document-pdf"
+    id_d = created["info"]["id_d"]  # where Maarch reads it
+    assert len(id_d) == 7 and created["id_d"] == id_d
+    assert created["info"]["type"] == "ls-document-pdf"
     assert created["last_action"]["action"] == "creation"
     doc = f"/entite/{id_e}/document/{id_d}"
     subtypes = maarch.call("GET", f"{doc}/externalData/iparapheur_sous_type", 200)
@@ -64,11 +67,18 @@ def test_maarch_courrier_signature_sequence(http: httpx.Client, callers: dict) -
 
     sent = maarch.call("POST", f"{doc}/action/orientation", 201)
     assert sent["result"] is True
+    # Maarch's cron: verif-iparapheur while offered, then the i-Parapheur log
+    assert "verif-iparapheur" in maarch.call("GET", doc, 200)["action_possible"]
     checked = maarch.call("POST", f"{doc}/action/verif-iparapheur", 201)
     assert checked["result"] is True
     done = maarch.wait_state(id_e, id_d, ("termine",))
     assert done["last_action"]["action"] == "termine", done["last_action"]
     assert done["data"]["document_signe"]
+    assert "verif-iparapheur" not in done["action_possible"]
+    log = etree.fromstring(maarch.call("GET", f"{doc}/file/iparapheur_historique", 200))
+    assert log.findtext("MessageRetour/codeRetour") == "OK"
+    assert [e.findtext("status") for e in log.iter("LogDossier")] == ["Signe"]
+    assert log.find("LogDossier").findtext("nom")
     signed = maarch.call("GET", f"{doc}/file/document", 200)
     assert signed.startswith(b"%PDF") and signed != original
     refused = http.post(f"/api/v2{doc}/action/verif-iparapheur", headers=maarch.headers)

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from bus.api.documents import spool
 from bus.api.pastell.documents import Who, door_of, form_answer, set_fields
 from bus.api.pastell.flux import Flux
+from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import Params, PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door, detail, outputs
 from bus.api.pastell.store import Record
@@ -139,7 +140,11 @@ async def get_file(request: Request, who: Who, id_e: str, id_d: str, field: str,
     """The raw bytes (``Content-Disposition``); ``receive=true``: JSON name and content."""
     door = door_of(request, who)
     record, flux = await door.document(id_e, id_d)
-    refs = _refs(record, flux, await door.native(record), field)
+    state = await door.native(record)
+    if field == HISTORY and (log := historique(state)) is not None:
+        return Response(log, media_type="application/xml", headers={
+            "Content-Disposition": f'attachment; filename="{HISTORY}.xml"'})
+    refs = _refs(record, flux, state, field)
     if num >= len(refs):
         raise PastellError(404, "Ce fichier n'existe pas")
     ref = FileRef.model_validate(refs[num])

@@ -14,6 +14,7 @@ from fastapi import Request
 
 from bus.api.auth import bus_of
 from bus.api.pastell.flux import CANCEL_STATES, FLUX, STEP_STATES, Flux
+from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import PastellError
 from bus.api.pastell.store import PastellStore, Record
 from bus.identity import Identity
@@ -185,6 +186,8 @@ async def detail(door: Door, record: Record, flux: Flux) -> dict[str, Any]:
         data[field] = [ref["name"] for ref in refs]
     for name, refs in outputs(flux, state).items():
         data[name] = [ref["name"] for ref in refs]
+    if historique(state) is not None:
+        data[HISTORY] = [f"{HISTORY}.xml"]
     possible = actions_possible(flux, record, state, last["action"])
     info = dict(record["info"], titre=str(data.get(flux.title, "")))
     return {"info": info, "data": data, "action_possible": possible,
