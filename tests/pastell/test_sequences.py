@@ -107,11 +107,13 @@ def test_megacte_acte_sequence(http: httpx.Client, callers: dict) -> None:
         "date_de_lacte": date.today().isoformat(), "classification": "7.1",
         "envoi_tdt": "on"})
     assert patched["formulaire_ok"] == 0 and "arrete" in patched["message"]
-    megacte.call("POST", f"{doc}/file/arrete", 201, data={"file_name": "deliberation.pdf"},
-                 files={"file_content": ("deliberation.pdf", minimal_pdf(number))})
-    megacte.call("POST", f"{doc}/file/autre_document_attache/0", 201,
-                 data={"file_name": "annexe.pdf"},
-                 files={"file_content": ("annexe.pdf", minimal_pdf("Annexe"))})
+    # MegActe posts multipart: a plain file_name part and the file as "file", at the
+    # number after the field's files it read in the detail
+    for field, name, text in (("arrete", "deliberation.pdf", number),
+                              ("autre_document_attache", "annexe.pdf", "Annexe")):
+        existing = megacte.call("GET", doc, 200)["data"].get(field, [])
+        megacte.call("POST", f"{doc}/file/{field}/{len(existing)}", 201, files={
+            "file_name": (None, name), "file": (name, minimal_pdf(text), "application/pdf")})
     refused = http.post(f"/api/v2{doc}/action/orientation", headers=megacte.headers)
     assert refused.status_code == 400, refused.text
     assert "Typologie" in refused.json()["error-message"]
@@ -119,18 +121,24 @@ def test_megacte_acte_sequence(http: httpx.Client, callers: dict) -> None:
     pieces = megacte.call("GET", f"{doc}/externalData/type_piece", 200)
     assert pieces["pieces"] == ["deliberation.pdf", "annexe.pdf"]
     listed = pieces["actes_type_pj_list"]
-    typed = megacte.call("PATCH", f"{doc}/externalData/type_piece", 200, data={
-        "type_pj[0]": _typology(listed, "99_DE"), "type_pj[1]": _typology(listed, "22_AG")})
+    main, annex = _typology(listed, "99_DE"), _typology(listed, "22_AG")
+    typed = megacte.call("PATCH", f"{doc}/externalData/type_piece", 200,
+                         data={"type_pj[0]": main, "type_pj[1]": annex})
     assert typed["data"]["type_piece"] == "2 fichier(s) typé(s)"
-    assert "orientation" in typed["action_possible"]
+    assert typed["data"]["type_acte"] == main and typed["data"]["type_pj"] == f'["{annex}"]'
 
+    # MegActe's check_and_perform_action: read action_possible at .../action, then post
+    assert "orientation" in megacte.call("GET", f"{doc}/action", 200)["action_possible"]
     assert megacte.call("POST", f"{doc}/action/orientation", 201)["result"] is True
     done = megacte.wait_state(id_e, id_d, ("termine",))
     assert done["last_action"]["action"] == "termine", done["last_action"]
-    assert "annulation-tdt" in done["action_possible"]
+    assert "annulation-tdt" in megacte.call("GET", f"{doc}/action", 200)["action_possible"]
     assert megacte.call("POST", f"{doc}/action/annulation-tdt", 201)["result"] is True
     cancelled = megacte.wait_state(id_e, id_d, ("annuler-tdt",))
     assert cancelled["last_action"]["action"] == "annuler-tdt", cancelled["last_action"]
+    counts = megacte.call("GET", "/document/count", 200, params={"id_e": id_e,
+                                                                  "type": "ls-actes"})
+    assert counts[id_e]["flux"]["ls-actes"]["annuler-tdt"] >= 1  # as MegActe sums them
     listed_rows = megacte.call("GET", f"/entite/{id_e}/document?type=ls-actes", 200)
     assert [r["last_action"] for r in listed_rows if r["id_d"] == id_d] == ["annuler-tdt"]
     journal = megacte.call("GET", f"/journal?id_e={id_e}&id_d={id_d}", 200)

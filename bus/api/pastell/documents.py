@@ -77,7 +77,7 @@ async def set_fields(door: Door, record: Record, flux: Any, params: Params) -> N
         if name not in ("type", "id_e", "id_d", "api_function"):
             record["data"][name] = value
     for name in {k.split("[")[0] for k, _ in params.items if "[" in k}:
-        record["data"][name] = json.dumps(params.array(name))
+        record["data"][name] = json.dumps(params.array(name), separators=(",", ":"))
     record["info"]["titre"] = str(record["data"].get(flux.title, ""))
     note(record, "modification", "Modification du document")
     await door.run(door.store.put, record)
