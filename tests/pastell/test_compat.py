@@ -101,6 +101,23 @@ def test_v1_scripts(http: httpx.Client, callers: dict) -> None:
     detail = http.get("/api/detail-document.php", headers=headers,
                       params={"id_e": id_a, "id_d": id_d}).json()
     assert detail["info"]["titre"] == "Arrêté"
+    pdf = minimal_pdf("Arrete v1")
+    sent = http.post("/api/send-file.php", headers=headers, data={
+        "id_e": id_a, "id_d": id_d, "field": "document", "file_name": "arrete.pdf"},
+        files={"file_content": ("arrete.pdf", pdf, "application/pdf")})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["content"]["data"]["document"] == ["arrete.pdf"]
+    assert "orientation" in sent.json()["content"]["action-possible"]  # v1's key
+    got = http.get("/api/recuperation-fichier.php", headers=headers,
+                   params={"id_e": id_a, "id_d": id_d, "field": "document"})
+    assert got.status_code == 200 and got.content == pdf
+    assert 'filename="arrete.pdf"' in got.headers["content-disposition"]
+    listed = http.get("/api/list-document.php", headers=headers,
+                      params={"id_e": id_a, "type": "ls-document-pdf"}).json()
+    assert id_d in {r["id_d"] for r in listed} and all(
+        isinstance(v, str) for r in listed for v in r.values())
+    http.post("/api/modif-document.php", headers=headers,
+              data={"id_e": id_a, "id_d": id_d, "libelle": ""})  # back to invalid
     refused = http.post("/api/action.php", headers=headers,
                         data={"id_e": id_a, "id_d": id_d, "action": "orientation"})
     assert refused.status_code == 200 and refused.json()["status"] == "error"
