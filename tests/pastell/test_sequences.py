@@ -5,6 +5,7 @@ code and key the clients read is checked, and both documents complete in the bus
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 
@@ -14,6 +15,7 @@ from lxml import etree
 
 from bus.dev.launcher import Services
 from bus.settings import Settings
+from connectors.tsa.token import parse_response, tst_info
 from tests.pastell.support import CITY_A, CITY_B, Pastell, form_body, make_callers
 from workers.common.demo import minimal_pdf
 
@@ -143,3 +145,22 @@ def test_megacte_acte_sequence(http: httpx.Client, callers: dict) -> None:
     assert [r["last_action"] for r in listed_rows if r["id_d"] == id_d] == ["annuler-tdt"]
     journal = megacte.call("GET", f"/journal?id_e={id_e}&id_d={id_d}", 200)
     assert {"creation", "orientation", "annulation-tdt"} <= {r["action"] for r in journal}
+    _check_jeton(megacte, journal)
+
+
+def _check_jeton(client: Pastell, journal: list[dict]) -> None:
+    """A bus event's entry has the RFC 3161 reply of the checkpoint sealing it (once
+    sealed: the sealer runs every few seconds); the door's own actions have none."""
+    [door_action] = [r for r in journal if r["action"] == "creation"]
+    event = next(r for r in journal if r["action"] == "submitted")
+    assert client.call("GET", f"/journal/{event['id_j']}", 200) == event
+    client.call("GET", f"/journal/{door_action['id_j']}/jeton", 404)
+    deadline = time.monotonic() + 60
+    while (got := client.http.get(f"/api/v2/journal/{event['id_j']}/jeton",
+                                  headers=client.headers)).status_code == 404:
+        assert time.monotonic() < deadline, got.text
+        time.sleep(1)
+    assert got.status_code == 200 and got.headers["content-type"] == \
+        "application/timestamp-reply"
+    info, _ = tst_info(parse_response(got.content))
+    assert info["gen_time"].native is not None

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bus.api.pastell import documents, events, files, legacy, misc
+from bus.api.pastell import documents, events, files, journal, legacy, misc
 
 router = APIRouter()
 router.include_router(files.router)  # before documents: /document/{id_d}/file/...
 router.include_router(documents.router)
 router.include_router(misc.router)
 router.include_router(events.router)
+router.include_router(journal.router)
 router.include_router(legacy.router)

@@ -1,5 +1,4 @@
-"""``/api/v2``: version, entities, flux, connectors and flux associations (read-only),
-and the journal."""
+"""``/api/v2``: version, entities, flux, connectors and flux associations (read-only)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ FAMILIES = {"signature": "signature", "seal": "signature", "s2low": "TdT", "ged"
             "sae": "SAE", "secure-mail": "mailsec", "chorus": "PortailFacture",
             "publication": "GED", "agent-file": "GED", "agent-space": "GED",
             "finance": "GED", "ensap": "CFN"}
-JOURNAL_LIMIT = 100
 
 
 def _version() -> str:
@@ -158,48 +156,3 @@ async def associations(request: Request, who: Who, id_e: str) -> Response:
                              "id_ce": role, "type": FAMILIES.get(role, role),
                              "num_same_type": "0"})
     return pastell_json(rows)
-
-
-@router.get("/journal")
-async def journal(request: Request, who: Who) -> Response:
-    """Journal rows of the entity's documents (``id_e``, ``id_d``, ``offset``,
-    ``limit``): the door's actions on drafts, then the bus's events (type 1)."""
-    door = door_of(request, who)
-    params = await read_params(request)
-    id_e = params.get("id_e")
-    if not id_e:
-        raise PastellError(400, "Le paramètre id_e est obligatoire")
-    siren = await door.entity(id_e, "journal:lecture")
-    if not (door.may("journal", siren) or door.reads(siren)):
-        raise door.forbidden(id_e, "journal:lecture")
-    if id_d := params.get("id_d"):
-        records = [(await door.document(id_e, id_d))[0]]
-    else:
-        records = [r for r in await door.run(door.store.list, siren, None, 0, 1000)
-                   if door.sees(r)]
-    rows = [row for r in records for row in await _journal_rows(door, r, siren)]
-    rows.sort(key=lambda r: r["date"], reverse=True)
-    offset = int(params.get("offset") or 0)
-    return pastell_json(rows[offset:offset + int(params.get("limit") or JOURNAL_LIMIT)])
-
-
-async def _journal_rows(door: Door, record: dict[str, Any], siren: str) -> list[dict[str, Any]]:
-    info, id_e = record["info"], str(record["id_e"])
-    base = {"type": "1", "id_e": id_e, "id_d": info["id_d"], "document_type": info["type"],
-            "titre": info["titre"], "siren": siren,
-            "denomination": door.tenants.get(siren).name, "date_horodatage": "",
-            "message_horodate": ""}
-    rows = [base | {"id_j": f"{info['id_d']}-{i}", "id_u": record["producer"],
-                    "action": a["action"], "message": a["message"], "date": a["date"]}
-            for i, a in enumerate(record["actions"])]
-    for doc_id in filter(None, (record.get("doc_id"), record.get("cancel_id"))):
-        for event in await door.run(door.bus.index.events, doc_id):
-            rows.append(base | {"id_j": str(event["event_id"]), "id_u": event["actor"] or "",
-                                "action": event["type"], "message": _message(event),
-                                "date": event["at"].replace("T", " ")[:19]})
-    return rows
-
-
-def _message(event: dict[str, Any]) -> str:
-    step = f"étape {event['step']} : " if event.get("step") else ""
-    return f"{step}{event['state'] or ''}".strip()
