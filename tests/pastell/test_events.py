@@ -30,12 +30,14 @@ def _listen(api: str, token: str, id_e: str, found: list[dict], opened: threadin
     with httpx.Client(base_url=api, timeout=httpx.Timeout(5, read=30)) as client, \
             client.stream("GET", f"/api/v2/entite/{id_e}/events", headers=bearer(token)) as got:
         assert got.status_code == 200
-        opened.set()
         for line in got.iter_lines():
+            opened.set()  # the first line (a heartbeat) comes once the stream is positioned
             if line.startswith("data: "):
                 found.append(json.loads(line[6:]))
-                if found[-1]["action"] == "termine" or time.monotonic() > until:
+                if found[-1]["action"] == "termine":
                     return
+            if time.monotonic() > until:  # heartbeats come every 15 s at least
+                return
 
 
 def test_document_actions_are_pushed(api: str, http: httpx.Client, settings: Settings
@@ -46,10 +48,9 @@ def test_document_actions_are_pushed(api: str, http: httpx.Client, settings: Set
     found: list[dict] = []
     opened = threading.Event()
     listener = threading.Thread(target=_listen, args=(api, token, id_e, found, opened,
-                                                      time.monotonic() + 120), daemon=True)
+                                                      time.monotonic() + 60), daemon=True)
     listener.start()
     assert opened.wait(30)
-    time.sleep(1)  # the stream's consumer has its partitions
     id_d = client.call("POST", f"/entite/{id_e}/document", 201,
                        data={"type": "ls-document-pdf"})["id_d"]
     doc = f"/entite/{id_e}/document/{id_d}"
@@ -57,7 +58,7 @@ def test_document_actions_are_pushed(api: str, http: httpx.Client, settings: Set
     client.call("POST", f"{doc}/file/document", 201, **form_body({
         "file_name": "note.pdf", "file_content": minimal_pdf("Note")}))
     client.call("POST", f"{doc}/action/orientation", 201)
-    listener.join(150)
+    listener.join(90)
     mine = [f for f in found if f["id_d"] == id_d]
     assert mine and mine[-1]["action"] == "termine", found
     assert set(mine[-1]) == {"id_d", "id_e", "flux", "action", "message", "date"}

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from bus.api.auth import bus_of
-from bus.api.pastell.flux import CANCEL_STATES, FLUX, STEP_STATES, Flux
+from bus.api.pastell.flux import CANCEL_STATES, FLUX, STEP_STATES, Flux, StepStates
 from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import PastellError
 from bus.api.pastell.store import PastellStore, Record
@@ -133,18 +133,27 @@ def last_action(flux: Flux, record: Record, state: DocumentState | None,
         return dict(record["actions"][-1])
     if state.state == State.COMPLETED:
         return {"action": flux.final, "message": "Traitement terminé", "date": _date(state)}
-    states = STEP_STATES.get(state.current_step or "validate", STEP_STATES["validate"])
-    return _of_states(states, state, record["actions"][-1], flux.final)
+    return _of_states(step_states(state.current_step), state, record["actions"][-1],
+                      flux.final)
 
 
-def _of_states(states: Any, state: DocumentState | None, first: dict[str, str], done: str
-               ) -> dict[str, str]:
+def step_states(step: str | None) -> StepStates:
+    return STEP_STATES.get(step or "validate", STEP_STATES["validate"])
+
+
+def state_name(states: StepStates, state: State, done: str) -> str:
+    """The incumbent's name of a bus state (``done``: of a completed document)."""
+    return {State.COMPLETED: done, State.ERROR: states.error, State.REJECTED: states.rejected,
+            State.DUPLICATE: "fatal-error"}.get(state, states.running)
+
+
+def _of_states(states: StepStates, state: DocumentState | None, first: dict[str, str],
+               done: str) -> dict[str, str]:
     if state is None:
         return {"action": states.running, "message": first["message"], "date": first["date"]}
     message = state.error.message if state.error else f"étape {state.current_step or ''}"
-    name = {State.COMPLETED: done, State.ERROR: states.error, State.REJECTED: states.rejected,
-            State.DUPLICATE: "fatal-error"}.get(state.state, states.running)
-    return {"action": name, "message": message, "date": _date(state)}
+    return {"action": state_name(states, state.state, done), "message": message,
+            "date": _date(state)}
 
 
 def missing_field(flux: Flux, record: Record) -> str:
