@@ -133,6 +133,15 @@ async def import_document(api: httpx.AsyncClient, settings: GlaneurSettings,
     created = await _call(api, "POST", base, 201, data={"type": gleaned.flux},
                           headers={IMPORT_HEADER: note.encode("utf-8").decode("latin-1")})
     doc = f"{base}/{created['id_d']}"
+    try:
+        return await _fill(api, settings, gleaned, doc, created["id_d"])
+    except DoorRefused as exc:  # the item goes to the error folder, its draft is deleted
+        await api.delete(doc)
+        raise DoorRefused(f"{exc} (document {created['id_d']} supprimé)") from None
+
+
+async def _fill(api: httpx.AsyncClient, settings: GlaneurSettings, gleaned: Gleaned,
+                doc: str, id_d: str) -> str:
     form_ok = 0
     if gleaned.fields:
         form_ok = (await _call(api, "PATCH", doc, 200, data=gleaned.fields))["formulaire_ok"]
@@ -145,6 +154,6 @@ async def import_document(api: httpx.AsyncClient, settings: GlaneurSettings,
     if settings.action_ok and (form_ok or settings.force_action_ok):
         await _call(api, "POST", f"{doc}/action/{settings.action_ok}", 201)
     elif settings.action_ok:
-        raise DoorRefused(f"{created['id_d']} : formulaire incomplet, « {settings.action_ok} »"
-                          f" non déclenchée ({settings.action_ko})")
-    return created["id_d"]
+        raise DoorRefused(f"formulaire incomplet, « {settings.action_ok} » non déclenchée "
+                          f"({settings.action_ko})")
+    return id_d

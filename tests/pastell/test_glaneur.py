@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import asyncssh
 import httpx
 import pytest
+import yaml
 
 from bus.dev.launcher import Services
 from bus.glaneur.config import GlaneurSettings, SftpServer
@@ -143,3 +145,41 @@ def test_loose_files_by_pattern_in_a_local_folder(api: str, client: tuple[str, P
     assert detail["data"]["document"] == ["note-2.pdf"]
     assert detail["data"]["annexe"] == ["note-2-annexe.pdf"]
     assert detail["last_action"]["action"] == "modification"  # no action_ok
+
+
+def test_demat_glaneur_imports_folders(api: str, client: tuple[str, Pastell], demat,
+                                       tmp_path: Path) -> None:
+    """``demat glaneur`` (FOLDER mode: one sub-folder, one document) from its YAML file;
+    a folder missing its main file is refused and the command says so (exit 1)."""
+    token, pastell = client
+    id_e = pastell.entity_of(CITY_A)
+    _folders(tmp_path)
+    (tmp_path / "in" / "dossier-1").mkdir()
+    (tmp_path / "in" / "dossier-1" / "lettre.pdf").write_bytes(minimal_pdf("Lettre"))
+    (tmp_path / "in" / "dossier-2").mkdir()
+    (tmp_path / "in" / "dossier-2" / "notes.txt").write_bytes(b"pas de PDF ici")
+    config = tmp_path / "glaneurs.yaml"
+    config.write_text(yaml.safe_dump({"api": api, "token": token, "glaneurs": [{
+        "name": "dossiers", "id_e": id_e, "type_depot": "FOLDER",
+        "directory": str(tmp_path / "in"), "directory_send": str(tmp_path / "sent"),
+        "directory_error": str(tmp_path / "error"), "flux_name": "ls-document-pdf",
+        "file_preg_match": "document: \\.pdf$", "metadata_static": "libelle: %document%",
+        "action_ok": "orientation"}]}))
+    done = demat("glaneur", "--config", str(config), timeout=120)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stdout.splitlines()
+    assert line.startswith("dossiers: dossier-1 -> ")
+    assert "dossier-2 refused" in done.stderr and "formulaire incomplet" in done.stderr
+    assert [p.name for p in (tmp_path / "sent").iterdir()] == ["dossier-1"]
+    assert sorted(p.name for p in (tmp_path / "error").iterdir()) == [
+        "dossier-2", "dossier-2.erreur.txt"]
+    reason = (tmp_path / "error" / "dossier-2.erreur.txt").read_text()
+    half_made = re.search(r"document (\w{7}) supprimé", reason)
+    assert half_made, reason
+    pastell.call("GET", f"/entite/{id_e}/document/{half_made[1]}", 404)
+    id_d = line.rsplit(" ", 1)[1]
+    assert pastell.wait_state(id_e, id_d, ("termine",))["data"]["libelle"] == "lettre.pdf"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("api: x\nglaneurs: [{name: n}]\n")
+    refused = demat("glaneur", "--config", str(bad))
+    assert refused.returncode == 2 and "token" in refused.stderr
