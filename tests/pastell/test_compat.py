@@ -181,3 +181,30 @@ def test_chunks_files_several_details_counts_and_delete(http: httpx.Client,
     deleted = http.delete(f"/api/v2/entite/{id_a}/document/{ids[1]}", headers=city_a.headers)
     assert deleted.status_code == 204 and deleted.content == b""
     city_a.call("GET", f"/entite/{id_a}/document/{ids[1]}", 404)
+
+
+def test_entities_flux_and_connectors_read_only(http: httpx.Client, callers: dict) -> None:
+    maarch = Pastell(http, callers["maarch"][1])
+    id_b = maarch.entity_of(CITY_B)
+    entity = maarch.call("GET", f"/entite/{id_b}", 200)
+    assert entity["siren"] == CITY_B and entity["entite_mere"] != "0"
+    assert entity["entite_fille"] == []
+    flux = maarch.call("GET", "/flux", 200)
+    assert flux["ls-actes"] == {"type": "Flux Généraux", "nom": "Actes (studio)"}
+    assert "rh-bulletin-salaire" not in flux
+    fields = maarch.call("GET", "/flux/ls-actes", 200)
+    assert fields["arrete"]["type"] == "file" and fields["objet"]["requis"] is True
+    actions = maarch.call("GET", "/flux/ls-actes/action", 200)
+    assert {"orientation", "annulation-tdt", "acquiter-tdt", "supression"} <= set(actions)
+    assert maarch.call("GET", "/flux/nope", 404)["error-message"] == \
+        "Le flux nope n'existe pas sur cette plateforme"
+    links = maarch.call("GET", f"/entite/{id_b}/flux", 200, params={"flux": "ls-actes"})
+    assert {(r["id_ce"], r["type"]) for r in links} >= {("s2low", "TdT")}
+    [parapheur] = [c for c in maarch.call("GET", f"/entite/{id_b}/connecteur", 200)
+                   if c["id_connecteur"] == "iparapheur"]
+    detail = maarch.call("GET", f"/entite/{id_b}/connecteur/{parapheur['id_ce']}", 200)
+    assert "action-possible" in detail and "action_possible" not in detail
+    assert maarch.call("GET", f"/entite/{id_b}/connecteur/{parapheur['id_ce']}/externalData"
+                              "/iparapheur_sous_type", 200) == ["signature"]
+    assert maarch.call("GET", "/version/allo", 200)["produit"] == "Pastell"
+    assert http.get("/api/rest/allo", headers=maarch.headers).json()["produit"] == "Pastell"
