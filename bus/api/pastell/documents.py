@@ -44,7 +44,9 @@ async def create(request: Request, who: Who, id_e: str) -> Response:
     if key := request.headers.get("idempotency-key", "").strip()[:200]:
         first = await door.run(door.store.claim_key, who.producer, key, id_d)
         if first != id_d and (record := await door.run(door.store.get, first)):
-            return pastell_json(await detail(door, record, flux) | {"id_d": first}, 201)
+            first_flux = FLUX[record["info"]["type"]]
+            return pastell_json(await detail(door, record, first_flux) | {"id_d": first},
+                                201)
     created = now_text()
     record: Record = {
         "info": {"id_d": id_d, "type": flux.name, "titre": "", "creation": created,
