@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bus.runtime import Runtime
 from bus.settings import Settings
 from tests.pastell.support import CITY_A, CITY_B, Pastell, basic, bearer, make_callers
 from workers.common.demo import minimal_pdf
@@ -146,8 +147,8 @@ def test_idempotency_key_answers_the_first_document(http: httpx.Client,
     assert other["id_d"] != first["id_d"]
 
 
-def test_chunks_files_several_details_counts_and_delete(http: httpx.Client,
-                                                        callers: dict) -> None:
+def test_chunks_files_several_details_counts_and_delete(http: httpx.Client, callers: dict,
+                                                        settings: Settings) -> None:
     city_a = Pastell(http, callers["city_a"][1])
     id_a = city_a.entity_of(CITY_A)
     ids = [city_a.call("POST", f"/entite/{id_a}/document?type=ls-document-pdf", 201)["id_d"]
@@ -162,6 +163,8 @@ def test_chunks_files_several_details_counts_and_delete(http: httpx.Client,
             files={"file": ("blob", part)})
         assert got.status_code == (201 if number == len(parts) - 1 else 200), got.text
     assert got.json()["content"]["data"]["document"] == ["gros.pdf"]
+    chunks = Runtime(settings).store.list_keys(f"pastell/chunks/{ids[0]}/")
+    assert chunks == []  # the chunks waited in the object store, then went
     assert city_a.call("GET", f"{doc}/file/document", 200) == content
     received = city_a.call("GET", f"{doc}/file/document?receive=true", 200)
     assert received["file_name"] == "gros.pdf"

@@ -26,7 +26,8 @@ from workers.actes.classification import current_classification
 
 router = APIRouter(prefix="/api/v2/entite/{id_e}/document/{id_d}", route_class=PastellRoute,
                    include_in_schema=False)
-CHUNKS = Path(tempfile.gettempdir()) / "demat-pastell-chunks"
+CHUNKS = "pastell/chunks/"  # object-store prefix of chunks waiting for the last one
+MAX_CHUNKS = 10_000
 
 
 def _file_fields(flux: Flux, field: str) -> None:
@@ -93,36 +94,32 @@ async def post_file(request: Request, who: Who, id_e: str, id_d: str, field: str
 async def post_chunk(request: Request, who: Who, id_e: str, id_d: str, field: str,
                      num: int = 0) -> Response:
     """One chunk (``chunk_number`` of ``total_chunks``, multipart ``file``): 200 until the
-    last one, then the file is stored and the answer is the upload's, with 201."""
+    last one, then the file is stored and the answer is the upload's, with 201. Chunks
+    wait in the object store (any API node takes the next one)."""
     door, record, flux = await _draft(request, who, id_e, id_d, field)
     params = await read_params(request)
     upload = params.upload("file")
     total, number = params.get("total_chunks"), params.get("chunk_number")
-    if upload is None or not total.isdigit() or not number.isdigit():
-        raise PastellError(400, "Les paramètres file, chunk_number et total_chunks sont "
-                                "obligatoires")
-    folder = CHUNKS / f"{id_d}-{field}-{num}"
-    await door.run(_save_chunk, folder, int(number), upload)
-    if len(list(folder.iterdir())) < int(total):
+    if upload is None or not total.isdigit() or not number.isdigit() or \
+            not 0 < int(total) <= MAX_CHUNKS:
+        raise PastellError(400, "Les paramètres file, chunk_number et total_chunks (au plus "
+                                f"{MAX_CHUNKS}) sont obligatoires")
+    store = door.bus.client.runtime.store
+    prefix = f"{CHUNKS}{id_d}/{field}/{num}/"
+    await door.run(store.put_record, f"{prefix}{int(number):08d}", await upload.read(),
+                   content_type="application/octet-stream")
+    keys = await door.run(store.list_keys, prefix)
+    if len(keys) < int(total):
         return pastell_json({"result": "ok", "message": "Chunk uploaded"}, 200)
-    whole = await door.run(_join, folder)
     try:
+        whole = b"".join([await door.run(store.get_record, k) or b"" for k in keys])
         await _keep(door, record, flux, field, num,
                     BytesInput(whole, params.get("file_name") or "fichier"))
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        for key in keys:
+            await door.run(store.delete_record, key)
     return pastell_json(await form_answer(door, record, flux) | {"message": "File uploaded"},
                         201)
-
-
-def _save_chunk(folder: Path, number: int, upload: Any) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{number:08d}").open("wb") as out:
-        shutil.copyfileobj(upload.file, out)
-
-
-def _join(folder: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()))
 
 
 def _refs(record: Record, flux: Flux, state: Any, field: str) -> list[dict[str, Any]]:

@@ -45,8 +45,9 @@ class Door:
     def tenants(self) -> Any:
         return self.bus.client.runtime.tenants
 
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn`` in a thread (the store and the database block)."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def numbers(self) -> dict[str, int]:
         return await self.run(self.store.numbers, self.tenants)
