@@ -179,7 +179,3 @@ def test_demat_glaneur_imports_folders(api: str, client: tuple[str, Pastell], de
     pastell.call("GET", f"/entite/{id_e}/document/{half_made[1]}", 404)
     id_d = line.rsplit(" ", 1)[1]
     assert pastell.wait_state(id_e, id_d, ("termine",))["data"]["libelle"] == "lettre.pdf"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("api: x\nglaneurs: [{name: n}]\n")
-    refused = demat("glaneur", "--config", str(bad))
-    assert refused.returncode == 2 and "token" in refused.stderr

@@ -4,6 +4,7 @@ them, v1 answers, state names, manifests, file patterns, static metadata, names.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +12,10 @@ from bus.api.pastell.flux import FLUX
 from bus.api.pastell.http import Params
 from bus.api.pastell.legacy import strings
 from bus.api.pastell.model import last_action, missing_field
-from bus.glaneur.config import GlaneurSettings
+from bus.glaneur.config import GlaneurError, GlaneurSettings, load
 from bus.glaneur.items import Gleaned, ItemRefused, glean, unzip
 from bus.glaneur.run import vrac_items
+from bus.glaneur.service import serve
 from bus.glaneur.sources import free_name
 from schemas.messages import DocState, DocumentState, ErrorInfo
 
@@ -124,3 +126,15 @@ def test_free_names_add_a_number() -> None:
     assert free_name("a.zip", set()) == "a.zip"
     assert free_name("a.zip", {"a.zip", "a-1.zip"}) == "a-2.zip"
     assert Gleaned("f", files={"d": [("a", b""), ("b", b"")]}).file_names == ["a", "b"]
+
+
+def test_bad_settings_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("api: x\nglaneurs: [{name: n}]\n")
+    with pytest.raises(GlaneurError, match="token"):
+        load(bad)
+    assert serve(bad) == 2 and "token" in capsys.readouterr().err
+    bad.write_text("token: t\nglaneurs: [{name: n, id_e: '1', directory: /in, "
+                   "directory_send: /s, directory_error: /e, type_depot: TAR}]\n")
+    with pytest.raises(GlaneurError, match="type_depot"):
+        load(bad)
