@@ -120,6 +120,8 @@ def test_megacte_acte_sequence(http: httpx.Client, callers: dict) -> None:
     assert refused.status_code == 400, refused.text
     assert "Typologie" in refused.json()["error-message"]
 
+    subjects = megacte.call("GET", f"{doc}/externalData/classification", 200)
+    assert "7.1" in subjects  # the tenant's classification, as S²LOW gave it
     pieces = megacte.call("GET", f"{doc}/externalData/type_piece", 200)
     assert pieces["pieces"] == ["deliberation.pdf", "annexe.pdf"]
     listed = pieces["actes_type_pj_list"]
