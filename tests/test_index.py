@@ -40,7 +40,8 @@ def test_migrations_apply_to_an_empty_database_once(pg_url: str) -> None:
     assert _tables(pg_url) == {"alembic_version", "events", "documents", "dead_letters",
                                "search_keys", "document_states",
                                "idempotency_keys", "api_receipts", "identity_users",
-                               "identity_tokens"}
+                               "identity_tokens", "pastell_entities", "pastell_documents",
+                               "pastell_idempotency"}
     index_migrations.upgrade(pg_url)  # again: nothing to do, nothing broken
     assert index_migrations.current(pg_url) == index_migrations.HEAD
 

@@ -18,7 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bus.api import audit, deadletters, documents, login, push, registry, uploads
+from bus.api import audit, deadletters, documents, login, pastell, push, registry, uploads
 from bus.api.auth import permission
 from bus.api.limits import AuthCache, Limiter
 from bus.client import DematClient
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(login.router)
     app.include_router(deadletters.router)
     app.include_router(audit.router)
+    app.include_router(pastell.router)  # the Pastell-compatible door (/api/...)
     for router in load_plugins(settings.plugin_modules).api_routers:  # the families' routes
         app.include_router(router)
     _health(app)
