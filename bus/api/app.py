@@ -22,6 +22,7 @@ from bus.api import audit, deadletters, documents, login, push, registry, upload
 from bus.api.auth import permission
 from bus.api.limits import AuthCache, Limiter
 from bus.client import DematClient
+from bus.console import mount as mount_console
 from bus.identity import IdentityStore
 from bus.index import Index
 from bus.intake import SubmissionError
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     for router in load_plugins(settings.plugin_modules).api_routers:  # the families' routes
         app.include_router(router)
+    mount_console(app)  # the web console, /console
     _health(app)
     return app
 
