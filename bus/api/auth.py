@@ -1,5 +1,7 @@
 """Who calls: the bearer token of each request, or a person's session cookie (after an
-OpenID Connect login, ``bus.api.login``); and the tenant checks of the routes.
+OpenID Connect login, ``bus.api.login``, or a sign-in to the console with an API token,
+``bus.console.signin``, whose session keeps that token's roles); and the tenant checks of
+the routes.
 
 A request authenticated by its cookie with an unsafe method (anything but GET, HEAD,
 OPTIONS) must also carry the session's CSRF token in the ``X-CSRF-Token`` header
@@ -100,6 +102,10 @@ async def open_session(request: Request, secret: str) -> tuple[dict[str, Any], I
     if session is None:
         raise HTTPException(401, {"message": "the session has ended or expired (log in again "
                                   "at /v1/auth/login)", "field": SESSION_COOKIE})
+    if not session.get("token") and bus.login is None:  # an OpenID login's, not served here
+        raise HTTPException(401, {"message": "a bearer token is required (people's login is "
+                                  "not configured on this bus)", "field": "Authorization"},
+                            headers={"WWW-Authenticate": "Bearer"})
     try:
         if session.get("token"):
             who = await bus.client._in_thread(bus.identities.of_token, session["token"],
