@@ -9,8 +9,7 @@ from html import escape
 from schemas.flow import Condition, FlowDefinition, StepDefinition
 
 BOX_W, BOX_H, GAP, LEFT, TOP = 420, 92, 46, 40, 20
-OPS = {"eq": "=", "ne": "≠", "in": "∈", "contains": "∋", "truthy": "vrai", "falsy": "faux",
-       "present": "présent", "absent": "absent"}
+OPS = {"eq": "=", "ne": "≠", "in": "∈", "contains": "∋"}  # the others are words (t)
 
 
 def _seconds(value: float) -> str:
@@ -20,9 +19,9 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _condition(cond: Condition) -> str:
+def _condition(cond: Condition, t: Callable[..., str]) -> str:
     shown = "" if cond.value is None else f" {cond.value}"
-    return f"{cond.field} {OPS[cond.op]}{shown}"
+    return f"{cond.field} {OPS.get(cond.op) or t(f'graph.op_{cond.op}', cond.op)}{shown}"
 
 
 def _lines(step: StepDefinition, t: Callable[..., str]) -> list[str]:
@@ -30,7 +29,8 @@ def _lines(step: StepDefinition, t: Callable[..., str]) -> list[str]:
     waits."""
     lines = [f"{step.kind}" + (f" · {step.connector}" if step.connector else "")]
     if step.when:
-        lines.append(t("graph.when", conditions=" et ".join(_condition(c) for c in step.when)))
+        conditions = t("graph.and").join(_condition(c, t) for c in step.when)
+        lines.append(t("graph.when", conditions=conditions))
     retry = step.retry
     lines.append(t("graph.retry", attempts=retry.max_attempts,
                    backoff=_seconds(retry.backoff_seconds),

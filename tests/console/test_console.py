@@ -147,8 +147,8 @@ def test_find_an_acte_by_number_open_its_timeline_and_download_the_signed_pdf(
 
 
 def test_a_city_sees_none_of_another_citys_documents(browser: Browser, api: str,
-                                                      people: dict[str, str],
-                                                      made: dict) -> None:
+                                                      people: dict[str, str], made: dict,
+                                                      settings: Settings) -> None:
     context, page = signed_in(browser, api, people["b"])
     try:
         page.goto("/console/documents")
@@ -169,6 +169,11 @@ def test_a_city_sees_none_of_another_citys_documents(browser: Browser, api: str,
         assert not letters & set(listed)
         for path in (f"/v1/documents/{made['acte']}", f"/v1/documents/{made['acte']}/artefacts"):
             assert page.request.get(path).status == 404  # the API, with the same cookie
+        # the session keeps the token's roles as long as the token lives: revoked, it ends
+        IdentityStore.of(Runtime(settings)).revoke(people["b"][4:20])
+        page.goto("/console/documents")
+        assert "/console/login" in page.url
+        assert page.request.get(f"/v1/documents/{made['acte_b']}").status == 401
     finally:
         context.close()
 
@@ -209,6 +214,11 @@ def test_the_payslip_flow_graph_renders(page_a: Page) -> None:
                      "mail-receipt"]
     expect(graph.locator('g[data-step="ensap"]')).to_contain_text("meta.channels ∋ ensap")
     shoot(page, "flow-payslip")
+    page.get_by_role("link", name="EN", exact=True).click()  # another language, same page
+    expect(page.get_by_role("heading", level=1)).to_have_text("Flow payslip")
+    expect(graph.locator('g[data-step="ensap"]')).to_contain_text("if meta.channels ∋ ensap")
+    page.get_by_role("link", name="FR", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Flux payslip")
 
 
 PAGES = {"/console/": "dashboard", "/console/documents": "documents-all",
@@ -225,6 +235,8 @@ def test_no_serious_accessibility_violation_on_any_page(browser: Browser, api: s
     for path, name in pages.items():
         answer = page_a.goto(path)
         assert answer is not None and answer.status == 200, path
+        policy = answer.headers["content-security-policy"]  # the console's own: 'self' only
+        assert "default-src 'self'" in policy and "script-src 'self';" in policy, policy
         shoot(page_a, name)
         if bad := serious_violations(page_a):
             found[path] = bad
