@@ -144,6 +144,10 @@ def test_find_an_acte_by_number_open_its_timeline_and_download_the_signed_pdf(
         signed.first.get_by_role("link").click()
     pdf = got.value.path().read_bytes()
     assert pdf.startswith(b"%PDF") and b"/ByteRange" in pdf  # a PAdES signature's range
+    # an acte action: the page's script posts to the API with the session's CSRF token
+    page.get_by_label("Motif de l'annulation").fill("Erreur matérielle")
+    page.get_by_role("button", name="Annuler l'acte").click()
+    expect(page.locator("#h-actions ~ .result")).to_contain_text("Demande acceptée")
 
 
 def test_a_city_sees_none_of_another_citys_documents(browser: Browser, api: str,
@@ -190,6 +194,9 @@ def test_bulk_replay_of_three_dead_letters_seen_completing_live(
                            " === 'open'")
     for letter in made["letters"]:
         page.locator(f'tr[data-dlq-id="{letter["id"]}"] input[type=checkbox]').check()
+    forged = page.request.post("/v1/dead-letters/replay", data={  # the cookie, no token
+        "ids": [made["letters"][0]["id"]], "dry_run": True})
+    assert forged.status == 403 and "X-CSRF-Token" in forged.text()
     page.get_by_role("button", name="Simuler").click()
     expect(page.locator("#dlq-result")).to_contain_text("Seraient rejouées : 3")
     page.get_by_role("button", name="Rejouer la sélection").click()
