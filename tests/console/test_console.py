@@ -137,6 +137,7 @@ def test_find_an_acte_by_number_open_its_timeline_and_download_the_signed_pdf(
     expect(page.locator('#timeline > li[data-step="transmit"]')).to_have_count(1)
     expect(page.locator('#timeline > li[data-step="acknowledgement"]')).to_contain_text(
         "réussie")
+    expect(page.locator("#metadata")).to_contain_text(made["number"])
     signed = page.locator("#files tr.signed")
     expect(signed.first).to_contain_text("signé")
     shoot(page, "document")

@@ -44,14 +44,20 @@ function onEvent(payload) {
 function follow() {
   const holder = document.querySelector("[data-live-tenants]");
   if (!holder || !window.EventSource) return;
-  const reload = holder.dataset.liveReload === "true";
-  let pending = null;
+  // a page of figures is not reloaded under its reader (WCAG 3.2.5): it says that
+  // events came and offers to refresh
+  const notice = document.getElementById("refresh");
+  let seen = 0;
   holder.dataset.liveTenants.split(",").filter(Boolean).forEach((tenant) => {
     const source = new EventSource(`/v1/events?tenant=${encodeURIComponent(tenant)}`);
     source.onopen = () => { holder.dataset.live = "open"; };
     const received = (e) => {
       try { onEvent(JSON.parse(e.data)); } catch (err) { return; }
-      if (reload && !pending) pending = setTimeout(() => window.location.reload(), 5000);
+      if (notice) {
+        seen += 1;
+        notice.hidden = false;
+        notice.querySelector("[data-count]").textContent = String(seen);
+      }
     };
     EVENT_TYPES.forEach((type) => source.addEventListener(type, received));
   });
