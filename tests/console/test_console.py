@@ -200,6 +200,10 @@ def test_bulk_replay_of_three_dead_letters_seen_completing_live(
     assert forged.status == 403 and "X-CSRF-Token" in forged.text()
     page.get_by_role("button", name="Simuler").click()
     expect(page.locator("#dlq-result")).to_contain_text("Seraient rejouées : 3")
+    dashboard = page.context.new_page()  # the dashboard, open meanwhile, hears of them too
+    dashboard.goto("/console/")
+    dashboard.wait_for_function("document.querySelector('[data-live-tenants]').dataset.live"
+                                " === 'open'")
     page.get_by_role("button", name="Rejouer la sélection").click()
     expect(page.locator("#dlq-result")).to_contain_text("Rejouées : 3")
     for letter in made["letters"]:  # the event stream updates each row, no reload
@@ -209,6 +213,10 @@ def test_bulk_replay_of_three_dead_letters_seen_completing_live(
         expect(state).to_have_attribute("data-state", "completed", timeout=60_000)
         expect(state).to_have_text("terminé")
     shoot(page, "dead-letters")
+    expect(dashboard.locator("#refresh")).to_be_visible()
+    dashboard.get_by_role("link", name="actualiser les chiffres").click()
+    expect(dashboard.locator("#by-state")).to_contain_text("trap")
+    dashboard.close()
 
 
 def test_the_payslip_flow_graph_renders(page_a: Page) -> None:
