@@ -14,10 +14,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bus.broker import EVENT_HEADER, TENANT_HEADER
 from bus.topics import Topics
 from schemas.messages import DeadLetter, JournalEvent, SubmitMessage
 
 ASYNCAPI_VERSION = "3.0.0"
+JOURNAL_HEADERS = {"type": "object", "properties": {
+    TENANT_HEADER: {"type": "string", "description": "the event's tenant (SIREN; empty "
+                    "for none): filter without decoding"},
+    EVENT_HEADER: {"type": "string", "description": "the event's `type`"}}}
 KEY_SCHEMA = {"type": "string", "description": "the document id (UUID): a document's "
               "messages stay ordered on one partition"}
 
@@ -29,7 +34,7 @@ def asyncapi_document(topics: Topics, *, version: str, servers: dict[str, str] |
         "submit": _channel(topics.submit, "Producers publish new documents here, once their "
                            "files are in the object store.", SubmitMessage),
         "journal": _channel(topics.journal, "Every journal event of every document "
-                            "(chained: `prev_hash`, `hash`).", JournalEvent),
+                            "(chained: `prev_hash`, `hash`).", JournalEvent, JOURNAL_HEADERS),
         "deadLetters": _channel(topics.dead_letter, "Messages and documents the bus gave up "
                                 "on, with what is needed to act on them.", DeadLetter),
     }
@@ -50,14 +55,16 @@ def asyncapi_document(topics: Topics, *, version: str, servers: dict[str, str] |
     }
 
 
-def _channel(address: str, description: str, model: type[BaseModel]) -> dict[str, Any]:
+def _channel(address: str, description: str, model: type[BaseModel],
+             headers: dict[str, Any] | None = None) -> dict[str, Any]:
     name = model.__name__
-    return {"address": address, "description": description,
-            "messages": {name: {
-                "name": name, "title": name, "summary": (model.__doc__ or "").strip(),
-                "contentType": "application/json",
-                "payload": {"$ref": f"#/components/schemas/{name}"},
-                "bindings": {"kafka": {"key": KEY_SCHEMA, "bindingVersion": "0.5.0"}}}}}
+    message = {"name": name, "title": name, "summary": (model.__doc__ or "").strip(),
+               "contentType": "application/json",
+               "payload": {"$ref": f"#/components/schemas/{name}"},
+               "bindings": {"kafka": {"key": KEY_SCHEMA, "bindingVersion": "0.5.0"}}}
+    if headers:
+        message["headers"] = headers
+    return {"address": address, "description": description, "messages": {name: message}}
 
 
 def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:

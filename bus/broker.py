@@ -53,6 +53,15 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
     return sasl(settings.kafka_username or "", settings.kafka_secret or "", **tls)
 
 
+TENANT_HEADER = "demat-tenant"  # a journal record's tenant and event type, readable
+EVENT_HEADER = "demat-event"  # without decoding it (the webhooks' fan-out skips by them)
+
+
+def event_headers(tenant: str | None, event_type: str) -> dict[str, str]:
+    """The headers of a journal record."""
+    return {TENANT_HEADER: tenant or "", EVENT_HEADER: event_type}
+
+
 def encode(model: BaseModel) -> bytes:
     """JSON bytes of a contract model (what goes on the wire)."""
     return model.model_dump_json(exclude_none=False).encode()

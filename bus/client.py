@@ -147,16 +147,23 @@ class DematClient:
         return await self._in_thread(self.runtime.keys.claim, env)
 
     async def publish(self, env: Envelope) -> None:
-        """Send an envelope whose files are stored to intake, keyed by its id (acks all)."""
+        """Keep the receipt of an envelope whose files are stored, then send it to intake,
+        keyed by its id (acks all); a message not sent leaves no receipt."""
         assert self._producer is not None, "call start() first"
-        await self._producer.send_and_wait(self.runtime.topics.submit,
-                                           encode(SubmitMessage(envelope=env)),
-                                           key=env.id.encode())
+        await self._in_thread(self.runtime.receipts.keep, env)
+        try:
+            await self._producer.send_and_wait(self.runtime.topics.submit,
+                                               encode(SubmitMessage(envelope=env)),
+                                               key=env.id.encode())
+        except BaseException:
+            await self._in_thread(self.runtime.receipts.drop, env.id)
+            raise
 
     async def submit_many(self, envs: list[Envelope], concurrency: int = 16, *,
                           checked: bool = False) -> list[Receipt]:
         """Publish envelopes whose files are stored, pipelined (keys claimed in threads,
-        sends not awaited one by one); receipts in the order given. ``checked``: the
+        their receipts kept in one round trip, sends not awaited one by one); receipts in
+        the order given. ``checked``: the
         caller already looked their keys up (no claim here; intake claims them)."""
         gate = asyncio.Semaphore(concurrency)
 
@@ -168,6 +175,7 @@ class DematClient:
             await asyncio.gather(*(first_of(e) for e in envs))
         assert self._producer is not None, "call start() first"
         todo = [env for env, first in zip(envs, firsts, strict=True) if first is None]
+        await self._in_thread(self.runtime.receipts.keep_many, todo)
         sends = [await self._producer.send(self.runtime.topics.submit,
                                            encode(SubmitMessage(envelope=env)),
                                            key=env.id.encode()) for env in todo]
@@ -175,6 +183,7 @@ class DematClient:
         failed = [(env, got) for env, got in zip(todo, sent, strict=True)
                   if isinstance(got, BaseException)]
         if failed:
+            await self._in_thread(self.runtime.receipts.drop, *(env.id for env, _ in failed))
             for env, _ in failed:
                 await self._in_thread(self.runtime.keys.release, env)
             raise failed[0][1]

@@ -21,6 +21,7 @@ from minio.error import S3Error
 from minio.retention import Retention
 
 from bus.crypto import EncryptingReader, Keyring
+from bus.filememo import FileMemo, current_memo
 from bus.settings import Settings
 from bus.sniff import HEAD_SIZE, sniff
 from connectors.frames import (
@@ -175,7 +176,9 @@ class ObjectStore:
             )
         ref = FileRef(sha256=sha, size=size, media_type=sniff(head), role=role,
                       name=name or path.name)
-        if self._needs_upload(tenant, sha, size, encrypt):
+        if size <= SMALL_FILE:  # one call, as put_bytes: written blind, encrypted
+            self._put_small(tenant, ref, path.read_bytes())
+        elif self._needs_upload(tenant, sha, size, encrypt):
             with path.open("rb") as fh:
                 self._upload(tenant, ref, fh, encrypt)
         return ref
@@ -197,11 +200,23 @@ class ObjectStore:
         ref = FileRef(sha256=sha, size=len(data), media_type=media_type or sniff(data[:HEAD_SIZE]),
                       role=role, name=name)
         if not unique and len(data) <= SMALL_FILE:
-            encrypt = True
-        elif not unique and not self._needs_upload(tenant, sha, len(data), encrypt):
-            return ref
-        self._upload(tenant, ref, io.BytesIO(data), encrypt)
+            self._put_small(tenant, ref, data)
+        elif unique or self._needs_upload(tenant, sha, len(data), encrypt):
+            self._upload(tenant, ref, io.BytesIO(data), encrypt)
+            self._remember(tenant, ref, data)
         return ref
+
+    def _put_small(self, tenant: str, ref: FileRef, data: bytes) -> None:
+        """Write a small file without asking first, always encrypted (see ``put_bytes``);
+        the digest in ``ref`` must be that of ``data``."""
+        self._upload(tenant, ref, io.BytesIO(data), encrypt=True)
+        self._remember(tenant, ref, data)
+
+    def _remember(self, tenant: str, ref: FileRef, data: bytes,
+                  memo: FileMemo | None = None) -> None:
+        memo = memo or current_memo()
+        if memo is not None and len(data) <= SMALL_FILE:
+            memo.keep((self.bucket, tenant, ref.sha256), data)
 
     def put_stream(self, tenant: str, ref: FileRef, stream: IO[bytes], *,
                    encrypt: bool = False) -> FileRef:
@@ -231,15 +246,28 @@ class ObjectStore:
             raise IntegrityError(f"{ref.name}: content changed while it was uploaded")
 
     def iter_file(self, tenant: str, ref: FileRef) -> Iterator[bytes]:
-        """Stream a stored file in chunks; raise ``IntegrityError`` at the end on mismatch."""
+        """Stream a stored file in chunks; raise ``IntegrityError`` at the end on mismatch.
+        Inside ``remembering_files``, a small file already read or written comes from
+        memory (it was verified against the same digest)."""
+        memo = current_memo()
+        kept = memo.get((self.bucket, tenant, ref.sha256)) if memo is not None else None
+        if kept is not None:
+            return iter([kept[i:i + CHUNK] for i in range(0, len(kept), CHUNK)] or [b""])
+        return self._stream_file(tenant, ref, memo)
+
+    def _stream_file(self, tenant: str, ref: FileRef, memo: FileMemo | None
+                     ) -> Iterator[bytes]:
         try:
             resp = self.client.get_object(self.bucket, self.file_key(tenant, ref.sha256))
         except S3Error as exc:
             raise ObjectMissing(f"{ref.name}: no object {ref.sha256} for tenant {tenant}") from exc
-        digest = hashlib.sha256()
+        digest, chunks = hashlib.sha256(), []
+        keep = memo is not None and ref.size <= SMALL_FILE
         try:
             for chunk in self._plain_chunks(tenant, ref, resp):
                 digest.update(chunk)
+                if keep:
+                    chunks.append(chunk)
                 yield chunk
         finally:
             resp.close()
@@ -248,6 +276,8 @@ class ObjectStore:
             raise IntegrityError(
                 f"{ref.name}: stored object for tenant {tenant} does not match sha256 {ref.sha256}"
             )
+        if keep:
+            self._remember(tenant, ref, b"".join(chunks), memo)
 
     def _plain_chunks(self, tenant: str, ref: FileRef, resp: Any) -> Iterator[bytes]:
         if resp.headers.get(f"x-amz-meta-{ENC_META}") != ENC_FORMAT:
@@ -294,12 +324,13 @@ class ObjectStore:
                 return []
             raise
 
-    def list_times(self, prefix: str) -> dict[str, float]:
-        """Keys under ``prefix`` with their last-modified time (epoch seconds), one listing."""
+    def list_times(self, prefix: str, after: str | None = None) -> dict[str, float]:
+        """Keys under ``prefix`` (those sorting after ``after`` only, if given) with their
+        last-modified time (epoch seconds), one listing."""
         try:
             return {o.object_name: o.last_modified.timestamp() if o.last_modified else 0.0
                     for o in self.client.list_objects(self.bucket, prefix=prefix,
-                                                      recursive=True)}
+                                                      recursive=True, start_after=after)}
         except S3Error as exc:
             if exc.code in self._absent:
                 return {}
@@ -313,10 +344,11 @@ class ObjectStore:
         raw = self.get_record(key)
         return None if raw is None else json.loads(raw)
 
-    def get_record(self, key: str) -> bytes | None:
-        """The raw bytes of a JSON record, or ``None`` if there is none."""
+    def get_record(self, key: str, offset: int = 0, length: int = 0) -> bytes | None:
+        """The raw bytes of a record (``length`` bytes from ``offset`` if given), or
+        ``None`` if there is none."""
         try:
-            resp = self.client.get_object(self.bucket, key)
+            resp = self.client.get_object(self.bucket, key, offset=offset, length=length)
         except S3Error as exc:
             if exc.code in self._absent:
                 return None

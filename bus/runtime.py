@@ -85,6 +85,14 @@ class Runtime:
     def topics(self) -> Topics:
         return Topics(self.settings.topic_prefix)
 
+    def used_step_kinds(self) -> list[str]:
+        """The step kinds of the flows some tenant uses: what a steps process serves by
+        default (the others' topics are not polled; tenants are read at start)."""
+        used = {step.kind for name in self.flows.names()
+                if any(tenant.uses(name) for tenant in self.tenants)
+                for step in self.flows.get(name).steps}
+        return [kind for kind in self.registry.step_kinds() if kind in used]
+
     def connector(self, tenant: str, role: str) -> Any:
         """The connector serving ``role`` for ``tenant`` (built once by this runtime)."""
         key = (tenant, role)

@@ -31,11 +31,12 @@ class FakeS3:
             raise S3Error(None, "NoSuchBucket", "no bucket", bucket, "r", "h")  # type: ignore[arg-type]
         return self.buckets[bucket]
 
-    def get_object(self, bucket: str, key: str) -> _Response:
+    def get_object(self, bucket: str, key: str, offset: int = 0, length: int = 0) -> _Response:
         objects = self._objects(bucket)
         if key not in objects:
             raise S3Error(None, "NoSuchKey", "no key", key, "r", "h")  # type: ignore[arg-type]
-        return _Response(objects[key])
+        data = objects[key][offset:]
+        return _Response(data[:length] if length else data)
 
     def list_objects(self, bucket: str, prefix: str, recursive: bool) -> list[Any]:
         objects = self._objects(bucket)

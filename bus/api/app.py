@@ -99,11 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             Limiter(settings.api_anonymous_rate, settings.api_anonymous_burst),
                             runtime.receipts,
                             PeopleLogin.configured(settings, oidc))
-        pruning = asyncio.create_task(app.state.bus.receipts.prune_forever())
         try:
             yield
         finally:
-            pruning.cancel()
             await client.close()
 
     app = FastAPI(title="demat-bus", version="1", lifespan=lifespan,

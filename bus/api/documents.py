@@ -120,24 +120,11 @@ async def submit_as(bus: Any, who: Identity, flow: str, inputs: list[Input], *,
 
 async def publish_as(bus: Any, who: Identity, env: Envelope) -> Receipt:
     """Publish an envelope whose files are stored, as ``who``: claim its idempotency key
-    (the first document's receipt if another holds it), then send the message and keep
-    the door's receipt together (``GET /v1/documents/{id}`` answers ``submitted`` from it
-    until the router has the document); a message not sent leaves neither key nor
-    receipt."""
-    env = who.stamp(env)
-    client = bus.client
-    first = await client.claim(env)
-    if first is not None:
-        return Receipt(first, duplicate=True)
-    sent, kept = await asyncio.gather(
-        client.publish(env), client._in_thread(bus.receipts.keep, env), return_exceptions=True)
-    if isinstance(sent, BaseException):  # not submitted: a retry with the key submits anew
-        await client._in_thread(bus.receipts.drop, env.id)
-        await client._in_thread(client.runtime.keys.release, env)
-        raise sent
-    if isinstance(kept, BaseException):
-        raise kept
-    return Receipt(env.id)
+    (the first document's receipt if another holds it), keep the receipt
+    (``GET /v1/documents/{id}`` answers ``submitted`` from it until the router has the
+    document), then send the message; a message not sent leaves neither key nor
+    receipt (``DematClient.submit_envelope``)."""
+    return await bus.client.submit_envelope(who.stamp(env))
 
 
 def accepted(receipt: Receipt, **extra: Any) -> JSONResponse:

@@ -73,8 +73,9 @@ class JournalStore:
         self.objects.put_record(key, data, content_type=content_type,
                                 retention=Retention(GOVERNANCE, until) if self.locked else None)
 
-    def get(self, key: str) -> bytes | None:
-        return self.objects.get_record(key)
+    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes | None:
+        """An object (``length`` bytes of it from ``offset`` if given), or ``None``."""
+        return self.objects.get_record(key, offset, length)
 
     def keys(self, prefix: str) -> list[str]:
         """Object keys under ``prefix``, sorted."""

@@ -28,7 +28,6 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -58,13 +57,13 @@ async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
             times: list[float] = []
             errors: list[str] = []
             per_client = [range(c, documents, clients) for c in range(clients)]
-            cpu, own = _cpu(api.pid), _own_cpu()
+            cpu, own = cpu_seconds(api.pid, children=True), _own_cpu()
             started = time.monotonic()
             due = schedule(started, rate)
             await asyncio.gather(*(_client(http, token, share, times, errors, due)
                                    for token, share in zip(tokens, per_client, strict=True)))
             seconds = time.monotonic() - started
-            cpu, own = _cpu(api.pid) - cpu, _own_cpu() - own
+            cpu, own = cpu_seconds(api.pid, children=True) - cpu, _own_cpu() - own
     times.sort()
     return {"clients": clients, "documents": documents, "workers": workers,
             "offered_per_s": rate or None,
@@ -92,18 +91,6 @@ async def _tokens(ctx: BenchContext, clients: int) -> list[str]:
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` and its child processes (``--workers``)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children)
 
 
 def schedule(started: float, rate: float) -> Callable[[int], float | None]:

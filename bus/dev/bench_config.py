@@ -23,6 +23,7 @@ class BenchPlan:
 
     burst_documents: int = 13_000
     transport_documents: int = 1_000
+    transport_rounds: int = 3  # bus and raw chain interleaved; the medians are reported
     noop_steps: int = 3
     latency_samples: int = 40
     large_file_mb: int = 1024
@@ -35,7 +36,7 @@ class BenchPlan:
     mode: str = "full"
     burst_flow: str = "bench-payslip"  # or "payslip": the real flow (bus.dev.bench_payroll)
     broker: str = "memory"  # Tansu's log storage: memory (like Kafka's page cache) or s3
-    only: str | None = None  # one phase alone ("api", "console"), on the same fresh stack
+    only: str | None = None  # one phase alone ("api", "burst", "console"), on the same stack
 
     @classmethod
     def quick(cls) -> BenchPlan:
@@ -67,7 +68,7 @@ def bench_flows(noop_steps: int, seal: bool) -> dict[str, dict[str, Any]]:
     return {
         "bench-noop": {"name": "bench-noop", "metadata_model": "document", "steps": noop},
         "bench-payslip": {"name": "bench-payslip", "metadata_model": "document",
-                          "steps": burst},
+                          "encrypt_files": True, "steps": burst},  # as pay slips are
         "bench-large": {"name": "bench-large", "metadata_model": "document", "steps": large},
     }
 

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.dev.bench_config import TERMINAL
@@ -80,6 +81,9 @@ class JournalWatcher:
             await self._consumer.stop()
 
 
+WITH_CHILDREN = {"postgres"}  # servers whose work is done by their child processes
+
+
 class RssSampler:
     """Samples the resident memory of named processes from a thread."""
 
@@ -94,7 +98,7 @@ class RssSampler:
     def __enter__(self) -> RssSampler:
         self._sample()
         self.first = dict(self.peak)
-        self._cpu_start = {n: cpu_seconds(p) for n, p in self.pids.items()}
+        self._cpu_start = {n: self._cpu(n, p) for n, p in self.pids.items()}
         self._thread.start()
         return self
 
@@ -102,8 +106,12 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.cpu = {n: round(cpu_seconds(p) - self._cpu_start[n], 1)
+        self.cpu = {n: round(self._cpu(n, p) - self._cpu_start[n], 1)
                     for n, p in self.pids.items()}
+
+    @staticmethod
+    def _cpu(name: str, pid: int) -> float:
+        return cpu_seconds(pid, children=name in WITH_CHILDREN)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -119,8 +127,17 @@ class RssSampler:
         return {n: round(self.peak[n] - self.first.get(n, self.peak[n]), 1) for n in self.peak}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (0 if it is gone)."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of ``pid`` so far, with its live children's if
+    ``children`` (PostgreSQL's backends are children of its server); 0 if it is gone."""
+    try:
+        found = psutil.Process(pid).children(recursive=True) if children else []
+    except psutil.Error:
+        found = []
+    return _own_cpu(pid) + sum(_own_cpu(c.pid) for c in found)
+
+
+def _own_cpu(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()

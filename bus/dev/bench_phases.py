@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -15,9 +16,11 @@ from typing import Any
 from bus.broker import encode
 from bus.client import DematClient
 from bus.dev.bench_config import TENANT, BenchPlan, Log, bench_flows, seal_available
+from bus.dev.bench_counts import CallCounts
 from bus.dev.bench_observe import JournalWatcher, RssSampler
 from bus.dev.embedded import STACK_PROCESSES
 from bus.settings import Settings
+from connectors.pdfgen import text_pdf
 from schemas.envelope import Envelope
 from schemas.ids import new_id
 from schemas.messages import StepTask
@@ -34,6 +37,7 @@ class BenchContext:
     inputs: Path
     plan: BenchPlan
     log: Log
+    metrics_url: str | None = None  # SeaweedFS's metrics: its count of S3 requests
     sample: Envelope | None = None
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -150,7 +154,7 @@ async def measure_burst(ctx: BenchContext, pids: dict[str, int]) -> dict[str, An
     paths = []
     for i in range(count):
         path = folder / f"bulletin-{i:06d}.pdf"
-        path.write_bytes(minimal_pdf(f"Bulletin de paie 2026-11 agent M{i:06d} net 2143.17"))
+        path.write_bytes(payslip_pdf(i))
         paths.append(path)
     keys: list[str | None] = [f"payroll-2026-11-M{i:06d}" for i in range(count)]
     ctx.log(f"burst: submitting {count} pay slips")
@@ -160,11 +164,28 @@ async def measure_burst(ctx: BenchContext, pids: dict[str, int]) -> dict[str, An
     return {"flow": "bench-payslip", "steps": steps, **figures}
 
 
+def payslip_pdf(index: int) -> bytes:
+    """A pay-slip-like PDF of 30 to 150 KB: some sixty lines of pay items and a scanned
+    logo (grey pixels), its size drawn from the index (the same slip at every run)."""
+    draw = random.Random(index)
+    lines = [f"Bulletin de paie 2026-11 - agent M{index:06d}", "Ville de Bench - DRH"]
+    lines += [f"{code:04d} Rubrique {code} base {draw.uniform(1, 4000):9.2f} taux "
+              f"{draw.uniform(0, 20):5.2f} montant {draw.uniform(-500, 3000):9.2f}"
+              for code in range(1000, 1060)]
+    width = 300
+    height = draw.randint(30_000, 150_000) // width
+    return text_pdf(lines, size=7, image=(width, height, draw.randbytes(width * height)))
+
+
 async def timed_burst(ctx: BenchContext, pids: dict[str, int],
                       submit: Callable[[], Awaitable[list[str]]], done: str) -> dict[str, Any]:
     """Figures of one burst: from calling ``submit`` (it returns the ids it published) to
-    the last of them finished, with every process's peak RSS and CPU seconds."""
-    with RssSampler(pids) as rss:
+    the last of them finished, with every process's peak RSS and CPU seconds (this
+    bench process's too, as ``bench``), and the S3 requests and Kafka records it cost.
+    Documents that did not complete are counted apart, not in docs/s."""
+    counts = CallCounts(ctx.settings, ctx.metrics_url)
+    await counts.start()
+    with RssSampler(pids | {"bench": os.getpid()}) as rss:
         start = time.monotonic()
         ids = await submit()
         submitted = time.monotonic() - start
@@ -172,7 +193,12 @@ async def timed_burst(ctx: BenchContext, pids: dict[str, int],
         await ctx.finish(ids, "burst", 3600)
         end = max(ctx.watcher.finished[i][1] for i in ids)
     seconds = end - start
+    errors = ctx.errors.get("burst", 0)
+    calls = await counts.stop(len(ids))
+    cpu = dict(sorted(rss.cpu.items(), key=lambda kv: -kv[1]))
     return {"documents": len(ids), "seconds": round(seconds, 1),
-            "submit_seconds": round(submitted, 1), "docs_per_s": round(len(ids) / seconds, 1),
-            "errors": ctx.errors.get("burst", 0), "peak_rss_mb": rss.peak,
-            "cpu_seconds_by_process": dict(sorted(rss.cpu.items(), key=lambda kv: -kv[1]))}
+            "submit_seconds": round(submitted, 1),
+            "docs_per_s": round((len(ids) - errors) / seconds, 1), "errors": errors,
+            "peak_rss_mb": rss.peak, "cpu_seconds_by_process": cpu,
+            "cpu_ms_per_doc": round(1000 * sum(cpu.values()) / max(len(ids), 1), 1),
+            **calls}

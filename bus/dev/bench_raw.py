@@ -1,10 +1,12 @@
 """The raw transport of ``demat bench``: an aiokafka consume -> produce chain of the same
-hops and payload size as the bus, the reference for the transport ratio."""
+hops and payload size as the bus, the reference for the transport ratio; its forwarders
+run in this process, or each in a process of its own as the bus's services do."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -12,22 +14,28 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bus.broker import ensure_topics
 from bus.settings import Settings
 
+READY_S = 300.0  # a forwarder process starts (imports, joins) within this, even on a busy machine
 
-async def measure_raw_transport(settings: Settings, hops: int, count: int, payload: int
-                                ) -> float:
-    """Messages/s through ``hops`` chained topics by plain aiokafka forwarders."""
+
+async def measure_raw_transport(settings: Settings, hops: int, count: int, payload: int,
+                                *, processes: bool = False) -> float:
+    """Messages/s through ``hops`` chained topics by plain aiokafka forwarders (each in a
+    process of its own when ``processes``)."""
     run = str(time.time_ns())
     topics = [f"{settings.topic_prefix}.bench.raw.{run}.{i}" for i in range(hops + 1)]
     await ensure_topics(settings, topics)
-    producer = AIOKafkaProducer(**settings.kafka_options, acks="all",
-                                enable_idempotence=False, linger_ms=2)
+    producer = _producer(settings)
     await producer.start()
     forwarders = [_Forwarder(settings, topics[i], topics[i + 1], producer, f"raw-{run}-{i}")
                   for i in range(hops)]
+    spawned: list[multiprocessing.process.BaseProcess] = []
     sink = _Sink(settings, topics[-1])
     try:
-        for f in forwarders:
-            await f.start()
+        if processes:
+            spawned = _spawn_forwarders(settings, topics, run)
+        else:
+            for f in forwarders:
+                await f.start()
         await sink.start()
         body = b"x" * payload
         start = time.monotonic()
@@ -39,8 +47,48 @@ async def measure_raw_transport(settings: Settings, hops: int, count: int, paylo
     finally:
         for f in forwarders:
             await f.stop()
+        for proc in spawned:
+            proc.terminate()
+            proc.join(10)
         await sink.stop()
         await producer.stop()
+
+
+def _producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**settings.kafka_options, acks="all", enable_idempotence=False,
+                            linger_ms=2)
+
+
+def _spawn_forwarders(settings: Settings, topics: list[str], run: str
+                      ) -> list[multiprocessing.process.BaseProcess]:
+    """One process per hop, each started and assigned its partitions before we return."""
+    spawn = multiprocessing.get_context("spawn")
+    ready = [spawn.Event() for _ in topics[:-1]]
+    procs = [spawn.Process(target=_forward_forever, daemon=True,
+                           args=(settings, topics[i], topics[i + 1], f"raw-{run}-{i}", ready[i]))
+             for i in range(len(topics) - 1)]
+    for proc in procs:
+        proc.start()
+    for event in ready:
+        if not event.wait(READY_S):
+            raise RuntimeError(f"raw chain: a forwarder process did not start within "
+                               f"{READY_S:g} s")
+    return procs
+
+
+def _forward_forever(settings: Settings, source: str, target: str, group: str,
+                     ready: object) -> None:
+    """A forwarder process's body: forward until terminated."""
+
+    async def main() -> None:
+        producer = _producer(settings)
+        await producer.start()
+        forwarder = _Forwarder(settings, source, target, producer, group)
+        await forwarder.start()
+        ready.set()  # type: ignore[attr-defined]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
 
 
 def _assigned_consumer(settings: Settings, topic: str, group: str) -> AIOKafkaConsumer:

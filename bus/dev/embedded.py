@@ -200,6 +200,7 @@ class EmbeddedStack:
     var_dir: Path
     broker_storage: str = "s3"
     info: dict = field(default_factory=dict)
+    metrics_port: int | None = None  # SeaweedFS's Prometheus metrics (the bench counts calls)
 
     def __post_init__(self) -> None:
         self.var_dir = Path(self.var_dir).resolve()  # the servers run with var_dir as cwd
@@ -361,6 +362,8 @@ class EmbeddedStack:
                 f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-s3", f"-s3.config={ensure_identities(self.var_dir)}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0"]
+        if self.metrics_port:
+            argv += ["-metricsIp=127.0.0.1", f"-metricsPort={self.metrics_port}"]
         for name in ("s3", "volume", "filer"):
             argv += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={ports[name] + 10000}"]
         return self._spawn("weed", argv, env)

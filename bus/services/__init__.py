@@ -1,8 +1,9 @@
 """The bus's long-running services, one module per service group:
 
-- ``intake``: checks submissions, enforces idempotency keys, hands verdicts to the router;
+- ``intake``: checks submissions, enforces idempotency keys, hands verdicts to the router,
+  prunes the producers' receipts of routed documents;
 - ``router``: the only writer of document state; drives each document through its flow;
-- ``steps``: one consumer running every step kind the flow families register;
+- ``steps``: one consumer running the step kinds of the flows the tenants use;
 - ``journal``: indexes journal events and dead letters for status, history and search;
 - ``delays``: forwards delayed messages (retry back-off, partner polls) when due;
 - ``sealer``: seals the journal into segments and signed, time-stamped checkpoints;
@@ -26,7 +27,7 @@ from bus.broker import ensure_topics, make_broker
 from bus.runtime import Runtime
 from bus.services.background import run_beside
 from bus.services.delays import DelayService
-from bus.services.intake import register_intake
+from bus.services.intake import ReceiptPruner, register_intake
 from bus.services.journal import register_journal
 from bus.services.router import register_router
 from bus.services.sealer import register_configuration_digest, register_sealer
@@ -38,7 +39,13 @@ Registrar = Callable[[FastStream, KafkaBroker, Runtime], object]
 
 def _steps(app: FastStream, broker: KafkaBroker, runtime: Runtime,
            kinds: list[str] | None = None) -> None:
-    run_beside(app, StepService(broker, runtime, kinds or runtime.registry.step_kinds()))
+    served = kinds or runtime.used_step_kinds() or runtime.registry.step_kinds()
+    run_beside(app, StepService(broker, runtime, served))
+
+
+def _intake(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
+    register_intake(broker, runtime)
+    run_beside(app, ReceiptPruner(runtime.receipts))
 
 
 def _router(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
@@ -55,7 +62,7 @@ def _webhooks(app: FastStream, broker: KafkaBroker, runtime: Runtime) -> None:
 
 
 KERNEL_GROUPS: dict[str, Registrar] = {
-    "intake": lambda app, broker, runtime: register_intake(broker, runtime),
+    "intake": _intake,
     "router": _router,
     "steps": _steps,
     "journal": lambda app, broker, runtime: register_journal(broker, runtime),

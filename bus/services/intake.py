@@ -4,6 +4,7 @@ each verdict (accepted or refused) to the router."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -13,11 +14,13 @@ from faststream.middlewares import AckPolicy
 from bus import intake
 from bus.broker import encode
 from bus.deadletter import decode_or_dead_letter, failure_info, is_transient, record_source
+from bus.receipts import Receipts
 from bus.runtime import Runtime
 from schemas.messages import Accepted, ErrorInfo, Refused, SubmitMessage
 
 BATCH_RECORDS = 500  # intake reads its topic in batches of at most this
 BATCH_WAIT_MS = 5  # and waits at most this for a batch when idle
+PRUNE_EVERY = 60.0  # seconds between two prunings of the producers' receipts
 log = logging.getLogger("demat.intake")
 
 
@@ -54,6 +57,26 @@ async def _verdict(runtime: Runtime, sub: SubmitMessage, stored: set[tuple[str, 
                        error=ErrorInfo(error_class="Duplicate", field="idempotency_key",
                                        message=f"same key and content as document {first}"))
     return Accepted(doc_id=env.id, envelope=env)
+
+
+class ReceiptPruner:
+    """Deletes, every ``every`` seconds, the receipts of documents the router has."""
+
+    def __init__(self, receipts: Receipts, every: float = PRUNE_EVERY) -> None:
+        self.receipts, self.every = receipts, every
+        self._stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self.every)
+            try:
+                await asyncio.to_thread(self.receipts.prune)
+            except Exception:  # the next round tries again; receipts are only answers
+                log.exception("pruning the producers' receipts failed")
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def register_intake(broker: KafkaBroker, runtime: Runtime) -> None:

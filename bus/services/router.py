@@ -15,7 +15,7 @@ from faststream.middlewares import AckPolicy
 from pydantic import TypeAdapter
 
 from bus.audit.config import key_hasher
-from bus.broker import encode
+from bus.broker import encode, event_headers
 from bus.deadletter import (
     decode_or_dead_letter,
     failure_info,
@@ -194,8 +194,9 @@ class Router:
                 encode(letter), topics.dead_letter, key=_key(out.state.doc_id),
                 headers=letter_headers(letter), no_confirm=True))
         for event in out.events:
-            sends.append(await self.broker.publish(encode(event), topics.journal,
-                                                   key=_key(event.doc_id), no_confirm=True))
+            sends.append(await self.broker.publish(
+                encode(event), topics.journal, key=_key(event.doc_id),
+                headers=event_headers(event.tenant, event.type), no_confirm=True))
         return sends
 
 

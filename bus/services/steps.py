@@ -26,6 +26,7 @@ from bus.deadletter import (
     record_letter,
     record_source,
 )
+from bus.filememo import remembering_files
 from bus.privacy import scrub_for
 from bus.runtime import Runtime
 from bus.steps import StepCall, StepError, StepRejected, Waiting
@@ -91,14 +92,16 @@ async def execute_chain(runtime: Runtime, task: StepTask, kinds: set[str],
                         source: MessageSource | None = None
                         ) -> StepDone | StepFailed | StepWaiting | StepResults:
     """Run a task, then the steps chained after it while each succeeds (and its kind is
-    one of ``kinds``, the ones this worker serves): one result, or all of them."""
-    results = [await execute(runtime, task, source)]
-    for link in task.then:
-        last = results[-1]
-        if not isinstance(last, StepDone) or link.kind not in kinds:
-            break
-        task = chained_task(task, last, link)
-        results.append(await execute(runtime, task, source))
+    one of ``kinds``, the ones this worker serves): one result, or all of them. The
+    small files one step reads or writes are read from memory by the next ones."""
+    with remembering_files():
+        results = [await execute(runtime, task, source)]
+        for link in task.then:
+            last = results[-1]
+            if not isinstance(last, StepDone) or link.kind not in kinds:
+                break
+            task = chained_task(task, last, link)
+            results.append(await execute(runtime, task, source))
     return results[0] if len(results) == 1 else StepResults(doc_id=task.doc_id,
                                                             results=results)
 

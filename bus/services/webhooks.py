@@ -31,7 +31,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from bus.broker import encode
+from bus.broker import EVENT_HEADER, TENANT_HEADER, encode
 from bus.consumer import KeyOrderedConsumer
 from bus.deadletter import (
     decode_or_dead_letter,
@@ -42,7 +42,7 @@ from bus.deadletter import (
 from bus.delays import delay_headers, tier_for
 from bus.runtime import Runtime
 from bus.webhooks.delivery import RetryPolicy, WebhookDelivery, already_delivered, attempt
-from bus.webhooks.events import event_id, matches, payload, webhook_types
+from bus.webhooks.events import MAKING_TYPES, event_id, matches, payload, webhook_types
 from bus.webhooks.subscriptions import Subscription, SubscriptionStore
 from schemas.envelope import utcnow
 from schemas.messages import DeadLetter, ErrorInfo, JournalEvent, MessageSource
@@ -102,6 +102,8 @@ class WebhookService:
             return self._subs
 
     async def fan_out(self, record: ConsumerRecord) -> None:
+        if await self._makes_nothing(record):
+            return
         try:
             event = JournalEvent.model_validate_json(record.value)
         except ValidationError:
@@ -117,6 +119,19 @@ class WebhookService:
                  for t in types for s in subs if matches(s.event_types, t)
                  for d in [_delivery(s, event, t)]]
         await asyncio.gather(*sends)
+
+    async def _makes_nothing(self, record: ConsumerRecord) -> bool:
+        """Whether a journal record's headers show, without decoding it, that it makes no
+        delivery: its event type makes no webhook event, or no active subscription is
+        of its tenant (records without those headers are decoded)."""
+        headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+        event_type, tenant = headers.get(EVENT_HEADER), headers.get(TENANT_HEADER)
+        if event_type is not None and event_type not in MAKING_TYPES:
+            return True
+        if tenant is None:
+            return False
+        return not any(s.active and s.tenant == tenant
+                       for s in (await self.subscriptions()).values())
 
     async def deliver(self, record: ConsumerRecord) -> None:
         source = record_source(record)

@@ -29,6 +29,9 @@ EVENT_TYPES = (*(f"document.{s}" for s in STATE_EVENTS.values()), "step.done",
                "dead-letter", "partner-reply")
 
 
+MAKING_TYPES = {*STATE_EVENTS, "step-done"}  # the journal event types that make some
+
+
 def webhook_types(event: JournalEvent) -> list[str]:
     """The webhook event types ``event`` makes (see the module docstring)."""
     types = []

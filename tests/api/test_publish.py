@@ -1,19 +1,22 @@
-"""``publish_as``: the key is claimed first, the door's receipt is kept while the message
-is sent, and both are undone when it is not sent."""
+"""``publish_as`` (the SDK's ``submit_envelope``): the key is claimed first, the receipt
+is kept before the message is sent (intake then never asks the store about its files),
+and both are undone when it is not sent."""
 
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from bus.api.documents import publish_as
+from bus.client import DematClient
 from bus.identity import Identity
+from bus.settings import Settings
 from schemas.envelope import Envelope, FileRef
 
+pytestmark = pytest.mark.stack
 TENANT = "216900910"
 
 
@@ -39,28 +42,29 @@ class Receipts:
     def keep(self, env: Envelope) -> None:
         self.kept.add(env.id)
 
-    def drop(self, doc_id: str) -> None:
-        self.kept.discard(doc_id)
+    def drop(self, *doc_ids: str) -> None:
+        self.kept.difference_update(doc_ids)
 
 
-class Client:
-    """A client whose broker answers ``outcome`` (an exception raises it)."""
+class Producer:
+    """A Kafka producer answering ``outcome`` (an exception raises it); it notes which
+    receipts were already kept when each message went."""
 
-    def __init__(self, outcome: BaseException | None) -> None:
-        self.runtime = SimpleNamespace(keys=Keys())
-        self.outcome, self.sent = outcome, []
+    def __init__(self, outcome: BaseException | None, receipts: Receipts) -> None:
+        self.outcome, self.receipts, self.sent = outcome, receipts, []
 
-    async def _in_thread(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
-
-    async def claim(self, env: Envelope) -> str | None:
-        return self.runtime.keys.claim(env)
-
-    async def publish(self, env: Envelope) -> None:
-        await asyncio.sleep(0.01)  # the receipt is written meanwhile
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        assert key.decode() in self.receipts.kept, "sent before its receipt was kept"
         if self.outcome is not None:
             raise self.outcome
-        self.sent.append(env.id)
+        self.sent.append(key.decode())
+
+
+def _client(settings: Settings, outcome: BaseException | None) -> DematClient:
+    client = DematClient(settings, producer_name="api")
+    client.runtime.__dict__.update(keys=Keys(), receipts=Receipts())  # its cached parts
+    client._producer = Producer(outcome, client.runtime.receipts)  # type: ignore[assignment]
+    return client
 
 
 def _envelope() -> Envelope:
@@ -73,23 +77,26 @@ def _who() -> Identity:
     return Identity("rh", "tok-1", {TENANT: frozenset({"submit", "read-own"})})
 
 
-def _door(client: Client) -> SimpleNamespace:
-    return SimpleNamespace(client=client, receipts=Receipts())
+def _door(client: DematClient) -> SimpleNamespace:
+    return SimpleNamespace(client=client)
 
 
-def test_a_sent_document_keeps_its_receipt_and_key() -> None:
-    client, env = Client(None), _envelope()
-    door = _door(client)
-    receipt = asyncio.run(publish_as(door, _who(), env))
-    assert receipt.doc_id == env.id and not receipt.duplicate and client.sent == [env.id]
-    assert door.receipts.kept == {env.id} and client.runtime.keys.held == {"k-1": env.id}
-    again = asyncio.run(publish_as(door, _who(), _envelope()))  # the key's first document
-    assert again.doc_id == env.id and again.duplicate and client.sent == [env.id]
+def test_a_sent_document_keeps_its_receipt_and_key(settings: Settings) -> None:
+    client, env = _client(settings, None), _envelope()
+    receipt = asyncio.run(publish_as(_door(client), _who(), env))
+    assert receipt.doc_id == env.id and not receipt.duplicate
+    assert client._producer.sent == [env.id]  # type: ignore[union-attr]
+    assert client.runtime.receipts.kept == {env.id}
+    assert client.runtime.keys.held == {"k-1": env.id}
+    again = asyncio.run(publish_as(_door(client), _who(), _envelope()))  # the key's first
+    assert again.doc_id == env.id and again.duplicate
+    assert client._producer.sent == [env.id]  # type: ignore[union-attr]
 
 
-def test_a_document_the_broker_did_not_take_leaves_no_receipt_and_no_key() -> None:
-    client, env = Client(KafkaTimeoutError()), _envelope()
-    door = _door(client)
+def test_a_document_the_broker_did_not_take_leaves_no_receipt_and_no_key(
+        settings: Settings) -> None:
+    client, env = _client(settings, KafkaTimeoutError()), _envelope()
     with pytest.raises(KafkaTimeoutError):
-        asyncio.run(publish_as(door, _who(), env))
-    assert door.receipts.kept == set() and client.runtime.keys.held == {}  # a retry submits
+        asyncio.run(publish_as(_door(client), _who(), env))
+    assert client.runtime.receipts.kept == set()  # a retry submits anew
+    assert client.runtime.keys.held == {}

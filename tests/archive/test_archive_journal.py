@@ -33,12 +33,14 @@ class SegmentsJournal:
         self.data = {segment_key(1): b"".join(e.model_dump_json().encode() + b"\n"
                                               for e in events)}
         self.objects = self  # JournalStore.objects: the bucket view listing segments
+        self.client, self.bucket = self, "journal"  # its own segment reader
 
-    def list_times(self, prefix: str) -> dict[str, float]:
-        return {k: 4e9 for k in self.data if k.startswith(prefix)}
+    def list_times(self, prefix: str, after: str | None = None) -> dict[str, float]:
+        return {k: 4e9 for k in self.data if k.startswith(prefix) and k > (after or "")}
 
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
+    def get(self, key: str, offset: int = 0, length: int = 0) -> bytes | None:
+        data = self.data.get(key)
+        return None if data is None else data[offset:offset + length if length else None]
 
 
 class FileStore:
