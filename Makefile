@@ -20,6 +20,16 @@ $(OIDC): tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 	touch $(OIDC)
 
+# the console's browser tests: Debian's chromium (driven by Playwright, never downloaded)
+# and axe-core, injected in each page for the accessibility check
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update && apt-get install -y --no-install-recommends chromium
+AXE := tests/console/node_modules/.installed
+$(AXE): tests/console/package-lock.json
+	npm ci --prefix tests/console --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
 install: $(STAMP)
 
 run: $(STAMP)
@@ -28,7 +38,7 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/demat demo
 
-test: $(STAMP) $(OIDC)
+test: $(STAMP) $(OIDC) $(CHROMIUM) $(AXE)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 

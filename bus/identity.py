@@ -213,6 +213,19 @@ class IdentityStore:
         record, user = self.records.token_and_user(match.group(1)) if match else (None, None)
         if record is None or not hmac.compare_digest(record["hash"], digest(secret)):
             raise Unauthenticated("unknown token")
+        return self._of_token(record, user, record["id"])
+
+    def of_token(self, token_id: str, via: str) -> Identity:
+        """The identity of the token ``token_id`` (a session opened with it, ``via`` naming
+        that session), as long as the token is valid: revoking it ends the session too."""
+        record, user = self.records.token_and_user(token_id) \
+            if re.fullmatch(r"[0-9a-f]{16}", token_id) else (None, None)
+        if record is None:
+            raise Unauthenticated("unknown token")
+        return self._of_token(record, user, via)
+
+    @staticmethod
+    def _of_token(record: dict[str, Any], user: dict[str, Any] | None, via: str) -> Identity:
         if record["revoked_at"]:
             raise Unauthenticated(f"token {record['id']} was revoked")
         expires = parse_date(record["expires_at"]) if record["expires_at"] else None
@@ -220,7 +233,7 @@ class IdentityStore:
             raise Unauthenticated(f"token {record['id']} expired")
         if user is None:
             raise Unauthenticated(f"user {record['login']} no longer exists")
-        return Identity(record["login"], record["id"], narrow(user["roles"], record), expires)
+        return Identity(record["login"], via, narrow(user["roles"], record), expires)
 
     def _from_provider(self, access_token: str) -> Identity:
         """The caller an OpenID provider's access token names, with the roles its local

@@ -189,6 +189,10 @@ class Index:
         return self._select(f"SELECT {DOC_COLUMNS} FROM documents", where, "doc_id DESC",
                             args, limit, DOC_KEYS)
 
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read-only query (the console's dashboard aggregates)."""
+        return self._run(lambda db: db.execute(sql, args).fetchall())
+
     def close(self) -> None:
         self._db.close()
 

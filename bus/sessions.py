@@ -77,14 +77,16 @@ class SessionStore:
 
     # --- sessions --------------------------------------------------------------
 
-    def open(self, login: str, claims: dict[str, Any], id_token: str
-             ) -> tuple[str, dict[str, Any]]:
-        """A new session of ``login``: its secret (for the cookie) and its record."""
+    def open(self, login: str, claims: dict[str, Any], id_token: str,
+             token: str | None = None) -> tuple[str, dict[str, Any]]:
+        """A new session of ``login``: its secret (for the cookie) and its record;
+        ``token``: the id of the API token it was opened with (the console's sign-in),
+        whose roles it keeps."""
         secret = secrets.token_urlsafe(32)
         record = {"login": login, "ref": session_ref(secret), "sub": claims.get("sub"),
                   "iss": claims.get("iss"), "created_at": now().isoformat(),
                   "expires_at": (now() + self.lifetime).isoformat(),
-                  "csrf": secrets.token_urlsafe(32), "id_token": id_token}
+                  "csrf": secrets.token_urlsafe(32), "id_token": id_token, "token": token}
         self.store.put_json(self._key(secret), record)
         return secret, record
 

@@ -17,7 +17,8 @@ FAMILIES = ("actes", "finance", "payroll", "hr")
 FAMILY_EXCEPTIONS = {("hr", "actes")}
 # i-Parapheur's simulator signs what its signers approve with the bus's local seal
 PARTNER_EXCEPTIONS = {("iparapheur", "seal")}
-FRONT_DOORS = ("bus.cli", "bus.client", "bus.export", "bus.operator", "bus.api", "bus.glaneur")
+FRONT_DOORS = ("bus.cli", "bus.client", "bus.export", "bus.operator", "bus.api", "bus.glaneur",
+               "bus.console")
 SHARED_CONNECTOR_FILES = ("connectors.errors", "connectors.http", "connectors.simulator",
                           "connectors.registry", "connectors.deposit", "connectors.frames",
                           "connectors.pdfgen", "connectors.private")

@@ -24,7 +24,7 @@ def test_every_declared_search_key_is_an_option_and_nothing_else() -> None:
     options = {name.removeprefix("key_") for name in vars(args) if name.startswith("key_")}
     assert options == declared
     assert {"acte_number", "ensap_lot", "deposit_location"} <= options
-    assert declared_keys(flows)["acte_id"] == ["hr-contract", "hr-decree"]
+    assert declared_keys(flows)["acte_id"] == ["acte", "hr-contract", "hr-decree"]
 
 
 def test_undeclared_shortcuts_are_gone() -> None:

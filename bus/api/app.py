@@ -22,6 +22,7 @@ from bus.api import audit, deadletters, documents, login, pastell, push, registr
 from bus.api.auth import permission
 from bus.api.limits import AuthCache, Limiter
 from bus.client import DematClient
+from bus.console import mount as mount_console
 from bus.identity import IdentityStore
 from bus.index import Index
 from bus.intake import SubmissionError
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pastell.router)  # the Pastell-compatible door (/api/...)
     for router in load_plugins(settings.plugin_modules).api_routers:  # the families' routes
         app.include_router(router)
+    mount_console(app)  # the web console, /console
     _health(app)
     return app
 

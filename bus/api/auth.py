@@ -1,5 +1,7 @@
 """Who calls: the bearer token of each request, or a person's session cookie (after an
-OpenID Connect login, ``bus.api.login``); and the tenant checks of the routes.
+OpenID Connect login, ``bus.api.login``, or a sign-in to the console with an API token,
+``bus.console.signin``, whose session keeps that token's roles); and the tenant checks of
+the routes.
 
 A request authenticated by its cookie with an unsafe method (anything but GET, HEAD,
 OPTIONS) must also carry the session's CSRF token in the ``X-CSRF-Token`` header
@@ -43,7 +45,7 @@ async def caller(request: Request,
     """The authenticated identity (a bearer token first, else the session cookie), or
     401; 429 past the caller's request budget."""
     bus = bus_of(request)
-    if creds is None and cookie and bus.login is not None:
+    if creds is None and cookie:  # sessions: the OpenID login's, or the console's
         who = await session_caller(request, cookie)
     else:
         who = await bearer_caller(request, creds.credentials if creds else None)
@@ -83,21 +85,37 @@ def too_many(wait: float, what: str) -> HTTPException:
 
 async def session_caller(request: Request, secret: str) -> Identity:
     """The person of an open session; unsafe methods need its CSRF token too."""
-    bus = bus_of(request)
-    session = await bus.client._in_thread(bus.sessions.find, secret)
-    if session is None:
-        raise HTTPException(401, {"message": "the session has ended or expired (log in again "
-                                  "at /v1/auth/login)", "field": SESSION_COOKIE})
+    session, who = await open_session(request, secret)
     if request.method not in SAFE_METHODS and not hmac.compare_digest(
             request.headers.get(CSRF_HEADER, "").encode(), session["csrf"].encode()):
         raise HTTPException(403, {"message": f"a request authenticated by the session cookie "
                                   f"needs the session's {CSRF_HEADER} header", "field":
                                   CSRF_HEADER})
+    return who
+
+
+async def open_session(request: Request, secret: str) -> tuple[dict[str, Any], Identity]:
+    """The open session of a cookie's ``secret`` and who holds it: the roles of the API
+    token it was opened with (the console's sign-in), else of its user; 401 otherwise."""
+    bus = bus_of(request)
+    session = await bus.client._in_thread(bus.sessions.find, secret)
+    if session is None:
+        raise HTTPException(401, {"message": "the session has ended or expired (log in again "
+                                  "at /v1/auth/login)", "field": SESSION_COOKIE})
+    if not session.get("token") and bus.login is None:  # an OpenID login's, not served here
+        raise HTTPException(401, {"message": "a bearer token is required (people's login is "
+                                  "not configured on this bus)", "field": "Authorization"},
+                            headers={"WWW-Authenticate": "Bearer"})
     try:
-        return await bus.client._in_thread(bus.identities.of_user, session["login"],
-                                           session["ref"])
+        if session.get("token"):
+            who = await bus.client._in_thread(bus.identities.of_token, session["token"],
+                                              session["ref"])
+        else:
+            who = await bus.client._in_thread(bus.identities.of_user, session["login"],
+                                              session["ref"])
     except Unauthenticated as exc:
         raise HTTPException(401, {"message": str(exc), "field": SESSION_COOKIE}) from None
+    return session, who
 
 
 def not_found(doc_id: str) -> HTTPException:

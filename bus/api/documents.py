@@ -157,7 +157,17 @@ async def search(request: Request, who: Who, tenant: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     """Documents of the caller's tenants by tenant, flow, state, submission dates and
     business keys (``key=NAME=VALUE``, or ``NAME=VALUE`` for any key a flow declares)."""
-    bus = bus_of(request)
+    found = await find_documents(bus_of(request), who, tenant=tenant, flow=flow, state=state,
+                                 since=since, until=until, pairs=_key_pairs(request, key),
+                                 limit=limit)
+    return {"documents": found}
+
+
+async def find_documents(bus: Any, who: Identity, *, tenant: str | None, flow: str | None,
+                         state: str | None, since: str | None, until: str | None,
+                         pairs: list[tuple[str, str]], limit: int) -> list[dict[str, Any]]:
+    """The documents ``who`` may see matching the filters, newest first (the API's search
+    and the console's list): 403 for a tenant out of reach, 422 for an unknown key."""
     runtime = bus.client.runtime
     tenants = runtime.tenants
     scope = who.tenants_with("read", tenants) | who.tenants_with("read-own", tenants)
@@ -166,7 +176,7 @@ async def search(request: Request, who: Who, tenant: str | None = None,
             raise forbidden("reading", tenant)
         scope = {tenant}
     try:
-        keys = query_keys(_key_pairs(request, key), runtime.flows, key_hasher(runtime.settings))
+        keys = query_keys(pairs, runtime.flows, key_hasher(runtime.settings))
     except ValueError as exc:
         raise HTTPException(422, {"message": str(exc), "field": "key"}) from None
     rows: list[dict[str, Any]] = []
@@ -174,9 +184,8 @@ async def search(request: Request, who: Who, tenant: str | None = None,
         rows += await asyncio.to_thread(bus.index.search, tenant=t, flow=flow, state=state,
                                         since=since, until=until, keys=keys, limit=limit)
     rows.sort(key=lambda r: r["created_at"], reverse=True)
-    found = [r for r in rows if who.may("read", r["tenant"], tenants)
-             or await _own(request, who, r["id"])]
-    return {"documents": found[:limit]}
+    return [r for r in rows if who.may("read", r["tenant"], tenants)
+            or await _own(bus, who, r["id"])][:limit]
 
 
 def _key_pairs(request: Request, key: list[str]) -> list[tuple[str, str]]:
@@ -190,8 +199,7 @@ def _key_pairs(request: Request, key: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-async def _own(request: Request, who: Identity, doc_id: str) -> bool:
-    bus = bus_of(request)
+async def _own(bus: Any, who: Identity, doc_id: str) -> bool:
     state = await bus.client.status(doc_id)
     return state is not None and sees(who, state, bus.client.runtime.tenants)
 
@@ -233,7 +241,8 @@ async def journal(request: Request, who: Who, doc_id: str) -> dict[str, Any]:
     return {"events": await asyncio.to_thread(bus_of(request).index.events, doc_id)}
 
 
-def _files(state: DocumentState) -> list[tuple[FileRef, dict[str, Any]]]:
+def files_of(state: DocumentState) -> list[tuple[FileRef, dict[str, Any]]]:
+    """A document's submitted files, then its artefacts (signed versions marked)."""
     env = state.envelope
     assert env is not None
     found = [(ref, {"kind": "submitted", "role": ref.role.value}) for ref in env.files]
@@ -257,7 +266,7 @@ async def _visible_files(request: Request, who: Identity, doc_id: str
             (FileRef.model_validate(f), {"kind": "submitted", "role": f["role"]})
             for f in pending["files"]]
     assert state.envelope is not None
-    return state.envelope.tenant, _files(state)
+    return state.envelope.tenant, files_of(state)
 
 
 @router.get("/{doc_id}/artefacts", summary="a document's files and artefacts",

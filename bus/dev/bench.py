@@ -41,6 +41,7 @@ from bus.client import DematClient
 from bus.dev import bench_payroll as payroll_bench
 from bus.dev.bench_api import measure_api
 from bus.dev.bench_config import BenchPlan, Log, write_config
+from bus.dev.bench_console import measure_console
 from bus.dev.bench_observe import JournalWatcher
 from bus.dev.bench_phases import (
     BenchContext,
@@ -80,6 +81,9 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
                                metrics_url=metrics_url)
             if plan.only == "api":
                 return await _api_phase(ctx, env)
+            if plan.only == "console":
+                log("console: the documents list with 100,000 documents in the index")
+                return {"console": await measure_console(ctx, env)}
             log("warming up")
             await warm_up(ctx)
             if plan.only == "burst":
@@ -88,6 +92,8 @@ async def _phases(settings: Settings, plan: BenchPlan, pids: dict[str, int], inp
             latency = await measure_latency(ctx)
             transport = await _transport(ctx)
             api = await _api_phase(ctx, env)
+            log("console: the documents list with 100,000 documents in the index")
+            api["console"] = await measure_console(ctx, env)
             log(f"memory: one {plan.large_file_mb} MB file through validate -> deposit")
             large = await measure_large_file(ctx, pids)
             burst = await _burst(ctx, pids)
@@ -290,6 +296,12 @@ def _api_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         found += [("API: most submissions accepted a second",
                    f"{sat['submits_per_s']} ({sat['clients']} clients without pause, "
                    f"p50 {sat['p50_ms']} ms, {sat['errors']} errors)", "")]
+    if con := report.get("console"):
+        found += [("console: documents list p50 / p95 ms",
+                   f"{con['list_p50_ms']} / {con['list_p95_ms']} ({con['documents']} "
+                   f"documents; filtered {con['filtered_p95_ms']}, searched "
+                   f"{con['search_p95_ms']}, API search {con['api_search_p95_ms']} p95)",
+                   "< 300")]
     return found
 
 
@@ -329,9 +341,10 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--flow", choices=["bench-payslip", "payslip"], default="bench-payslip",
                    help="burst flow: validate -> seal -> deposit (default), or the real pay "
                    "slip flow (payroll run ingested, encrypted, sealed, ENSAP lots, archived)")
-    s.add_argument("--only", choices=["api", "burst"], help="run this phase alone (api: "
-                   "the HTTP clients' submissions; burst: the burst of --flow); not recorded "
-                   "in bench/results.md")
+    s.add_argument("--only", choices=["api", "burst", "console"], help="run this phase "
+                   "alone (api: the HTTP clients' submissions; burst: the burst of --flow; "
+                   "console: the documents list with 100,000 documents); not recorded in "
+                   "bench/results.md")
     s.add_argument("--api-clients", type=int, help="concurrent clients of the API phase "
                    "(default 200)")
     s.add_argument("--api-documents", type=int, help="documents the API phase's paced clients "

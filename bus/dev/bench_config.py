@@ -36,7 +36,7 @@ class BenchPlan:
     mode: str = "full"
     burst_flow: str = "bench-payslip"  # or "payslip": the real flow (bus.dev.bench_payroll)
     broker: str = "memory"  # Tansu's log storage: memory (like Kafka's page cache) or s3
-    only: str | None = None  # one phase alone ("api" or "burst"), on the same fresh stack
+    only: str | None = None  # one phase alone ("api", "burst", "console"), on the same stack
 
     @classmethod
     def quick(cls) -> BenchPlan:

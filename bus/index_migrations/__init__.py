@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 HERE = Path(__file__).parent
-HEAD = "0005"  # the newest revision under versions/ (tests/test_index.py checks it)
+HEAD = "0006"  # the newest revision under versions/ (tests/test_index.py checks it)
 # pg_advisory_xact_lock key of the index migrations (any constant of our own)
 LOCK_KEY = 0x64656D6174  # "demat"
 
