@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 
 from bus.dev.bench_config import TENANT
-from bus.dev.bench_observe import cpu_seconds
+from bus.dev.bench_observe import cpu_seconds, percentile_ms
 from bus.dev.bench_phases import BenchContext
 from bus.dev.launcher import served_api
 from bus.identity import IdentityStore
@@ -69,8 +69,8 @@ async def measure_api(ctx: BenchContext, env: dict[str, str], *, clients: int,
             "offered_per_s": rate or None,
             "errors": len(errors), "first_errors": errors[:3], "seconds": round(seconds, 1),
             "submits_per_s": round(len(times) / seconds, 1) if seconds else None,
-            "p50_ms": _ms(times, 0.50), "p95_ms": _ms(times, 0.95),
-            "p99_ms": _ms(times, 0.99),
+            "p50_ms": percentile_ms(times, 0.50), "p95_ms": percentile_ms(times, 0.95),
+            "p99_ms": percentile_ms(times, 0.99),
             "mean_ms": round(statistics.fmean(times) * 1000, 1) if times else None,
             "api_cpu_s": round(cpu, 1),
             "api_cpu_ms_per_submit": round(cpu * 1000 / len(times), 1) if times else None,
@@ -130,8 +130,3 @@ async def _submit(http: aiohttp.ClientSession, token: str, i: int) -> tuple[int,
                          headers={"Authorization": f"Bearer {token}"}) as resp:
         return resp.status, await resp.text()
 
-
-def _ms(times: list[float], q: float) -> float | None:
-    if not times:
-        return None
-    return round(times[min(len(times) - 1, int(q * len(times)))] * 1000, 1)

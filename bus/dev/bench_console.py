@@ -24,6 +24,7 @@ import aiohttp
 import psycopg
 
 from bus.dev.bench_config import TENANT
+from bus.dev.bench_observe import percentile_ms
 from bus.dev.bench_phases import BenchContext
 from bus.dev.launcher import served_api
 from bus.identity import IdentityStore
@@ -90,7 +91,8 @@ async def measure_console(ctx: BenchContext, env: dict[str, str], *,
                         times[name].append(took)
     for name, taken in times.items():
         taken.sort()
-        found[f"{name}_p50_ms"], found[f"{name}_p95_ms"] = _ms(taken, 0.5), _ms(taken, 0.95)
+        found[f"{name}_p50_ms"] = percentile_ms(taken, 0.5)
+        found[f"{name}_p95_ms"] = percentile_ms(taken, 0.95)
     return found
 
 
@@ -128,6 +130,3 @@ async def _timed(http: aiohttp.ClientSession, path: str, headers: dict[str, str]
         raise RuntimeError(f"GET {path}: {shown} documents shown, not {rows}")
     return took
 
-
-def _ms(times: list[float], q: float) -> float:
-    return round(times[min(len(times) - 1, int(q * len(times)))] * 1000, 1)

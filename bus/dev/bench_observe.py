@@ -156,3 +156,10 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def percentile_ms(times: list[float], q: float) -> float | None:
+    """The ``q`` quantile (0-1, nearest rank) of sorted ``times`` in seconds, in ms."""
+    if not times:
+        return None
+    return round(times[min(len(times) - 1, int(q * len(times)))] * 1000, 1)
