@@ -231,12 +231,15 @@ class FlowEngine:
         return out
 
     def on_wake(self, state: DocumentState | None, msg: Wake) -> Transition:
-        """Poll a waiting step now; a wake for any other situation is ignored (late,
-        duplicated). The poll already scheduled still comes, finds a newer task, and
-        its result is dropped as stale."""
+        """Poll a waiting step now, with what the wake says merged into its progress; a
+        wake for any other situation is ignored (late, duplicated). The poll already
+        scheduled still comes, finds a newer task, and is dropped as stale."""
         if state is None or state.state != DocState.WAITING or state.current_step != msg.step:
             return self._stale(state)
         out = Transition(state)
+        if msg.progress:
+            rec = state.record(msg.step)
+            rec.progress = rec.progress | msg.progress
         self._dispatch(out, self._flow(state).step(msg.step), poll=True)
         return out
 

@@ -192,6 +192,10 @@ class Wake(BaseModel):
     doc_id: str
     step: str
     reason: str = ""
+    # what the waker knows of this document's outcome (a lot's receipt entry, a batch's
+    # reply), merged into the step's progress: the woken step finishes without reading
+    # it back from the object store. Never personal data: progress is journaled.
+    progress: dict[str, Any] = Field(default_factory=dict)
 
 
 class TaskDue(BaseModel):

@@ -244,6 +244,22 @@ def test_wake_polls_a_waiting_step_now_and_the_scheduled_poll_goes_stale() -> No
     assert done.state.record("validate").attempts == 1
 
 
+def test_a_wake_tells_the_step_what_happened_through_its_progress() -> None:
+    engine = _waiting_engine(deadline=3600)
+    env = _env()
+    out = engine.on_accepted(None, Accepted(doc_id=env.id, envelope=env))
+    out = engine.on_step_waiting(out.state, StepWaiting(
+        doc_id=env.id, task_id=out.tasks[0].task_id, step="validate", poll_after=30,
+        progress={"lot": "L1", "queued": True}))
+    told = {"outcome": {"status": "accepted", "numero_ordre": "7"}}
+    woken = engine.on_wake(out.state, Wake(doc_id=env.id, step="validate", progress=told))
+    [now] = woken.tasks
+    assert now.progress == {"lot": "L1", "queued": True} | told
+    assert woken.state.record("validate").progress == now.progress  # kept for redelivery
+    late = engine.on_wake(woken.state, Wake(doc_id=env.id, step="deposit", progress=told))
+    assert not late.tasks and late.state.latest("deposit") is None  # another step: ignored
+
+
 def test_a_delayed_task_goes_on_when_due_only_if_still_current() -> None:
     engine = _waiting_engine(deadline=3600)
     env = _env()

@@ -121,8 +121,10 @@ def test_replies_kept_off_schema_are_recorded_on_the_batch(monkeypatch) -> None:
     async def fetch(*args: Any, **kwargs: Any) -> Replies:
         return next(answers)
 
+    calls: list[tuple[Any, ...]] = []
+
     async def woken(*args: Any) -> None:
-        return None
+        calls.append(args)
 
     monkeypatch.setattr(module, "fetch_replies", fetch)
     worker = _batcher(store)
@@ -139,3 +141,10 @@ def test_replies_kept_off_schema_are_recorded_on_the_batch(monkeypatch) -> None:
     assert (saved.status, saved.reply_code, saved.archival_id) == ("replied", "000", "AE_1")
     assert saved.reply_problems == ["ACK kept although its schema refuses it: x",
                                     "ATR kept although its schema refuses it: y"]
+    # the wake tells the member its outcome: it finishes without reading the record
+    (_, _, units), = calls
+    told = batch.member_outcome(saved, units, "doc-0001")
+    record, size, archival_id = batch.told_outcome({"batch": told, "group": "g"})
+    assert (record.status, record.reply_code, record.atr) == ("replied", "000", atr)
+    assert (size, archival_id, record.members) == (1, "AE_1-1", [])
+    assert batch.told_outcome({"group": "g"}) is None  # a poll: no outcome told

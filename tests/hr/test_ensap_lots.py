@@ -61,6 +61,9 @@ class MemoryStore:
         self.records[key] = value
         self.written[key] = time.time()
 
+    def put_record(self, key: str, data: bytes, *, content_type: str = "") -> None:
+        self.put_json(key, data)
+
     def list_times(self, prefix: str) -> dict[str, float]:
         return {k: t for k, t in self.written.items() if k.startswith(prefix)}
 
@@ -73,8 +76,9 @@ def bus(monkeypatch: pytest.MonkeyPatch):
     runtime = SimpleNamespace(store=MemoryStore(), flows=FlowRegistry.load(), settings=None,
                               woken=[])
 
-    async def wake(runtime: Any, doc_ids: Any, step: str, reason: str) -> None:
-        runtime.woken.append((sorted(doc_ids), step, reason))
+    async def wake(runtime: Any, doc_ids: Any, step: str, reason: str,
+                   progress: Any = None) -> None:
+        runtime.woken.append((sorted(doc_ids), step, reason, progress))
 
     monkeypatch.setattr(ensap, "wake", wake)
     yield sim, server.base_url, client, runtime
@@ -112,13 +116,23 @@ def test_lot_sent_once_when_complete_and_members_complete(bus) -> None:
         again.task = leader.task.model_copy(update={"progress": first.progress})
         done = await ensap.run(again)
         assert isinstance(done, StepResultData) and done.output["lot_size"] == 2
-        assert runtime.woken == [([member.task.envelope.id], "ensap",
-                                  f"ENSAP lot {TENANT}-run-1: accepted")]
+        member_id = member.task.envelope.id
+        (woken, step, reason, told), = runtime.woken
+        assert (woken, step, reason) == ([member_id], "ensap",
+                                         f"ENSAP lot {TENANT}-run-1: accepted")
+        assert told[member_id]["outcome"]["numero_ordre"] == "2"
         redelivered = await ensap.run(again)  # a redelivered task asks ENSAP first
         assert isinstance(redelivered, StepResultData)
-        member.task = member.task.model_copy(update={"progress": first.progress})
-        mine = await ensap.run(member)  # woken: completes from the lot's recorded outcome
+        polled = member.task.model_copy(update={"progress": first.progress})
+        member.task = polled
+        mine = await ensap.run(member)  # a poll (wake lost): reads the lot's outcome record
         assert isinstance(mine, StepResultData) and mine.output["numero_ordre"] == "2"
+        # woken: what the wake told it is enough, nothing is read, ENSAP is not asked
+        member.task = polled.model_copy(update={"progress": first.progress | told[member_id]})
+        runtime.store.get_json = runtime.store.read_file = None  # any read would fail
+        told_done = await ensap.run(member)
+        assert isinstance(told_done, StepResultData)
+        assert told_done.output == mine.output | {"lot_size": 2}
 
     asyncio.run(go())
     counts = httpx.get(f"{url}/_sim/counts").json()
@@ -134,11 +148,17 @@ def test_refused_lot_ends_every_member(bus) -> None:
     async def go() -> None:
         leader = _ctx(runtime, client, 0, 2, lot="run-2", pdf=b"not a PDF at all")
         member = _ctx(runtime, client, 1, 2, lot="run-2")
-        assert isinstance(await ensap.run(member), Waiting)
+        waiting = await ensap.run(member)
+        assert isinstance(waiting, Waiting)
         with pytest.raises(BusinessRefusal, match="not a PDF"):
             await ensap.run(leader)
-        with pytest.raises(BusinessRefusal, match="not a PDF"):
-            await ensap.run(member)
+        (_, _, reason, told), = runtime.woken
+        assert reason == f"ENSAP lot {TENANT}-run-2: refused"
+        queued = member.task.model_copy(update={"progress": waiting.progress})
+        for progress in (waiting.progress | told[member.task.envelope.id], waiting.progress):
+            member.task = queued.model_copy(update={"progress": progress})  # woken, polled
+            with pytest.raises(BusinessRefusal, match="not a PDF"):
+                await ensap.run(member)
 
     asyncio.run(go())
     assert httpx.get(f"{url}/_sim/counts").json()["lots"] == {f"{TENANT}-run-2": 1}

@@ -100,3 +100,20 @@ def member_batch(store: ObjectStore, tenant: str, doc_id: str) -> BatchRecord | 
 def member_archival_id(store: ObjectStore, record: BatchRecord, doc_id: str) -> str | None:
     units: dict[str, Any] = store.get_json(batch_units_key(record.batch_id)) or {}
     return units.get(doc_id) or record.archival_id
+
+
+def member_outcome(record: BatchRecord, units: dict[str, str], doc_id: str
+                   ) -> dict[str, Any]:
+    """What the batcher's wake tells a member of its batch's outcome (its step's progress
+    key ``batch``): the record without the members' list, and the member's own unit."""
+    told = record.model_dump(mode="json") | {"members": []}
+    return {"record": told, "size": len(record.members),
+            "archival_id": units.get(doc_id) or record.archival_id}
+
+
+def told_outcome(progress: dict[str, Any]) -> tuple[BatchRecord, int, str | None] | None:
+    """The batch outcome a wake told the member (record, batch size, its archival id)."""
+    told = progress.get("batch")
+    if not told:
+        return None
+    return BatchRecord.model_validate(told["record"]), told["size"], told["archival_id"]

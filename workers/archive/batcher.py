@@ -372,7 +372,7 @@ class ArchiveBatcher:
         await self._save(record)
         log.info("batch %s replied %s (%s)", record.batch_id, reply.reply_code,
                  reply.archival_id)
-        await self._wake_members(record, f"batch {record.batch_id} replied")
+        await self._wake_members(record, f"batch {record.batch_id} replied", units)
         return True
 
     async def _send(self, record: BatchRecord, settings: Any, sae: AsalaeClient):  # type: ignore[no-untyped-def]
@@ -421,9 +421,13 @@ class ArchiveBatcher:
         await self._save(record)
         await self._wake_members(record, f"batch {record.batch_id} failed")
 
-    async def _wake_members(self, record: BatchRecord, reason: str) -> None:
-        """The outcome is recorded: members finish now rather than at their next poll."""
-        await wake(self.runtime, record.members, record.step, reason)
+    async def _wake_members(self, record: BatchRecord, reason: str,
+                            units: dict[str, str] | None = None) -> None:
+        """The outcome is recorded: members finish now, from what the wake tells them,
+        rather than at their next poll."""
+        told = {d: {"batch": batch.member_outcome(record, units or {}, d)}
+                for d in record.members}
+        await wake(self.runtime, record.members, record.step, reason, progress=told)
 
     def _connector(self, record: BatchRecord) -> AsalaeClient:
         role = self.runtime.flows.get(record.flow).step(record.step).connector or "sae"

@@ -205,8 +205,8 @@ async def _batch_member(ctx: StepContext, options: ArchiveOptions,
     progress: dict[str, Any] = dict(ctx.task.progress)
     # a member not registered yet has no batch to find (a re-sent first task registers
     # again: the batcher drops a member it has placed already)
-    record = None
-    if "group" in progress:
+    record, size, archival_id = batch.told_outcome(progress) or (None, 0, None)
+    if record is None and "group" in progress:  # a poll: the wake was lost or is to come
         record = await asyncio.to_thread(batch.member_batch, store, env.tenant, env.id)
     if record is None:
         _, _, max_wait = batch.limits(options.batch, settings)
@@ -227,11 +227,12 @@ async def _batch_member(ctx: StepContext, options: ArchiveOptions,
         raise BusinessRefusal(f"archive refused batch {record.batch_id} (transfer "
                               f"{record.transfer_id}): ReplyCode {record.reply_code}: "
                               f"{record.comment}", partner="sae")
-    archival_id = await asyncio.to_thread(batch.member_archival_id, store, record, env.id)
+    if not size:
+        archival_id = await asyncio.to_thread(batch.member_archival_id, store, record, env.id)
     return StepResultData(output={
         "transfer_id": record.transfer_id, "reply_code": record.reply_code,
         "archival_id": archival_id, "batch": record.batch_id,
-        "batch_archival_id": record.archival_id, "batch_size": len(record.members),
+        "batch_archival_id": record.archival_id, "batch_size": size or len(record.members),
         "seda_version": settings.seda_version,
         **({"reply_problems": record.reply_problems} if record.reply_problems else {})})
 

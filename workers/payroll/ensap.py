@@ -1,26 +1,29 @@
 """Step ``payslip-ensap``: deposit a pay slip on ENSAP inside a batch (lot) of its payroll run.
 
 Each pay slip knows its lot from ingestion (``ensap_batch``: id, index, size; a
-lone pay slip is a lot of one). Every member writes its entry (encrypted) under
-the lot's prefix in the object store; member 0 is the lot's leader: when every
-member is there, or no member joined for ``batch_wait_seconds`` (or
-``batch_max_wait_seconds`` after it first looked), it builds the
-envelope, packages, encrypts and sends the lot. Every member completes once
-ENSAP's receipt of the lot lists it. The leader keeps the lot's outcome (ENSAP's
-receipt, or its refusal) under the lot's prefix and wakes the other members, which
-then finish at once; their own polls, slowing down, read that record rather than
-asking ENSAP, and only matter if a wake was lost. The leader counts members from one
-listing of the lot's prefix and reads their pointers only to send. ENSAP is always
-asked before sending, so a redelivered or retried task never sends a lot twice. A
-member the leader left out (it came late) sends a lot of its own, ``<lot>-r<index>``.
-A lot ENSAP refuses ends every member with ENSAP's reason.
+lone pay slip is a lot of one). Every member stores its entry (encrypted: it holds
+the NIR) and marks it under the lot's prefix with an empty-bodied marker whose name
+says the member's index and the entry's digest and size; member 0 is the lot's leader:
+when every member is there, or no member joined for ``batch_wait_seconds`` (or
+``batch_max_wait_seconds`` after it first looked), it builds the envelope, packages,
+encrypts and sends the lot. Every member completes once ENSAP's receipt of the lot
+lists it. The leader keeps the lot's outcome (ENSAP's receipt, or its refusal) under
+the lot's prefix and wakes the other members with their line of it, so they finish
+at once without reading anything; their own polls, slowing down, read the outcome
+record rather than asking ENSAP, and only matter if a wake was lost. The leader
+learns the members from one listing of the lot's prefix and reads their entries
+only to send. ENSAP is always asked before sending, so a redelivered or retried task
+never sends a lot twice. A member the leader left out (it came late) sends a lot of
+its own, ``<lot>-r<index>``. A lot ENSAP refuses ends every member with its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from datetime import date
 from typing import Any
 
 from bus.wake import wake
@@ -38,6 +41,11 @@ DEFAULT_MAX_WAIT = 3600.0  # the leader sends at the latest this long after it f
 MAX_POLL = 30.0  # the leader polls ever less often while its lot fills (waited / 3)
 MEMBER_POLL = 30.0  # the others are woken by the leader: their own polls are a fallback
 DEFAULT_ORPHAN = 600.0  # seconds a member waits for a leader that never came
+ENTRY_NAME = "ensap-entry.json"
+MARKER = ".entry"  # a member's marker: <index>.<entry sha256>.<entry size>.entry
+SOLO = ".solo"  # a member sending a lot of its own: <index>.solo
+EMPTY = "application/octet-stream"  # markers say everything in their names
+_MARKER = re.compile(r"(\d{6})\.([0-9a-f]{64})\.(\d+)\.entry")
 
 
 @step("payslip-ensap")
@@ -49,14 +57,18 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     client: EnsapClient = ctx.connector()
     progress = dict(ctx.task.progress)
     queued = bool(progress.get("queued"))
-    outcome = await asyncio.to_thread(ctx.runtime.store.get_json, _outcome_key(ctx, lot))
+    # told by the leader's wake, else (a poll: the wake was lost) read from its record
+    outcome = progress.get("outcome") or (await asyncio.to_thread(
+        ctx.runtime.store.get_json, _outcome_key(ctx, lot)) if queued else None)
     if outcome is not None and outcome["status"] == "refused" and batch.index != 0:
         raise BusinessRefusal(outcome["reason"], partner="ensap")  # the lot the leader sent
+    if outcome is not None and outcome.get("numero_ordre"):
+        return _done(outcome)
     receipt = outcome.get("receipt") if outcome else None
     if receipt is None and not queued:  # first look: ENSAP may have the lot already
         receipt = await client.lookup(lot)
     if receipt is not None and _lists(receipt, env.id):
-        return await _done(ctx, lot, receipt)
+        return _done(_line(lot, receipt, env.id))
     if receipt is not None or progress.get("solo"):  # left out of the lot: a lot of its own
         return await _send_alone(ctx, client, f"{lot}-r{batch.index}", meta)
     if not queued:
@@ -65,14 +77,15 @@ async def run(ctx: StepContext) -> StepResultData | Waiting:
     waited = time.time() - since
     options = ctx.step.options
     if batch.index == 0:
-        joined = await asyncio.to_thread(_joined, ctx, lot)
+        listing = await asyncio.to_thread(ctx.runtime.store.list_times, _prefix(ctx, lot))
+        joined = _joined(listing)
         idle = time.time() - max(joined.values(), default=since)
         if len(joined) >= batch.size or idle >= float(options.get(
                 "batch_wait_seconds", DEFAULT_WAIT)) or waited >= float(options.get(
                 "batch_max_wait_seconds", DEFAULT_MAX_WAIT)):
-            receipt = await _send(ctx, client, lot)
+            receipt = await _send(ctx, client, lot, listing)
             if _lists(receipt, env.id):
-                return await _done(ctx, lot, receipt)
+                return _done(_line(lot, receipt, env.id))
     elif waited >= float(options.get("orphan_after_seconds", DEFAULT_ORPHAN)) \
             and not await asyncio.to_thread(_leader_present, ctx, lot):
         await asyncio.to_thread(_mark_solo, ctx, lot, batch)
@@ -92,17 +105,17 @@ def _lists(receipt: dict[str, Any], doc_id: str) -> bool:
         e.get("reference_emetteur") == doc_id for e in receipt.get("entries", []))
 
 
-async def _done(ctx: StepContext, lot: str, receipt: dict[str, Any]) -> StepResultData:
-    env = ctx.task.envelope
+def _line(lot: str, receipt: dict[str, Any], doc_id: str) -> dict[str, Any]:
+    """A member's line of an accepted lot's receipt: what its step's output says."""
     order = next(e["numero_ordre"] for e in receipt["entries"]
-                 if e["reference_emetteur"] == env.id)
-    mine = {"lot": lot, "status": receipt["status"], "numero_ordre": order,
-            "received_at": receipt.get("received_at"), "entries": len(receipt["entries"])}
-    await ctx.keep(json.dumps(mine, indent=2).encode(), name="ensap-receipt.json",
-                   kind="partner-reply", media_type="application/json")
-    return StepResultData(output={"lot": lot, "numero_ordre": order,
-                                  "lot_size": len(receipt["entries"]),
-                                  "received_at": receipt.get("received_at")})
+                 if e["reference_emetteur"] == doc_id)
+    return {"status": "accepted", "lot": lot, "numero_ordre": order,
+            "lot_size": len(receipt["entries"]), "received_at": receipt.get("received_at")}
+
+
+def _done(line: dict[str, Any]) -> StepResultData:
+    return StepResultData(output={k: line.get(k) for k in
+                                  ("lot", "numero_ordre", "lot_size", "received_at")})
 
 
 async def _entry(ctx: StepContext, meta: PayslipMetadata) -> tuple[EnsapEntry, FileRef]:
@@ -125,19 +138,17 @@ def _prefix(ctx: StepContext, lot: str) -> str:
 
 async def _enqueue(ctx: StepContext, lot: str, batch: EnsapBatch, meta: PayslipMetadata
                    ) -> None:
-    """Write this member's entry (encrypted: it holds the NIR) and its pointer; idempotent."""
-    key = f"{_prefix(ctx, lot)}{batch.index:06d}.json"
-    store = ctx.runtime.store
-    if await asyncio.to_thread(store.get_json, key) is not None:
-        return
+    """Store this member's entry (encrypted) and its marker; written again when the task
+    is redelivered: the entry is the same bytes, so the marker has the same name."""
     entry, pdf = await _entry(ctx, meta)
-    body = json.dumps({"entry": _entry_json(entry), "pdf": pdf.model_dump(mode="json")}).encode()
+    body = json.dumps({"entry": _entry_json(entry), "pdf": pdf.model_dump(mode="json")},
+                      sort_keys=True).encode()
+    store = ctx.runtime.store
     ref = await asyncio.to_thread(store.put_bytes, ctx.tenant.siren, body,
-                                  name="ensap-entry.json", media_type="application/json",
+                                  name=ENTRY_NAME, media_type="application/json",
                                   encrypt=True)
-    await asyncio.to_thread(store.put_json, key, {"doc_id": ctx.task.envelope.id,
-                                                  "index": batch.index, "at": time.time(),
-                                                  "entry": ref.model_dump(mode="json")})
+    marker = f"{_prefix(ctx, lot)}{batch.index:06d}.{ref.sha256}.{ref.size}{MARKER}"
+    await asyncio.to_thread(store.put_record, marker, b"", content_type=EMPTY)
 
 
 def _entry_json(entry: EnsapEntry) -> dict[str, Any]:
@@ -149,62 +160,70 @@ def _entry_json(entry: EnsapEntry) -> dict[str, Any]:
             "pdf_size": entry.pdf_size}
 
 
-def _joined(ctx: StepContext, lot: str) -> dict[str, float]:
-    """Members' pointers in the lot's prefix and when each was written (one listing)."""
-    return {k: at for k, at in ctx.runtime.store.list_times(_prefix(ctx, lot)).items()
-            if k.rsplit("/", 1)[-1][:6].isdigit() and k.endswith(".json")}
+def _joined(listing: dict[str, float]) -> dict[str, float]:
+    """Members' markers in a listing of the lot's prefix and when each was written."""
+    return {k: at for k, at in listing.items() if _MARKER.fullmatch(k.rsplit("/", 1)[-1])}
 
 
-def _members(ctx: StepContext, lot: str) -> list[dict[str, Any]]:
-    """The pointers of the lot's members (those sending a lot of their own left out)."""
-    pointers = [ctx.runtime.store.get_json(k) for k in _joined(ctx, lot)]
-    return sorted((p for p in pointers if p and not p.get("solo")), key=lambda p: p["index"])
+def _entries(listing: dict[str, float]) -> list[FileRef]:
+    """The entries of the lot's members in index order (those sending alone left out)."""
+    solo = {k.rsplit("/", 1)[-1][:6] for k in listing if k.endswith(SOLO)}
+    found: dict[str, FileRef] = {}
+    for key in _joined(listing):
+        match = _MARKER.fullmatch(key.rsplit("/", 1)[-1])
+        assert match is not None
+        index, sha, size = match.groups()
+        if index not in solo:
+            found[index] = FileRef(sha256=sha, size=int(size), name=ENTRY_NAME,
+                                   media_type="application/json")
+    return [found[i] for i in sorted(found)]
 
 
 def _leader_present(ctx: StepContext, lot: str) -> bool:
-    return ctx.runtime.store.get_json(f"{_prefix(ctx, lot)}{0:06d}.json") is not None
+    return bool(ctx.runtime.store.list_times(f"{_prefix(ctx, lot)}{0:06d}."))
 
 
 def _mark_solo(ctx: StepContext, lot: str, batch: EnsapBatch) -> None:
-    key = f"{_prefix(ctx, lot)}{batch.index:06d}.json"
-    pointer = ctx.runtime.store.get_json(key) or {"doc_id": ctx.task.envelope.id,
-                                                  "index": batch.index}
-    ctx.runtime.store.put_json(key, pointer | {"solo": True})
+    ctx.runtime.store.put_record(f"{_prefix(ctx, lot)}{batch.index:06d}{SOLO}", b"",
+                                 content_type=EMPTY)
 
 
-def _load(ctx: StepContext, pointer: dict[str, Any]) -> tuple[EnsapEntry, FileRef]:
-    raw = json.loads(ctx.runtime.store.read_file(ctx.tenant.siren,
-                                                 FileRef.model_validate(pointer["entry"])))
+def _load(ctx: StepContext, ref: FileRef) -> tuple[EnsapEntry, FileRef]:
+    raw = json.loads(ctx.runtime.store.read_file(ctx.tenant.siren, ref))
     e = raw["entry"]
-    from datetime import date
-
     entry = EnsapEntry(**(e | {"birth_date": date.fromisoformat(e["birth_date"]),
                                "period_start": date.fromisoformat(e["period_start"])}))
     return entry, FileRef.model_validate(raw["pdf"])
 
 
-async def _send(ctx: StepContext, client: EnsapClient, lot: str) -> dict[str, Any]:
+async def _send(ctx: StepContext, client: EnsapClient, lot: str,
+                listing: dict[str, float]) -> dict[str, Any]:
     """Send the lot (ENSAP asked first), record its outcome, wake the other members."""
-    members = await asyncio.to_thread(_members, ctx, lot)
     receipt = await client.lookup(lot)
     if receipt is None:
-        loaded = await asyncio.gather(*(asyncio.to_thread(_load, ctx, p) for p in members))
+        loaded = await asyncio.gather(*(asyncio.to_thread(_load, ctx, ref)
+                                        for ref in _entries(listing)))
         try:
             receipt = await _deposit(ctx, client, lot, list(loaded))
         except BusinessRefusal as exc:
-            await _record_outcome(ctx, lot, members, {"status": "refused", "reason": str(exc)})
+            refused = {"status": "refused", "reason": str(exc)}
+            await _record_outcome(ctx, lot, refused, {e.doc_id: refused for e, _ in loaded})
             raise
-    await _record_outcome(ctx, lot, members, {"status": "accepted", "receipt": receipt})
+        await ctx.keep(json.dumps(receipt, indent=2).encode(), name=f"ensap-receipt-{lot}.json",
+                       kind="partner-reply", media_type="application/json")
+    lines = {e["reference_emetteur"]: _line(lot, receipt, e["reference_emetteur"])
+             for e in receipt.get("entries", [])}
+    await _record_outcome(ctx, lot, {"status": "accepted", "receipt": receipt}, lines)
     return receipt
 
 
-async def _record_outcome(ctx: StepContext, lot: str, members: list[dict[str, Any]],
-                          outcome: dict[str, Any]) -> None:
-    """Keep the lot's outcome where members look for it, then wake them."""
+async def _record_outcome(ctx: StepContext, lot: str, outcome: dict[str, Any],
+                          lines: dict[str, dict[str, Any]]) -> None:
+    """Keep the lot's outcome where members look for it, then wake each with its line."""
     await asyncio.to_thread(ctx.runtime.store.put_json, _outcome_key(ctx, lot), outcome)
-    others = [m["doc_id"] for m in members if m["doc_id"] != ctx.task.envelope.id]
-    await wake(ctx.runtime, others, ctx.step.name,
-               f"ENSAP lot {lot}: {outcome['status']}")
+    others = {d: {"outcome": line} for d, line in lines.items() if d != ctx.task.envelope.id}
+    await wake(ctx.runtime, list(others), ctx.step.name,
+               f"ENSAP lot {lot}: {outcome['status']}", progress=others)
 
 
 def _outcome_key(ctx: StepContext, lot: str) -> str:
@@ -219,7 +238,7 @@ async def _send_alone(ctx: StepContext, client: EnsapClient, lot: str,
     if not _lists(receipt, ctx.task.envelope.id):
         raise StepError(f"ENSAP receipt of lot {lot} does not list this pay slip",
                         field="ensap")
-    return await _done(ctx, lot, receipt)
+    return _done(_line(lot, receipt, ctx.task.envelope.id))
 
 
 async def _deposit(ctx: StepContext, client: EnsapClient, lot: str,
