@@ -131,7 +131,8 @@ class SegmentReader:
     reading each segment once from ``floor`` (the earliest submission asked about, less
     ``SKEW_S``) on; the bytes of the latest segments are kept (``keep_bytes``), the
     positions of at most ``max_lines`` lines (the oldest segments' are forgotten first:
-    the floor rises past them). Thread-safe."""
+    the floor rises past them). Asked about a document submitted before its floor, it
+    reads the older segments once and lowers the floor. Thread-safe."""
 
     def __init__(self, journal: JournalStore, keep_bytes: int = KEEP_BYTES,
                  max_lines: int = MAX_LINES) -> None:
@@ -152,10 +153,14 @@ class SegmentReader:
         last look first), or ``None`` when they may lie before what this reader indexes
         (the caller reads every segment instead)."""
         with self._lock:
-            if since is None or (self.floor is not None and since - SKEW_S < self.floor):
+            if since is None:
                 return None
+            if self.floor is not None and since - SKEW_S < self.floor:
+                self._back_fill(since - SKEW_S)
             if look or self.floor is None:
                 self._catch_up(since - SKEW_S)
+            if since - SKEW_S < (self.floor or 0.0):  # more lines than it may hold
+                return None
             where = [(key, spots[doc_id]) for key, (_, spots) in self._segments.items()
                      if doc_id in spots]
         return _decoded(doc_id, [line for key, spots in where
@@ -172,7 +177,21 @@ class SegmentReader:
         if times:
             self._last = max(self._last or "", max(times))
 
-    def _index(self, key: str, written: float, data: bytes) -> None:
+    def _back_fill(self, floor: float) -> None:
+        """Index the segments written between ``floor`` and the current floor (a document
+        submitted before the first one this process asked about), oldest first."""
+        times = self.journal.objects.list_times(SEGMENTS)
+        self.floor = floor
+        for key in sorted(k for k, at in times.items() if k.endswith(".jsonl")
+                          and at >= floor and k not in self._segments):
+            self._index(key, times[key], self.journal.get(key) or b"", older=True)
+        self._segments = OrderedDict(sorted(self._segments.items()))
+        self._recent = OrderedDict(sorted(self._recent.items()))
+        self._evict()
+
+    def _index(self, key: str, written: float, data: bytes, older: bool = False) -> None:
+        """Note where each document's lines are in segment ``key`` and keep its bytes
+        (``older``: read while back-filling, nothing is forgotten until it ends)."""
         spots: dict[str, list[tuple[int, int]]] = {}
         offset = 0
         for line in segment_lines(data):
@@ -182,15 +201,26 @@ class SegmentReader:
             offset += len(line) + 1
         self._segments[key] = (written, spots)
         self._lines += sum(len(v) for v in spots.values())
-        self._remember(key, data)
+        self._remember(key, data, trim=not older)
+        if not older:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Forget the oldest segments' lines beyond ``max_lines`` (the floor rises) and
+        their bytes beyond ``keep_bytes``."""
         while self._lines > self.max_lines and len(self._segments) > 1:
             _, (at, dropped) = self._segments.popitem(last=False)
             self._lines -= sum(len(v) for v in dropped.values())
             self.floor = max(self.floor or 0.0, at + 0.001)  # not indexed any more
+        self._trim()
 
-    def _remember(self, key: str, data: bytes) -> None:
+    def _remember(self, key: str, data: bytes, trim: bool = True) -> None:
         self._recent[key] = data
         self._recent_bytes += len(data)
+        if trim:
+            self._trim()
+
+    def _trim(self) -> None:
         while self._recent_bytes > self.keep_bytes and len(self._recent) > 1:
             _, old = self._recent.popitem(last=False)
             self._recent_bytes -= len(old)

@@ -1,7 +1,8 @@
 """A process reads each journal segment once: ``SegmentReader`` lists only what was
 written since it last looked, finds a document's lines where it noted them (from the
-latest segments kept in memory, or by a ranged GET), and hands back to a full scan what
-lies before what it indexes. On the real object store, in a bucket of the test's own."""
+latest segments kept in memory, or by a ranged GET), reads the older segments once when
+asked about a document submitted before what it indexes, and hands back to a full scan
+what lies before all it may hold. On the real object store, in a bucket of the test's own."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def test_older_lines_come_by_ranged_gets_once_their_segment_is_not_kept(
     assert calls["ranged"] == 2 and calls["get_object"] == 0  # segments 1, 2: ranged
 
 
-def test_what_lies_before_the_indexed_segments_is_scanned_in_full(
+def test_what_lies_before_all_the_reader_may_hold_is_scanned_in_full(
         settings: Settings) -> None:
     journal = _journal(settings)
     doc = "01docD"
@@ -95,12 +96,29 @@ def test_what_lies_before_the_indexed_segments_is_scanned_in_full(
         _write(journal, n, _events(doc, range(2 * n - 1, 2 * n + 1)))
     reader = SegmentReader(journal, max_lines=3)  # forgets the oldest segments' lines
     since = time.time()
-    assert [e.seq for e in reader.events(doc, since) or []] == [5, 6]
-    assert reader.events(doc, since - 7200) is None  # before what it indexes: not known
+    assert reader.events(doc, since) is None  # it forgot the oldest: not known
+    assert reader.events(doc, since - 7200) is None
     every = list(range(1, 7))
     assert [e.seq for e in document_events(journal, doc, since)] == every  # this process's
-    assert reader_of(journal).events(doc, since - 7200) is None
-    assert [e.seq for e in document_events(journal, doc, since - 7200)] == every  # scanned
+    assert [e.seq for e in reader_of(journal).events(doc, since - 7200) or []] == every
+    assert [e.seq for e in document_events(journal, doc, since - 7200)] == every
+
+
+def test_a_document_submitted_before_the_first_one_asked_about_is_back_filled_once(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = _journal(settings)
+    early, late = "01docG", "01docH"
+    _write(journal, 1, _events(early, range(1, 3)))
+    reader = SegmentReader(journal)
+    now = time.time()
+    assert reader.events(late, now + 7200) == []  # indexes from an hour after now only
+    calls = _counting(journal, monkeypatch)
+    assert [e.seq for e in reader.events(early, now)] == [1, 2]  # older: read once
+    assert calls == {"list_objects": 2, "get_object": 1}  # the back-fill, then a look
+    assert [e.seq for e in reader.events(early, now, look=False)] == [1, 2]
+    assert calls["get_object"] == 1  # not read again
+    _write(journal, 2, _events(late, range(1, 2)))
+    assert [e.seq for e in reader.events(late, now + 7200)] == [1]
 
 
 def test_a_complete_journal_already_read_is_not_listed_again(
