@@ -22,7 +22,8 @@ ASYNCAPI_VERSION = "3.0.0"
 JOURNAL_HEADERS = {"type": "object", "properties": {
     TENANT_HEADER: {"type": "string", "description": "the event's tenant (SIREN; empty "
                     "for none): filter without decoding"},
-    EVENT_HEADER: {"type": "string", "description": "the event's `type`"}}}
+    EVENT_HEADER: {"type": "string", "description": "the `type` of the record's events, "
+                   "comma-separated"}}}
 KEY_SCHEMA = {"type": "string", "description": "the document id (UUID): a document's "
               "messages stay ordered on one partition"}
 
@@ -33,8 +34,10 @@ def asyncapi_document(topics: Topics, *, version: str, servers: dict[str, str] |
     channels = {
         "submit": _channel(topics.submit, "Producers publish new documents here, once their "
                            "files are in the object store.", SubmitMessage),
-        "journal": _channel(topics.journal, "Every journal event of every document "
-                            "(chained: `prev_hash`, `hash`).", JournalEvent, JOURNAL_HEADERS),
+        "journal": _channel(topics.journal, "Every journal event of every document. A "
+                            "record holds the events one router batch made for one "
+                            "document, in order, one JSON event a line (newline-delimited).",
+                            JournalEvent, JOURNAL_HEADERS, "application/x-ndjson"),
         "deadLetters": _channel(topics.dead_letter, "Messages and documents the bus gave up "
                                 "on, with what is needed to act on them.", DeadLetter),
     }
@@ -56,10 +59,11 @@ def asyncapi_document(topics: Topics, *, version: str, servers: dict[str, str] |
 
 
 def _channel(address: str, description: str, model: type[BaseModel],
-             headers: dict[str, Any] | None = None) -> dict[str, Any]:
+             headers: dict[str, Any] | None = None, content_type: str = "application/json"
+             ) -> dict[str, Any]:
     name = model.__name__
     message = {"name": name, "title": name, "summary": (model.__doc__ or "").strip(),
-               "contentType": "application/json",
+               "contentType": content_type,
                "payload": {"$ref": f"#/components/schemas/{name}"},
                "bindings": {"kafka": {"key": KEY_SCHEMA, "bindingVersion": "0.5.0"}}}
     if headers:

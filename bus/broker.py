@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,6 +15,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import BaseModel
 
 from bus.settings import Settings
+from schemas.messages import JournalEvent
 
 log = logging.getLogger("demat.broker")
 SASL_SECURITY = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256,
@@ -53,13 +55,27 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
     return sasl(settings.kafka_username or "", settings.kafka_secret or "", **tls)
 
 
-TENANT_HEADER = "demat-tenant"  # a journal record's tenant and event type, readable
-EVENT_HEADER = "demat-event"  # without decoding it (the webhooks' fan-out skips by them)
+TENANT_HEADER = "demat-tenant"  # a journal record's tenant and event types (comma-separated),
+EVENT_HEADER = "demat-event"  # readable without decoding it (the webhooks' fan-out skips by them)
+RECORD_EVENTS = 100  # at most this many events in one journal record
 
 
-def event_headers(tenant: str | None, event_type: str) -> dict[str, str]:
-    """The headers of a journal record."""
-    return {TENANT_HEADER: tenant or "", EVENT_HEADER: event_type}
+def journal_records(events: Sequence[JournalEvent]) -> list[tuple[bytes, dict[str, str]]]:
+    """The journal records (body, headers) of one document's events, in order: one
+    record for them all (at most ``RECORD_EVENTS`` a record), an event a line, each line
+    the event's JSON exactly as the sealer writes it to the segments."""
+    records = []
+    for start in range(0, len(events), RECORD_EVENTS):
+        part = events[start:start + RECORD_EVENTS]
+        types = ",".join(dict.fromkeys(e.type for e in part))
+        records.append((b"\n".join(encode(e) for e in part),
+                        {TENANT_HEADER: part[0].tenant or "", EVENT_HEADER: types}))
+    return records
+
+
+def journal_lines(value: bytes) -> list[bytes]:
+    """The event lines of a journal record (a record of an older bus holds one)."""
+    return [line for line in value.split(b"\n") if line.strip()]
 
 
 def encode(model: BaseModel) -> bytes:

@@ -112,7 +112,9 @@ def test_document_is_deposited_journaled_and_exported(
     run = demat("export", receipt.doc_id, "--dir", str(out))
     assert run.returncode == 0, run.stderr
     assert (out / "files" / "arrete.pdf").read_bytes() == pdf.read_bytes()
-    assert json.loads((out / "artefacts" / "deposit" / "deposit-receipt.json").read_text())
+    deposited = json.loads((out / "artefacts" / "deposit" / "deposit-receipt.json").read_text())
+    assert deposited["deposited"]["document_id"] == receipt.doc_id  # what the store got
+    assert deposited["receipt"]["location"]  # and what it answered
     manifest = json.loads((out / "manifest.json").read_text())
     for entry in manifest["files"]:
         data = (out / entry["path"]).read_bytes()

@@ -48,6 +48,7 @@ from bus.audit.store import (
     number,
     segment_key,
 )
+from bus.broker import journal_lines
 from bus.runtime import Runtime
 from bus.settings import Settings
 from connectors.errors import ConnectorError
@@ -171,7 +172,7 @@ class Sealer:
         if not self.lead():
             time.sleep(5)  # the batch is not acknowledged: it comes again
             raise NotLeader("another sealer holds the journal lease")
-        lines = [b for b in bodies if _is_event(b)]
+        lines = [line for b in bodies for line in journal_lines(b) if _is_event(line)]
         if not lines:
             return None
         data = b"\n".join(lines) + b"\n"
@@ -252,8 +253,6 @@ class Sealer:
 
 
 def _is_event(body: bytes) -> bool:
-    if b"\n" in body:
-        return False
     try:
         JournalEvent.model_validate_json(body)
     except ValidationError:

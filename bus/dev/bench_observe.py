@@ -13,6 +13,7 @@ import time
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bus.broker import journal_lines
 from bus.dev.bench_config import TERMINAL
 from bus.settings import Settings
 
@@ -56,12 +57,13 @@ class JournalWatcher:
                     self._note(rec.value, now)
 
     def _note(self, raw: bytes, now: float) -> None:
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            return
-        if event.get("type") in TERMINAL and event.get("doc_id") not in self.finished:
-            self.finished[event["doc_id"]] = (event["type"], now)
+        for line in journal_lines(raw):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("type") in TERMINAL and event.get("doc_id") not in self.finished:
+                self.finished[event["doc_id"]] = (event["type"], now)
 
     async def wait_for(self, ids: list[str], timeout: float) -> bool:
         """True once every id finished (any terminal state), False at the timeout."""

@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from pydantic import ValidationError
 
+from bus.broker import journal_lines
 from bus.deadletter import (
     is_transient,
     poison_letter,
@@ -36,7 +37,7 @@ def register_journal(broker: KafkaBroker, runtime: Runtime) -> Index:
                        auto_offset_reset="earliest")
     async def handle(body: Any, msg: KafkaMessage) -> None:
         records = [(rec, e) for rec in msg.raw_message
-                   if (e := _parse_event(rec.value)) is not None]
+                   for line in journal_lines(rec.value) if (e := _parse_event(line)) is not None]
         try:
             await asyncio.to_thread(index.add, [e for _, e in records])
         except Exception as exc:

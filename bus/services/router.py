@@ -15,7 +15,7 @@ from faststream.middlewares import AckPolicy
 from pydantic import TypeAdapter
 
 from bus.audit.config import key_hasher
-from bus.broker import encode, event_headers
+from bus.broker import encode, journal_records
 from bus.deadletter import (
     decode_or_dead_letter,
     failure_info,
@@ -33,6 +33,7 @@ from schemas.messages import (
     ConfigurationLoaded,
     DeadLetter,
     DocumentState,
+    JournalEvent,
     Refused,
     RouterMessage,
     StepDone,
@@ -176,6 +177,7 @@ class Router:
     async def publish(self, outs: list[Transition]) -> None:
         """Send what the transitions emit (pipelined) and wait until the broker has it all."""
         sends = [send for out in outs for send in await self._sends(out)]
+        sends += await self._journal(outs)
         if sends:
             await asyncio.gather(*sends)
 
@@ -196,11 +198,19 @@ class Router:
             sends.append(await self.broker.publish(
                 encode(letter), topics.dead_letter, key=_key(out.state.doc_id),
                 headers=letter_headers(letter), no_confirm=True))
-        for event in out.events:
-            sends.append(await self.broker.publish(
-                encode(event), topics.journal, key=_key(event.doc_id),
-                headers=event_headers(event.tenant, event.type), no_confirm=True))
         return sends
+
+    async def _journal(self, outs: list[Transition]) -> list[Any]:
+        """The transitions' events, one journal record a document (in their order)."""
+        by_doc: dict[str, list[JournalEvent]] = {}
+        for out in outs:
+            for event in out.events:
+                by_doc.setdefault(event.doc_id, []).append(event)
+        journal = self.runtime.topics.journal
+        return [await self.broker.publish(body, journal, key=_key(doc_id), headers=headers,
+                                          no_confirm=True)
+                for doc_id, events in by_doc.items()
+                for body, headers in journal_records(events)]
 
 
 def register_router(broker: KafkaBroker, runtime: Runtime) -> Router:

@@ -31,7 +31,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from bus.broker import EVENT_HEADER, TENANT_HEADER, encode
+from bus.broker import EVENT_HEADER, TENANT_HEADER, encode, journal_lines
 from bus.consumer import KeyOrderedConsumer
 from bus.deadletter import (
     decode_or_dead_letter,
@@ -102,22 +102,23 @@ class WebhookService:
             return self._subs
 
     async def fan_out(self, record: ConsumerRecord) -> None:
+        """The deliveries of a journal record's events, to every subscription wanting each."""
         if await self._makes_nothing(record):
             return
-        try:
-            event = JournalEvent.model_validate_json(record.value)
-        except ValidationError:
-            log.error("undecodable journal event skipped at %s[%d]@%d", record.topic,
-                      record.partition, record.offset)
-            return
-        types = webhook_types(event) if event.tenant else []
-        if not types:
-            return
-        subs = [s for s in (await self.subscriptions()).values() if s.wants(event)]
-        sends = [await self.broker.publish(encode(d), self.topics.webhooks, key=d.key,
-                                           no_confirm=True)
-                 for t in types for s in subs if matches(s.event_types, t)
-                 for d in [_delivery(s, event, t)]]
+        sends = []
+        for line in journal_lines(record.value):
+            try:
+                event = JournalEvent.model_validate_json(line)
+            except ValidationError:
+                log.error("undecodable journal event skipped at %s[%d]@%d", record.topic,
+                          record.partition, record.offset)
+                continue
+            types = webhook_types(event) if event.tenant else []
+            subs = [s for s in (await self.subscriptions()).values() if s.wants(event)]
+            sends += [await self.broker.publish(encode(d), self.topics.webhooks, key=d.key,
+                                                no_confirm=True)
+                      for t in types for s in subs if matches(s.event_types, t)
+                      for d in [_delivery(s, event, t)]]
         await asyncio.gather(*sends)
 
     async def _makes_nothing(self, record: ConsumerRecord) -> bool:
@@ -125,8 +126,8 @@ class WebhookService:
         delivery: its event type makes no webhook event, or no active subscription is
         of its tenant (records without those headers are decoded)."""
         headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-        event_type, tenant = headers.get(EVENT_HEADER), headers.get(TENANT_HEADER)
-        if event_type is not None and event_type not in MAKING_TYPES:
+        event_types, tenant = headers.get(EVENT_HEADER), headers.get(TENANT_HEADER)
+        if event_types is not None and not MAKING_TYPES.intersection(event_types.split(",")):
             return True
         if tenant is None:
             return False

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from bus.broker import journal_lines
 from bus.settings import Settings
 from bus.topics import Topics
 from bus.webhooks.events import matches, payload, webhook_types
@@ -50,15 +51,18 @@ def parse_cursor(value: str) -> dict[int, int]:
 
 def frames_of(value: bytes, frame_id: str, tenant: str, patterns: Sequence[str]
               ) -> list[str]:
-    """The SSE frames one journal record makes for ``tenant`` (none if not its own)."""
-    try:
-        event = JournalEvent.model_validate_json(value)
-    except ValidationError:
-        return []
-    if event.tenant != tenant:
-        return []
-    return [sse_frame(t, payload(event, t), frame_id)
-            for t in webhook_types(event) if matches(list(patterns), t)]
+    """The SSE frames one journal record's events make for ``tenant`` (none if not its
+    own)."""
+    frames = []
+    for line in journal_lines(value):
+        try:
+            event = JournalEvent.model_validate_json(line)
+        except ValidationError:
+            continue
+        if event.tenant == tenant:
+            frames += [sse_frame(t, payload(event, t), frame_id)
+                       for t in webhook_types(event) if matches(list(patterns), t)]
+    return frames
 
 
 async def tenant_stream(settings: Settings, tenant: str, patterns: Sequence[str] = ("*",),

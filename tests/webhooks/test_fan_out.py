@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from bus.broker import event_headers
+from bus.broker import EVENT_HEADER, TENANT_HEADER, journal_records
 from bus.services.webhooks import WebhookService
 from bus.settings import Settings
 from bus.topics import Topics
@@ -54,6 +54,10 @@ def _completed(tenant: str) -> JournalEvent:
                         flow="document", type="completed", state="completed")
 
 
+def event_headers(tenant: str, types: str) -> dict[str, str]:
+    return {TENANT_HEADER: tenant, EVENT_HEADER: types}
+
+
 def test_a_record_making_nothing_is_skipped_by_its_headers() -> None:
     service, _, topics = _service()
     assert asyncio.run(service._makes_nothing(
@@ -74,3 +78,15 @@ def test_an_event_of_a_subscribed_tenant_is_delivered_with_or_without_headers() 
     other = _completed(OTHER).model_dump_json().encode()
     asyncio.run(service.fan_out(_record(topics, other, event_headers(OTHER, "completed"))))
     assert len(broker.sent) == 2
+
+
+def test_every_event_of_a_record_is_fanned_out() -> None:
+    service, broker, topics = _service()
+    started = _completed(TENANT).model_copy(update={"event_id": "ev-s", "seq": 2,
+                                                     "type": "step-started"})
+    [(body, headers)] = journal_records([started, _completed(TENANT)])
+    assert headers[EVENT_HEADER] == "step-started,completed"
+    record = _record(topics, body, headers)
+    assert not asyncio.run(service._makes_nothing(record))  # one of its events makes some
+    asyncio.run(service.fan_out(record))
+    assert broker.sent == [topics.webhooks]  # the completed event's delivery

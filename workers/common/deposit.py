@@ -1,5 +1,6 @@
 """Step ``deposit``: put the document's files (each in its latest signed version, with the
-detached signatures over them) and metadata into the tenant's document store."""
+detached signatures over them) and metadata into the tenant's document store; the step's
+one artefact, ``deposit-receipt.json``, holds the metadata deposited and the receipt."""
 
 from __future__ import annotations
 
@@ -26,12 +27,11 @@ async def run(ctx: StepContext) -> StepResultData:
         files = [DepositFile(ref.name, ctx.runtime.store.iter_file(env.tenant, ref), ref.sha256)
                  for ref in versions]
         receipt = await ged.deposit(env.tenant, env.id, files, metadata)
-    # the metadata names the document: no other document can have stored these bytes
-    await ctx.keep(_json(metadata), name="deposit-metadata.json", kind="generated",
+    # one record of the exchange, what was deposited and what the store answered (it
+    # names the document: no other document can have stored these bytes)
+    await ctx.keep(_json({"deposited": metadata, "receipt": receipt}),
+                   name="deposit-receipt.json", kind="partner-reply",
                    media_type="application/json", unique=True)
-    reply = _json(receipt)
-    await ctx.keep(reply, name="deposit-receipt.json", kind="partner-reply",
-                   media_type="application/json", unique=env.id.encode() in reply)
     return StepResultData(output={"location": receipt["location"],
                                   "deposited_at": receipt["deposited_at"],
                                   "already_deposited": reused})
