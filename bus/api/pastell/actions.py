@@ -19,8 +19,6 @@ from bus.api.pastell.store import Record, now_text
 from bus.client import BytesInput
 from bus.intake import SubmissionError
 from schemas.envelope import FileRef, FileRole, utcnow
-from workers.actes.acte import cancellation
-from workers.actes.classification import current_classification
 
 TRUE = ("on", "1", "true", "oui", "yes")
 ACTION_MESSAGES = {
@@ -74,7 +72,7 @@ async def acte_metadata(door: Door, record: Record, meta: dict[str, Any]) -> dic
                        for n, t in zip(names, typologies + ["99_AU"] * len(names),
                                        strict=False)]
     tenant = door.tenants.get(record["tenant"])
-    found = await current_classification(door.bus.client.runtime, tenant)
+    found = await door.provided("actes.classification")(door.bus.client.runtime, tenant)
     meta["classification_date"] = (found.version_date if found else date.today()).isoformat()
     return meta
 
@@ -107,6 +105,7 @@ async def cancel(door: Door, record: Record) -> str:
         raise not_permitted("annulation-tdt", "l'acte n'a pas été transmis")
     if not door.may("cancel", record["tenant"]):
         raise door.forbidden(str(record["id_e"]), f"{record['info']['type']}:edition")
+    cancellation = door.provided("actes.cancellation")
     name, content, meta = cancellation(state, "demande par l'API Pastell", utcnow())
     client = door.bus.client
     env = await client._in_thread(client.prepare, "acte-followup",

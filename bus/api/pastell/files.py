@@ -22,7 +22,6 @@ from bus.api.pastell.model import Door, detail, outputs
 from bus.api.pastell.store import Record
 from bus.client import BytesInput, Input
 from schemas.envelope import FileRef
-from workers.actes.classification import current_classification
 
 router = APIRouter(prefix="/api/v2/entite/{id_e}/document/{id_d}", route_class=PastellRoute,
                    include_in_schema=False)
@@ -186,7 +185,7 @@ async def choices(door: Door, record: Record, flux: Flux, field: str) -> Any:
         connector = tenant.connectors.get("signature")
         options = connector.options if connector is not None else {}
         return [str(s) for s in options.get("subtypes") or [options.get("subtype")] if s]
-    found = await current_classification(door.bus.client.runtime, tenant)
+    found = await door.provided("actes.classification")(door.bus.client.runtime, tenant)
     if found is None:
         raise PastellError(400, "La classification n'est pas disponible")
     if field == "classification":

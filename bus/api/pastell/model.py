@@ -45,6 +45,14 @@ class Door:
     def tenants(self) -> Any:
         return self.bus.client.runtime.tenants
 
+    def provided(self, name: str) -> Any:
+        """The function a flow family offers the doors as ``name`` (``bus.plugins``):
+        the door never imports ``workers/``. 400 when no loaded family offers it."""
+        fn = self.bus.client.runtime.registry.provider(name)
+        if fn is None:
+            raise PastellError(400, f"Le service {name} n'est pas disponible sur ce bus")
+        return fn
+
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn`` in a thread (the store and the database block)."""
         return await asyncio.to_thread(fn, *args, **kwargs)
