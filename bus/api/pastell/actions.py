@@ -52,7 +52,7 @@ def metadata(flux: Flux, record: Record) -> dict[str, Any]:
         field = flux.fields.get(name)
         if field is not None and field.meta is not None and str(raw) != "":
             meta[field.meta] = _value(flux, name, str(raw))
-    return meta
+    return flux.derive(record["data"], meta) if flux.derive is not None else meta
 
 
 def files(flux: Flux, record: Record) -> list[FileRef]:
@@ -63,11 +63,12 @@ def files(flux: Flux, record: Record) -> list[FileRef]:
     return main + annexes
 
 
-async def acte_metadata(door: Door, record: Record, meta: dict[str, Any]) -> dict[str, Any]:
-    """An acte's annexes with their typologies (``type_pj``) and the date of the
+async def acte_metadata(door: Door, record: Record, flux: Flux, meta: dict[str, Any]
+                        ) -> dict[str, Any]:
+    """An acte's (or HR act's) annexes with their typologies (``type_pj``) and the date of the
     classification in force."""
     typologies = _value_list(record["data"].get("type_pj", ""))
-    names = [r["name"] for r in record["files"].get("autre_document_attache", [])]
+    names = [r["name"] for r in record["files"].get(flux.annexes or "", [])]
     meta["annexes"] = [{"file_name": n, "typology": t}
                        for n, t in zip(names, typologies + ["99_AU"] * len(names),
                                        strict=False)]
@@ -86,11 +87,11 @@ def _value_list(raw: str) -> list[str]:
 async def submit(door: Door, record: Record, flux: Flux) -> str:
     """Submit the draft to the bus as its caller; the bus document's id. The key
     ``pastell:<id_d>`` makes a repeated orientation answer the same document."""
-    meta = metadata(flux, record)
-    if flux.flow == "acte":
-        meta = await acte_metadata(door, record, meta)
+    meta, flow = metadata(flux, record), flux.flow_for(record["data"])
+    if "classification" in flux.external:  # an acte, or an HR act the TdT may receive
+        meta = await acte_metadata(door, record, flux, meta)
     client = door.bus.client
-    env = client.envelope(flux.flow, record["tenant"], meta, f"pastell:{record['info']['id_d']}",
+    env = client.envelope(flow, record["tenant"], meta, f"pastell:{record['info']['id_d']}",
                           None, files(flux, record))
     intake.check_envelope(door.who.stamp(env), client.runtime.flows, client.runtime.tenants)
     await intake.check_flow(client.runtime, env)

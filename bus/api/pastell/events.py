@@ -74,7 +74,7 @@ async def _action(door: Door, native: dict[str, Any]) -> dict[str, Any] | None:
     elif state == DocState.COMPLETED:
         name = flux.final
     else:
-        name = state_name(step_states(data.get("step")), state, flux.final)
+        name = state_name(step_states(data.get("step"), flux), state, flux.final)
     detail = data.get("detail") or {}
     message = str(detail.get("message") or detail.get("error") or native.get("type", ""))
     return {"id_d": record["info"]["id_d"], "id_e": str(record["id_e"]), "flux": flux.name,

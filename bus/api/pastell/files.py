@@ -49,7 +49,7 @@ async def _keep(door: Door, record: Record, flux: Flux, field: str, num: int, up
                 ) -> None:
     """Store the file in the object store and name it in the draft's field."""
     client = door.bus.client
-    encrypt = client.runtime.flows.get(flux.flow).encrypt_files
+    encrypt = any(client.runtime.flows.get(f).encrypt_files for f in flux.flows)
     ref = await client._in_thread(client._upload, num, record["tenant"], upload, encrypt)
     refs = record["files"].setdefault(field, [])
     kept = ref.model_dump(mode="json")

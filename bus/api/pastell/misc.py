@@ -67,7 +67,7 @@ async def flux_list(request: Request, who: Who) -> Response:
     door = door_of(request, who)
     reached = who.reaches(door.tenants)
     usable = {f.name: {"type": "Flux Généraux", "nom": f.nom} for f in FLUX.values()
-              if any(door.reads(s) and door.tenants.get(s).uses(f.flow) for s in reached)}
+              if any(door.reads(s) and door.uses(s, f) for s in reached)}
     return pastell_json(dict(sorted(usable.items(), key=lambda item: item[1]["nom"])))
 
 
@@ -147,7 +147,7 @@ async def associations(request: Request, who: Who, id_e: str) -> Response:
     tenant = door.tenants.get(siren)
     rows = []
     for flux in FLUX.values():
-        if params.get("flux") not in ("", flux.name) or not tenant.uses(flux.flow):
+        if params.get("flux") not in ("", flux.name) or not door.uses(siren, flux):
             continue
         steps = door.bus.client.runtime.flows.get(flux.flow).steps
         for role in dict.fromkeys(s.connector for s in steps if s.connector):

@@ -38,7 +38,8 @@ class Door:
     def of(cls, request: Request, who: Identity) -> Door:
         app = request.app
         if getattr(app.state, "pastell", None) is None:
-            app.state.pastell = PastellStore(bus_of(request).client.runtime.database)
+            runtime = bus_of(request).client.runtime
+            app.state.pastell = PastellStore(runtime.database, runtime.store.keyring)
         return cls(bus_of(request), who, app.state.pastell)
 
     @property
@@ -92,9 +93,13 @@ class Door:
         flow for is one nobody holds a right on (403, as the incumbent answers)."""
         flux = FLUX.get(name)
         allowed = self.edits(siren) if right == "edition" else self.reads(siren)
-        if flux is None or not allowed or not self.tenants.get(siren).uses(flux.flow):
+        if flux is None or not allowed or not self.uses(siren, flux):
             raise self.forbidden(id_e, f"{name}:{right}")
         return flux
+
+    def uses(self, siren: str, flux: Flux) -> bool:
+        """Whether the tenant uses a flow the flux's documents go to."""
+        return any(self.tenants.get(siren).uses(f) for f in flux.flows)
 
     async def document(self, id_e: str, id_d: str, right: str = "lecture"
                        ) -> tuple[Record, Flux]:
@@ -142,12 +147,14 @@ def last_action(flux: Flux, record: Record, state: DocumentState | None,
         return dict(record["actions"][-1])
     if state.state == State.COMPLETED:
         return {"action": flux.final, "message": "Traitement terminé", "date": _date(state)}
-    return _of_states(step_states(state.current_step), state, record["actions"][-1],
+    return _of_states(step_states(state.current_step, flux), state, record["actions"][-1],
                       flux.final)
 
 
-def step_states(step: str | None) -> StepStates:
-    return STEP_STATES.get(step or "validate", STEP_STATES["validate"])
+def step_states(step: str | None, flux: Flux) -> StepStates:
+    """The incumbent's state names of bus step ``step`` in documents of ``flux``."""
+    step = step or "validate"
+    return flux.states.get(step) or STEP_STATES.get(step, STEP_STATES["validate"])
 
 
 def state_name(states: StepStates, state: State, done: str) -> str:
