@@ -14,10 +14,10 @@ import schemas.hr
 import schemas.invoice
 import schemas.pes  # noqa: F401
 from bus.api.pastell.actions import metadata
-from bus.api.pastell.flux import FLUX, NOT_MAPPED
 from bus.api.pastell.model import last_action, missing_field
 from bus.flows import FLOWS_DIR, FlowRegistry
 from bus.intake import SubmissionError
+from bus.pastell.flux import FLUX, NOT_MAPPED
 from schemas.messages import DocState, DocumentState
 from schemas.metadata import metadata_model
 from schemas.payslip import PayslipMetadata

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bus.api.pastell.flux import FLUX
 from bus.api.pastell.http import Params
 from bus.api.pastell.legacy import strings
 from bus.api.pastell.model import last_action, missing_field
@@ -17,6 +16,7 @@ from bus.glaneur.items import Gleaned, ItemRefused, glean, unzip
 from bus.glaneur.run import vrac_items
 from bus.glaneur.service import serve
 from bus.glaneur.sources import free_name
+from bus.pastell.flux import FLUX
 from bus.plugins import REGISTRY, load_plugins
 from schemas.messages import DocState, DocumentState, ErrorInfo
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from bus import intake
 from bus.api.documents import publish_as
-from bus.api.pastell.flux import Flux
 from bus.api.pastell.http import PastellError, not_permitted
 from bus.api.pastell.model import Door, actions_possible, last_action, missing_field
-from bus.api.pastell.store import Record, now_text
 from bus.client import BytesInput
 from bus.intake import SubmissionError
+from bus.pastell.flux import Flux
+from bus.pastell.store import Record, now_text
 from schemas.envelope import FileRef, FileRole, utcnow
 
 TRUE = ("on", "1", "true", "oui", "yes")

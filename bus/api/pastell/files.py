@@ -15,12 +15,12 @@ from fastapi.responses import Response, StreamingResponse
 
 from bus.api.documents import spool
 from bus.api.pastell.documents import Who, door_of, form_answer, set_fields
-from bus.api.pastell.flux import Flux
 from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import Params, PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door, detail, outputs
-from bus.api.pastell.store import Record
 from bus.client import BytesInput, Input
+from bus.pastell.flux import Flux
+from bus.pastell.store import Record
 from schemas.envelope import FileRef
 
 router = APIRouter(prefix="/api/v2/entite/{id_e}/document/{id_d}", route_class=PastellRoute,

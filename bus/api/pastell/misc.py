@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from bus.api.pastell.documents import Who, door_of, entity_row
-from bus.api.pastell.flux import FLUX, STEP_STATES, Flux
 from bus.api.pastell.http import PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door
+from bus.pastell.flux import FLUX, STEP_STATES, Flux
 
 router = APIRouter(prefix="/api/v2", route_class=PastellRoute, include_in_schema=False)
 # connector roles of a tenant as the incumbent's connector families

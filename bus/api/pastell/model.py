@@ -13,11 +13,12 @@ from typing import Any
 from fastapi import Request
 
 from bus.api.auth import bus_of
-from bus.api.pastell.flux import CANCEL_STATES, FLUX, STEP_STATES, Flux, StepStates
 from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import PastellError
-from bus.api.pastell.store import PastellStore, Record
 from bus.identity import Identity
+from bus.pastell.flux import CANCEL_STATES, FLUX, Flux, StepStates
+from bus.pastell.states import state_name, step_states
+from bus.pastell.store import PastellStore, Record
 from schemas.messages import DocState as State
 from schemas.messages import DocumentState
 
@@ -149,18 +150,6 @@ def last_action(flux: Flux, record: Record, state: DocumentState | None,
         return {"action": flux.final, "message": "Traitement terminé", "date": _date(state)}
     return _of_states(step_states(state.current_step, flux), state, record["actions"][-1],
                       flux.final)
-
-
-def step_states(step: str | None, flux: Flux) -> StepStates:
-    """The incumbent's state names of bus step ``step`` in documents of ``flux``."""
-    step = step or "validate"
-    return flux.states.get(step) or STEP_STATES.get(step, STEP_STATES["validate"])
-
-
-def state_name(states: StepStates, state: State, done: str) -> str:
-    """The incumbent's name of a bus state (``done``: of a completed document)."""
-    return {State.COMPLETED: done, State.ERROR: states.error, State.REJECTED: states.rejected,
-            State.DUPLICATE: "fatal-error"}.get(state, states.running)
 
 
 def _of_states(states: StepStates, state: DocumentState | None, first: dict[str, str],

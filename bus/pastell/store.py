@@ -12,9 +12,9 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
-from bus.api.pastell.flux import FLUX
 from bus.crypto import Keyring
 from bus.database import Database
+from bus.pastell.flux import FLUX
 from bus.tenants import TenantRegistry
 
 ID_ALPHABET = string.ascii_letters + string.digits

@@ -3,7 +3,7 @@ fields map to our metadata, which file fields are the main file and the annexes,
 the state names (``last_action``) of each step.
 
 Declarative tables (what no single field holds is made by the flux's ``derive``
-function, ``bus.api.pastell.derive``): ``FLUX`` is read by the routes
+function, ``bus.pastell.derive``): ``FLUX`` is read by the routes
 (``bus.api.pastell``) and by the README's "Coming from Pastell" section. A flux whose
 flow the bus does not have is in ``NOT_MAPPED`` and answers as the incumbent does for a
 type nobody holds a right on.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bus.api.pastell import derive
+from bus.pastell import derive
 
 Kind = Literal["text", "bool", "int", "date", "list"]
 
@@ -23,7 +23,7 @@ Kind = Literal["text", "bool", "int", "date", "list"]
 @dataclass(frozen=True)
 class Field:
     """One Pastell field held as metadata key ``meta`` (``None``: kept, not sent);
-    ``personal``: sealed in the door's store (``bus.api.pastell.store``)."""
+    ``personal``: sealed in the door's store (``bus.pastell.store``)."""
 
     meta: str | None
     kind: Kind = "text"
@@ -60,7 +60,7 @@ class Flux:
     # status checks, possible while the bus works on the document (it polls by itself)
     verifs: tuple[str, ...] = ("verif-iparapheur", "verif-sae")
     defaults: dict[str, object] = field(default_factory=dict)  # metadata always sent
-    # (data, metadata) -> metadata: what several fields make (``bus.api.pastell.derive``)
+    # (data, metadata) -> metadata: what several fields make (``bus.pastell.derive``)
     derive: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
     # data -> the flow a document goes to, when it depends on a field (else ``flow``)
     route: Callable[[dict[str, Any]], str] | None = None
