@@ -10,6 +10,7 @@ from bus.pastell.flux import CANCEL_STATES, FLUX, STEP_STATES, Flux, StepStates
 from schemas.messages import DocState
 
 Record = dict[str, Any]
+DONE_MESSAGE = "Traitement terminé"  # the message of a completed document's last action
 
 
 def step_states(step: str | None, flux: Flux) -> StepStates:
@@ -28,7 +29,8 @@ def state_name(states: StepStates, state: DocState, done: str) -> str:
 def event_action(record: Record, native: dict[str, Any]) -> dict[str, Any] | None:
     """``{id_d, id_e, flux, action, message, date}`` of the Pastell document ``record``
     for a native event payload (``bus.webhooks.events.payload``) of its bus document,
-    named from the event itself (the stored state may lag behind the journal);
+    named from the event itself (the stored state may lag behind the journal), its
+    message as the document's detail gives it;
     ``None`` for an event carrying no document state."""
     flux = FLUX[record["info"]["type"]]
     data = native.get("data") or {}
@@ -43,7 +45,8 @@ def event_action(record: Record, native: dict[str, Any]) -> dict[str, Any] | Non
     else:
         name = state_name(step_states(data.get("step"), flux), state, flux.final)
     detail = data.get("detail") or {}
-    message = str(detail.get("message") or detail.get("error") or native.get("type", ""))
+    message = str(detail.get("message") or detail.get("error") or (
+        DONE_MESSAGE if state == DocState.COMPLETED else f"étape {data.get('step') or ''}"))
     return {"id_d": record["info"]["id_d"], "id_e": str(record["id_e"]), "flux": flux.name,
             "action": name, "message": message,
             "date": str(native.get("occurred_at", "")).replace("T", " ")[:19]}

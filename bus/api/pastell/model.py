@@ -17,7 +17,7 @@ from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import PastellError
 from bus.identity import Identity
 from bus.pastell.flux import CANCEL_STATES, FLUX, Flux, StepStates
-from bus.pastell.states import state_name, step_states
+from bus.pastell.states import DONE_MESSAGE, state_name, step_states
 from bus.pastell.store import PastellStore, Record
 from schemas.messages import DocState as State
 from schemas.messages import DocumentState
@@ -147,7 +147,7 @@ def last_action(flux: Flux, record: Record, state: DocumentState | None,
     if state is None:
         return dict(record["actions"][-1])
     if state.state == State.COMPLETED:
-        return {"action": flux.final, "message": "Traitement terminé", "date": _date(state)}
+        return {"action": flux.final, "message": DONE_MESSAGE, "date": _date(state)}
     return _of_states(step_states(state.current_step, flux), state, record["actions"][-1],
                       flux.final)
 
