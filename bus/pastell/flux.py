@@ -3,10 +3,10 @@ fields map to our metadata, which file fields are the main file and the annexes,
 the state names (``last_action``) of each step.
 
 Declarative tables (what no single field holds is made by the flux's ``derive``
-function, ``bus.pastell.derive``): ``FLUX`` is read by the routes
-(``bus.api.pastell``) and by the README's "Coming from Pastell" section. A flux whose
-flow the bus does not have is in ``NOT_MAPPED`` and answers as the incumbent does for a
-type nobody holds a right on.
+function, ``bus.pastell.derive``): ``FLUX`` is read by the door's routes
+(``bus.api.pastell``), the Pastell-shaped webhooks (``bus.webhooks.pastell``) and the
+README's "Coming from Pastell" section. A flux whose flow the bus does not have is in
+``NOT_MAPPED`` and answers as the incumbent does for a type nobody holds a right on.
 """
 
 from __future__ import annotations
