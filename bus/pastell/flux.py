@@ -66,6 +66,7 @@ class Flux:
     route: Callable[[dict[str, Any]], str] | None = None
     alternatives: tuple[str, ...] = ()  # the other flows ``route`` may choose
     states: dict[str, StepStates] = field(default_factory=dict)  # by step, over STEP_STATES
+    group: str = "Flux Généraux"  # the incumbent's ``type`` of the flux (``GET /flux``)
 
     @property
     def required(self) -> list[str]:
@@ -237,6 +238,7 @@ FLUX: dict[str, Flux] = {f.name: f for f in (
          title="numero_facture", fields=_INVOICE_FIELDS, main="fichier_facture_pdf",
          sends=("send-chorus", "deposer-pdf", "deposer-xml", "orientation"),
          derive=derive.invoice, defaults={"archive": False}, states=CHORUS_STATES,
+         group="Finances",
          verifs=("verif-statut-chorus", "verif-sae")),
 )}
 # the incumbent's flux the bus has no flow for yet (answered as types nobody may use)

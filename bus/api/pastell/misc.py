@@ -66,7 +66,7 @@ async def entity(request: Request, who: Who, id_e: str) -> Response:
 async def flux_list(request: Request, who: Who) -> Response:
     door = door_of(request, who)
     reached = who.reaches(door.tenants)
-    usable = {f.name: {"type": "Flux Généraux", "nom": f.nom} for f in FLUX.values()
+    usable = {f.name: {"type": f.group, "nom": f.nom} for f in FLUX.values()
               if any(door.reads(s) and door.uses(s, f) for s in reached)}
     return pastell_json(dict(sorted(usable.items(), key=lambda item: item[1]["nom"])))
 
