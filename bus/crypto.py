@@ -22,7 +22,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -75,6 +75,20 @@ class Keyring:
     def derived(self, tenant: str, purpose: str) -> bytes:
         """A 256-bit key for ``purpose`` derived from the tenant's KEK (e.g. keyed hashes)."""
         return hashlib.sha256(self.kek(tenant) + b"\0" + purpose.encode()).digest()
+
+    def seal_json(self, tenant: str, purpose: str, aad: str, value: Any) -> str:
+        """``value`` as JSON, AES-256-GCM sealed under the key ``derived(tenant, purpose)``
+        with ``aad`` bound (base64 of nonce and ciphertext)."""
+        nonce = os.urandom(12)
+        box = AESGCM(self.derived(tenant, purpose))
+        return base64.b64encode(nonce + box.encrypt(nonce, json.dumps(value).encode(),
+                                                    aad.encode())).decode()
+
+    def open_json(self, tenant: str, purpose: str, aad: str, sealed: str) -> Any:
+        """What ``seal_json`` sealed (``InvalidTag`` under another key or ``aad``)."""
+        raw = base64.b64decode(sealed)
+        box = AESGCM(self.derived(tenant, purpose))
+        return json.loads(box.decrypt(raw[:12], raw[12:], aad.encode()))
 
     def _local_key(self, tenant: str) -> bytes:
         path = self.dir / f"{tenant}.kek"

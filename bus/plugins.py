@@ -53,6 +53,8 @@ class Registry:
     api_routers: list[Any] = field(default_factory=list)  # FastAPI ``APIRouter`` objects
     groups: dict[str, GroupRegistrar] = field(default_factory=dict)
     flow_dirs: list[Path] = field(default_factory=list)
+    # functions a family offers the front doors by name (``"actes.cancellation"``)
+    provided: dict[str, Callable[..., Any]] = field(default_factory=dict)
     loaded: list[str] = field(default_factory=list)
 
     def add_step(self, kind: str, handler: StepHandler, *, chainable: bool = False) -> None:
@@ -109,6 +111,18 @@ class Registry:
             _claim(self.groups, name, fn, "service group")
             return fn
         return register
+
+    def provides(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: offer ``fn`` as ``name`` to the front doors, which must not import
+        ``workers/`` (the Pastell door asks ``actes.cancellation``)."""
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            _claim(self.provided, name, fn, "provided function")
+            return fn
+        return register
+
+    def provider(self, name: str) -> Callable[..., Any] | None:
+        """The function offered as ``name``, ``None`` when no loaded family offers it."""
+        return self.provided.get(name)
 
     def flows_in(self, directory: Path) -> None:
         """Load the flow definitions (``*.yaml``) of ``directory`` too."""

@@ -2,7 +2,9 @@
 
 Personal fields (agent name, birth data, e-mail, net amount) and the protected NIR
 are declared with ``schemas.personal`` markers: the journal, the index and the logs
-never see them in clear. Validation messages never repeat a personal value.
+never see them in clear. The NIR, birth date and net amount are needed by the ENSAP
+channel only (its envelope carries them): required there, optional elsewhere.
+Validation messages never repeat a personal value.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class PayslipMetadata(BaseModel):
     birth_name: str | None = Field(default=None, json_schema_extra=PERSONAL)
     birth_date: date | None = Field(default=None, json_schema_extra=PERSONAL)
     email: Email | None = Field(default=None, json_schema_extra=PERSONAL)
-    net_amount: AsciiDecimal = Field(ge=0, max_digits=9, decimal_places=2,
-                                json_schema_extra=PERSONAL)
+    # needed by ENSAP's envelope only (the other channels deliver the PDF as it is)
+    net_amount: AsciiDecimal | None = Field(default=None, ge=0, max_digits=9,
+                                            decimal_places=2, json_schema_extra=PERSONAL)
     channels: list[Channel] = Field(min_length=1, max_length=3)
     payment_date: date | None = None
     ensap_batch: EnsapBatch | None = None
@@ -89,6 +92,8 @@ class PayslipMetadata(BaseModel):
                 raise ValueError("channel ensap needs the agent's nir")
             if self.birth_date is None:
                 raise ValueError("channel ensap needs the agent's birth_date")
+            if self.net_amount is None:
+                raise ValueError("channel ensap needs the net_amount")
         if Channel.SECURE_MAIL in self.channels and self.email is None:
             raise ValueError("channel secure-mail needs the agent's email")
         return self

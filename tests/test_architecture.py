@@ -107,6 +107,9 @@ def _forbidden(imp: Import) -> str | None:
     if src in ("kernel", "bus.services", "bus.audit") and (
             dst.startswith(("workers", "family")) or dst in ("bus.dev", "bus.cli")):
         return "the kernel never imports workers/, bus/dev/ or the CLI"
+    if src in ("front door", "bus.cli") and dst.startswith(("workers", "family")):
+        return "front doors never import workers/: a family offers them what they need " \
+               "(bus.plugins, REGISTRY.provides)"
     if src == "kernel" and dst in ("bus.services", "front door"):
         return "the kernel does not import the services or the front doors"
     if dst == "bus.dev" and src not in ("bus.cli", "bus.dev"):

@@ -14,7 +14,7 @@ from bus.api.auth import bus_of, forbidden, permission
 from bus.api.documents import Who
 from bus.webhooks.events import check_patterns
 from bus.webhooks.stream import parse_cursor, tenant_stream
-from bus.webhooks.subscriptions import SubscriptionStore
+from bus.webhooks.subscriptions import Shape, SubscriptionStore
 
 router = APIRouter(tags=["push"])
 
@@ -24,6 +24,7 @@ class NewSubscription(BaseModel):
     url: str = Field(min_length=8, max_length=2000)
     events: list[str] = Field(min_length=1, max_length=50)
     flows: list[str] = Field(default_factory=list, max_length=50)  # [] = every flow
+    shape: Shape = "native"  # "pastell": what a Pastell client polls for
 
 
 def _subscriptions(request: Request) -> SubscriptionStore:
@@ -54,7 +55,7 @@ async def add_webhook(request: Request, who: Who, body: NewSubscription) -> JSON
                                   "field": "flows"})
     try:
         sub = await asyncio.to_thread(_subscriptions(request).add, body.tenant, body.url,
-                                      body.events, body.flows)
+                                      body.events, body.flows, body.shape)
     except ValueError as exc:
         raise HTTPException(422, {"message": str(exc), "field": "url"}) from None
     return JSONResponse(sub.model_dump(mode="json") | {"secret": sub.secret}, status_code=201,

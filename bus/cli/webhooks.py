@@ -16,7 +16,7 @@ from bus.operator import DeadLetterDesk
 from bus.runtime import Runtime
 from bus.webhooks.delivery import delivered
 from bus.webhooks.events import EVENT_TYPES
-from bus.webhooks.subscriptions import SubscriptionStore
+from bus.webhooks.subscriptions import SHAPES, SubscriptionStore
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--events", required=True,
                    help=f"comma-separated types or globs: {', '.join(EVENT_TYPES)}, *")
     s.add_argument("--flows", default="", help="comma-separated flows (default: every flow)")
+    s.add_argument("--shape", choices=SHAPES, default="native",
+                   help="bodies: the bus's own, or what a Pastell client polls for "
+                        "(documents made through the Pastell door)")
     s.set_defaults(func=cmd_add)
 
     s = cmds.add_parser("list", help="subscriptions (secrets are never shown again)")
@@ -66,7 +69,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         return fail(f"flows: {', '.join(unknown)} is not a flow of this bus")
     try:
         sub = SubscriptionStore(runtime.store).add(args.tenant, args.url,
-                                                   args.events.split(","), flows)
+                                                   args.events.split(","), flows,
+                                                   args.shape)
     except ValueError as exc:
         return fail(str(exc))
     out.print_json(json.dumps(sub.model_dump(mode="json") | {"secret": sub.secret}))

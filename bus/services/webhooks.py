@@ -4,7 +4,8 @@ One consumer (group ``<prefix>.webhooks``, ``bus.consumer``) reads two topics:
 
 - the journal: each event matching an active subscription of its tenant (made since the
   subscription was) becomes one
-  ``WebhookDelivery`` per (subscription, webhook event) on ``<prefix>.webhooks``;
+  ``WebhookDelivery`` per (subscription, webhook event) on ``<prefix>.webhooks``, its
+  body in the subscription's shape (the bus's own, or Pastell's: ``bus.webhooks.pastell``);
 - ``<prefix>.webhooks``: each delivery is attempted once; a failure goes back to it
   through a delay topic after the configured back-off (``bus.delays``), so a failing
   receiver never holds up anyone else's deliveries; after the last attempt or the
@@ -25,6 +26,7 @@ import base64
 import logging
 import time
 from collections import Counter
+from typing import Any
 
 import httpx
 from aiokafka import ConsumerRecord
@@ -40,9 +42,11 @@ from bus.deadletter import (
     record_source,
 )
 from bus.delays import delay_headers, tier_for
+from bus.pastell.store import PastellStore
 from bus.runtime import Runtime
 from bus.webhooks.delivery import RetryPolicy, WebhookDelivery, already_delivered, attempt
 from bus.webhooks.events import MAKING_TYPES, event_id, matches, payload, webhook_types
+from bus.webhooks.pastell import pastell_body
 from bus.webhooks.subscriptions import Subscription, SubscriptionStore
 from schemas.envelope import utcnow
 from schemas.messages import DeadLetter, ErrorInfo, JournalEvent, MessageSource
@@ -71,6 +75,7 @@ class WebhookService:
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
         self._in_flight: Counter[str] = Counter()  # attempts under way, by subscription
+        self._pastell: PastellStore | None = None
 
     async def run(self) -> None:
         async with httpx.AsyncClient(timeout=self.runtime.settings.webhook_timeout_s,
@@ -113,13 +118,34 @@ class WebhookService:
                 log.error("undecodable journal event skipped at %s[%d]@%d", record.topic,
                           record.partition, record.offset)
                 continue
-            types = webhook_types(event) if event.tenant else []
-            subs = [s for s in (await self.subscriptions()).values() if s.wants(event)]
-            sends += [await self.broker.publish(encode(d), self.topics.webhooks, key=d.key,
-                                                no_confirm=True)
-                      for t in types for s in subs if matches(s.event_types, t)
-                      for d in [_delivery(s, event, t)]]
+            sends += await self._deliveries(event)
         await asyncio.gather(*sends)
+
+    async def _deliveries(self, event: JournalEvent) -> list[Any]:
+        """Publish the deliveries one event makes (a body per shape and webhook event)."""
+        types = webhook_types(event) if event.tenant else []
+        if not types:
+            return []
+        subs = [s for s in (await self.subscriptions()).values() if s.wants(event)]
+        bodies: dict[tuple[str, str], bytes | None] = {}
+        sends = []
+        for t in types:
+            for sub in (s for s in subs if matches(s.event_types, t)):
+                if (sub.shape, t) not in bodies:
+                    bodies[sub.shape, t] = await self.body(sub.shape, event, t)
+                if (body := bodies[sub.shape, t]) is not None:
+                    d = _delivery(sub, event, t, body)
+                    sends.append(await self.broker.publish(encode(d), self.topics.webhooks,
+                                                           key=d.key, no_confirm=True))
+        return sends
+
+    async def body(self, shape: str, event: JournalEvent, event_type: str) -> bytes | None:
+        """The body of ``event`` as ``event_type`` in ``shape`` (``None``: none to send)."""
+        if shape != "pastell":
+            return payload(event, event_type)
+        if self._pastell is None:
+            self._pastell = PastellStore(self.runtime.database, self.runtime.store.keyring)
+        return await asyncio.to_thread(pastell_body, self._pastell, event, event_type)
 
     async def _makes_nothing(self, record: ConsumerRecord) -> bool:
         """Whether a journal record's headers show, without decoding it, that it makes no
@@ -194,7 +220,8 @@ class WebhookService:
         await publish_dead_letter(self.broker, self.topics, letter)
 
 
-def _delivery(sub: Subscription, event: JournalEvent, event_type: str) -> WebhookDelivery:
+def _delivery(sub: Subscription, event: JournalEvent, event_type: str, body: bytes
+              ) -> WebhookDelivery:
     return WebhookDelivery(subscription_id=sub.id, tenant=sub.tenant,
                            event_id=event_id(event, event_type), event_type=event_type,
-                           document=event.doc_id, body=payload(event, event_type).decode())
+                           document=event.doc_id, body=body.decode())

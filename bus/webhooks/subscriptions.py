@@ -11,6 +11,7 @@ import base64
 import os
 import secrets
 from datetime import datetime
+from typing import Literal
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -26,6 +27,10 @@ from schemas.siren import check_siren
 
 PREFIX = "webhooks/subscriptions/"
 PURPOSE = "webhook-secret"
+# the body a subscription receives: the bus's own, or what a Pastell client polls for
+# (``bus.webhooks.pastell``: documents made through the Pastell door only)
+Shape = Literal["native", "pastell"]
+SHAPES: tuple[str, ...] = ("native", "pastell")
 
 
 class Subscription(BaseModel):
@@ -37,6 +42,7 @@ class Subscription(BaseModel):
     url: str
     event_types: list[str]
     flows: list[str] = Field(default_factory=list)  # only these flows' documents; [] = all
+    shape: Shape = "native"
     secret: str = Field(default="", exclude=True, repr=False)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
@@ -55,14 +61,14 @@ class SubscriptionStore:
         self.keyring: Keyring = store.keyring
 
     def add(self, tenant: str, url: str, event_types: list[str],
-            flows: list[str] | None = None) -> Subscription:
+            flows: list[str] | None = None, shape: str = "native") -> Subscription:
         """A new active subscription with a fresh secret (returned here, only here);
-        ``flows`` narrows it to those flows' documents."""
+        ``flows`` narrows it to those flows' documents, ``shape`` chooses its bodies."""
         sub = Subscription(tenant=_tenant(tenant), url=_url(url),
                            event_types=check_patterns([e.strip() for e in event_types
                                                        if e.strip()]),
                            flows=[f.strip() for f in flows or [] if f.strip()],
-                           secret="whsec_" + secrets.token_urlsafe(32))
+                           shape=_shape(shape), secret="whsec_" + secrets.token_urlsafe(32))
         record = sub.model_dump(mode="json") | {"secret_enc": self._seal(sub)}
         self.store.put_json(f"{PREFIX}{sub.tenant}/{sub.id}.json", record)
         return sub
@@ -114,6 +120,12 @@ def _tenant(tenant: str) -> str:
         return check_siren(tenant)
     except ValueError as exc:
         raise ValueError(f"tenant: {exc}") from None
+
+
+def _shape(shape: str) -> Shape:
+    if shape not in SHAPES:
+        raise ValueError(f"shape: {shape!r} is not one of {', '.join(SHAPES)}")
+    return shape  # type: ignore[return-value]  (checked just above)
 
 
 def _url(url: str) -> str:

@@ -53,6 +53,11 @@ def test_channels_need_their_data() -> None:
     with pytest.raises(ValidationError, match="needs the agent's email"):
         PayslipMetadata.model_validate(meta(channels=["secure-mail"]))
     assert PayslipMetadata.model_validate(meta(nir=None, channels=["agent-space"]))
+    with pytest.raises(ValidationError, match="needs the net_amount"):
+        PayslipMetadata.model_validate(meta(net_amount=None))
+    # only ENSAP's envelope carries the net amount: a pay slip mailed needs none
+    mailed = meta(net_amount=None, channels=["secure-mail"], email="j.b@exemple.fr")
+    assert PayslipMetadata.model_validate(mailed).net_amount is None
 
 
 def test_siret_luhn() -> None:

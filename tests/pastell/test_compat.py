@@ -70,8 +70,8 @@ def test_unmapped_flux_and_refused_action(http: httpx.Client, callers: dict) -> 
     id_a = city_a.entity_of(CITY_A)
     login = callers["city_a"][0]
     assert city_a.call("POST", f"/entite/{id_a}/document", 403,
-                       data={"type": "rh-bulletin-salaire"})["error-message"] == \
-        f"Acces interdit id_e={id_a}, droit=rh-bulletin-salaire:edition,id_u={login}"
+                       data={"type": "ls-mailsec"})["error-message"] == \
+        f"Acces interdit id_e={id_a}, droit=ls-mailsec:edition,id_u={login}"
     id_d = city_a.call("POST", f"/entite/{id_a}/document", 201,
                        data={"type": "ls-document-pdf"})["id_d"]
     refused = city_a.call("POST", f"/entite/{id_a}/document/{id_d}/action/orientation", 400)
@@ -194,7 +194,9 @@ def test_entities_flux_and_connectors_read_only(http: httpx.Client, callers: dic
     assert entity["entite_fille"] == []
     flux = maarch.call("GET", "/flux", 200)
     assert flux["ls-actes"] == {"type": "Flux Généraux", "nom": "Actes (studio)"}
-    assert "rh-bulletin-salaire" not in flux
+    assert "ls-mailsec" not in flux and "facture-cpp" not in flux
+    assert flux["rh-bulletin-salaire"]["nom"] == "Bulletin de salaire"
+    assert flux["facture-chorus-fournisseur"]["type"] == "Finances"  # as its definition
     fields = maarch.call("GET", "/flux/ls-actes", 200)
     assert fields["arrete"]["type"] == "file" and fields["objet"]["requis"] is True
     actions = maarch.call("GET", "/flux/ls-actes/action", 200)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bus.api.pastell.flux import FLUX
 from bus.api.pastell.http import Params
 from bus.api.pastell.legacy import strings
 from bus.api.pastell.model import last_action, missing_field
@@ -17,6 +16,8 @@ from bus.glaneur.items import Gleaned, ItemRefused, glean, unzip
 from bus.glaneur.run import vrac_items
 from bus.glaneur.service import serve
 from bus.glaneur.sources import free_name
+from bus.pastell.flux import FLUX
+from bus.plugins import REGISTRY, load_plugins
 from schemas.messages import DocState, DocumentState, ErrorInfo
 
 MANIFEST = b"""<?xml version="1.0"?>
@@ -138,3 +139,11 @@ def test_bad_settings_name_the_field(tmp_path: Path, capsys: pytest.CaptureFixtu
                    "directory_send: /s, directory_error: /e, type_depot: TAR}]\n")
     with pytest.raises(GlaneurError, match="type_depot"):
         load(bad)
+
+
+def test_the_actes_family_offers_the_door_what_it_needs() -> None:
+    """The door asks the registry (it never imports ``workers/``)."""
+    load_plugins()
+    assert REGISTRY.provider("actes.cancellation").__module__ == "workers.actes.acte"
+    assert REGISTRY.provider("actes.classification").__name__ == "current_classification"
+    assert REGISTRY.provider("nobody.offers") is None

@@ -6,16 +6,20 @@ what would be published."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord
+from pydantic import ValidationError
 
 from bus.broker import EVENT_HEADER, TENANT_HEADER, journal_records
 from bus.services.webhooks import WebhookService
 from bus.settings import Settings
 from bus.topics import Topics
+from bus.webhooks.pastell import pastell_body
 from bus.webhooks.subscriptions import Subscription
 from schemas.messages import JournalEvent
 
@@ -90,3 +94,44 @@ def test_every_event_of_a_record_is_fanned_out() -> None:
     assert not asyncio.run(service._makes_nothing(record))  # one of its events makes some
     asyncio.run(service.fan_out(record))
     assert broker.sent == [topics.webhooks]  # the completed event's delivery
+
+
+class DoorRecords:
+    """The Pastell door's records by bus document (what ``PastellStore`` answers)."""
+
+    def __init__(self, records: dict[str, dict]) -> None:
+        self.records = records
+
+    def of_bus_document(self, doc_id: str) -> dict | None:
+        return self.records.get(doc_id)
+
+
+DRAFT = {"info": {"id_d": "AbC1234", "type": "ls-document-pdf", "titre": "Note"},
+         "id_e": "3", "doc_id": "01doc"}
+
+
+def test_a_pastell_body_is_what_a_pastell_client_polls_for() -> None:
+    body = json.loads(pastell_body(DoorRecords({"01doc": DRAFT}), _completed(TENANT),
+                                   "document.completed") or b"")
+    assert body == {"id": "ev-216900910/document.completed", "event": "document.completed",
+                    "id_e": "3", "id_d": "AbC1234", "type": "ls-document-pdf",
+                    "titre": "Note", "last_action": {"action": "termine",
+                                                     "message": "Traitement terminé",
+                                                     "date": body["last_action"]["date"]}}
+    assert pastell_body(DoorRecords({}), _completed(TENANT), "document.completed") is None
+    with pytest.raises(ValidationError):
+        Subscription(tenant=TENANT, url="http://h/x", event_types=["*"], shape="soap")
+
+
+def test_a_pastell_subscription_gets_only_the_doors_documents() -> None:
+    service, broker, topics = _service()
+    sub = Subscription(tenant=TENANT, url="http://127.0.0.1:1/p", event_types=["*"],
+                       secret="s2", shape="pastell")
+    service._subs[sub.id] = sub
+    service._pastell = DoorRecords({"01doc": DRAFT})  # type: ignore[assignment]
+    event = _completed(TENANT).model_dump_json().encode()
+    asyncio.run(service.fan_out(_record(topics, event, None)))
+    assert len(broker.sent) == 2  # the native subscription's and the Pastell one's
+    service._pastell = DoorRecords({})  # type: ignore[assignment]
+    asyncio.run(service.fan_out(_record(topics, event, None)))
+    assert len(broker.sent) == 3  # not a door's document: the native one only

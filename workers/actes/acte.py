@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bus.intake import SubmissionError
+from bus.plugins import REGISTRY
 from bus.tenants import Tenant
 from schemas.acte import ActeDocumentMetadata, ActeFollowupMetadata, TenantActesSettings
 from schemas.envelope import Envelope, FileRef
@@ -110,6 +111,7 @@ def require_acte(state: Any, doc_id: str) -> Any:
     return state
 
 
+@REGISTRY.provides("actes.cancellation")
 def cancellation(state: Any, reason: str, at: datetime) -> tuple[str, bytes, dict[str, Any]]:
     """What cancelling the acte of ``state`` submits (flow ``acte-followup``): the request
     file's name and content, and the metadata."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+from bus.plugins import REGISTRY
 from bus.runtime import Runtime
 from bus.tenants import Tenant
 from connectors.errors import ConnectorError
@@ -25,6 +26,7 @@ def cache_key(siren: str) -> str:
     return f"actes/classification/{siren}.json"
 
 
+@REGISTRY.provides("actes.classification")
 async def current_classification(runtime: Runtime, tenant: Tenant, *, refresh: bool = False
                                  ) -> Classification | None:
     """The tenant's classification: the cached copy while fresh, else fetched and cached;

@@ -123,7 +123,8 @@ async def _entry(ctx: StepContext, meta: PayslipMetadata) -> tuple[EnsapEntry, F
     if len(meta.matricule) > 10:
         raise StepError("ENSAP numero_dossier takes at most 10 characters: matricule is "
                         f"{len(meta.matricule)} long", field="metadata.matricule")
-    assert meta.nir is not None and meta.birth_date is not None  # the model requires them
+    # the model requires them for this channel
+    assert meta.nir is not None and meta.birth_date is not None and meta.net_amount is not None
     entry = EnsapEntry(
         doc_id=ctx.task.envelope.id, matricule=meta.matricule, nir=meta.nir,
         birth_name=meta.birth_name or meta.agent_name, birth_date=meta.birth_date,

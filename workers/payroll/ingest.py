@@ -6,8 +6,9 @@ naming row, file and field, and nothing is uploaded or published. Then files are
 uploaded (encrypted, as the flow says) and envelopes published, pipelined.
 
 Index columns / keys: ``file``, ``matricule``, ``period``, ``employer_siret``,
-``agent_name``, ``net_amount``, ``channels`` (``|``-separated in CSV), and optional
-``nir``, ``birth_name``, ``birth_date``, ``email``, ``payment_date``.
+``agent_name``, ``channels`` (``|``-separated in CSV), and optional ``nir``,
+``birth_name``, ``birth_date``, ``net_amount`` (the last three required by channel
+``ensap``), ``email`` (by ``secure-mail``), ``payment_date``.
 """
 
 from __future__ import annotations

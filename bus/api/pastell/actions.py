@@ -12,15 +12,13 @@ from typing import Any
 
 from bus import intake
 from bus.api.documents import publish_as
-from bus.api.pastell.flux import Flux
 from bus.api.pastell.http import PastellError, not_permitted
 from bus.api.pastell.model import Door, actions_possible, last_action, missing_field
-from bus.api.pastell.store import Record, now_text
 from bus.client import BytesInput
 from bus.intake import SubmissionError
+from bus.pastell.flux import Flux
+from bus.pastell.store import Record, now_text
 from schemas.envelope import FileRef, FileRole, utcnow
-from workers.actes.acte import cancellation
-from workers.actes.classification import current_classification
 
 TRUE = ("on", "1", "true", "oui", "yes")
 ACTION_MESSAGES = {
@@ -54,7 +52,7 @@ def metadata(flux: Flux, record: Record) -> dict[str, Any]:
         field = flux.fields.get(name)
         if field is not None and field.meta is not None and str(raw) != "":
             meta[field.meta] = _value(flux, name, str(raw))
-    return meta
+    return flux.derive(record["data"], meta) if flux.derive is not None else meta
 
 
 def files(flux: Flux, record: Record) -> list[FileRef]:
@@ -65,16 +63,17 @@ def files(flux: Flux, record: Record) -> list[FileRef]:
     return main + annexes
 
 
-async def acte_metadata(door: Door, record: Record, meta: dict[str, Any]) -> dict[str, Any]:
-    """An acte's annexes with their typologies (``type_pj``) and the date of the
+async def acte_metadata(door: Door, record: Record, flux: Flux, meta: dict[str, Any]
+                        ) -> dict[str, Any]:
+    """An acte's (or HR act's) annexes with their typologies (``type_pj``) and the date of the
     classification in force."""
     typologies = _value_list(record["data"].get("type_pj", ""))
-    names = [r["name"] for r in record["files"].get("autre_document_attache", [])]
+    names = [r["name"] for r in record["files"].get(flux.annexes or "", [])]
     meta["annexes"] = [{"file_name": n, "typology": t}
                        for n, t in zip(names, typologies + ["99_AU"] * len(names),
                                        strict=False)]
     tenant = door.tenants.get(record["tenant"])
-    found = await current_classification(door.bus.client.runtime, tenant)
+    found = await door.provided("actes.classification")(door.bus.client.runtime, tenant)
     meta["classification_date"] = (found.version_date if found else date.today()).isoformat()
     return meta
 
@@ -88,11 +87,11 @@ def _value_list(raw: str) -> list[str]:
 async def submit(door: Door, record: Record, flux: Flux) -> str:
     """Submit the draft to the bus as its caller; the bus document's id. The key
     ``pastell:<id_d>`` makes a repeated orientation answer the same document."""
-    meta = metadata(flux, record)
-    if flux.flow == "acte":
-        meta = await acte_metadata(door, record, meta)
+    meta, flow = metadata(flux, record), flux.flow_for(record["data"])
+    if "classification" in flux.external:  # an acte, or an HR act the TdT may receive
+        meta = await acte_metadata(door, record, flux, meta)
     client = door.bus.client
-    env = client.envelope(flux.flow, record["tenant"], meta, f"pastell:{record['info']['id_d']}",
+    env = client.envelope(flow, record["tenant"], meta, f"pastell:{record['info']['id_d']}",
                           None, files(flux, record))
     intake.check_envelope(door.who.stamp(env), client.runtime.flows, client.runtime.tenants)
     await intake.check_flow(client.runtime, env)
@@ -107,6 +106,7 @@ async def cancel(door: Door, record: Record) -> str:
         raise not_permitted("annulation-tdt", "l'acte n'a pas été transmis")
     if not door.may("cancel", record["tenant"]):
         raise door.forbidden(str(record["id_e"]), f"{record['info']['type']}:edition")
+    cancellation = door.provided("actes.cancellation")
     name, content, meta = cancellation(state, "demande par l'API Pastell", utcnow())
     client = door.bus.client
     env = await client._in_thread(client.prepare, "acte-followup",

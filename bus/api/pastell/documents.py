@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from bus.api.pastell.actions import check_action_name, note, run_action
-from bus.api.pastell.flux import FLUX
 from bus.api.pastell.http import (
     Params,
     PastellError,
@@ -20,8 +19,9 @@ from bus.api.pastell.http import (
     read_params,
 )
 from bus.api.pastell.model import Door, detail, last_action, missing_field
-from bus.api.pastell.store import Record, new_id_d, now_text
 from bus.identity import Identity
+from bus.pastell.flux import FLUX
+from bus.pastell.store import Record, new_id_d, now_text
 
 router = APIRouter(prefix="/api/v2", route_class=PastellRoute, include_in_schema=False)
 Who = Annotated[Identity, Depends(pastell_caller)]

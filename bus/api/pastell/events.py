@@ -14,11 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from bus.api.pastell.documents import Who, door_of
-from bus.api.pastell.flux import CANCEL_STATES, FLUX
 from bus.api.pastell.http import PastellError, PastellRoute
-from bus.api.pastell.model import Door, state_name, step_states
+from bus.api.pastell.model import Door
+from bus.pastell.states import event_action
 from bus.webhooks.stream import parse_cursor, tenant_stream
-from schemas.messages import DocState
 
 router = APIRouter(prefix="/api/v2", route_class=PastellRoute, include_in_schema=False)
 
@@ -57,26 +56,9 @@ async def pastell_frames(door: Door, frames: AsyncIterator[str]) -> AsyncIterato
 
 
 async def _action(door: Door, native: dict[str, Any]) -> dict[str, Any] | None:
-    """The Pastell action a native event stands for, named from the event itself (the
-    state and step it carries: the stored state may lag behind the journal)."""
-    doc_id = native.get("document") or ""
-    record = await door.run(door.store.of_bus_document, doc_id)
+    """The Pastell action a native event stands for, if its document is a Pastell
+    document the caller sees."""
+    record = await door.run(door.store.of_bus_document, native.get("document") or "")
     if record is None or not door.sees(record):
         return None
-    flux = FLUX[record["info"]["type"]]
-    data = native.get("data") or {}
-    try:
-        state = DocState(data.get("state"))
-    except ValueError:
-        return None
-    if doc_id == record.get("cancel_id"):
-        name = state_name(CANCEL_STATES, state, CANCEL_STATES.done)
-    elif state == DocState.COMPLETED:
-        name = flux.final
-    else:
-        name = state_name(step_states(data.get("step")), state, flux.final)
-    detail = data.get("detail") or {}
-    message = str(detail.get("message") or detail.get("error") or native.get("type", ""))
-    return {"id_d": record["info"]["id_d"], "id_e": str(record["id_e"]), "flux": flux.name,
-            "action": name, "message": message,
-            "date": str(native.get("occurred_at", "")).replace("T", " ")[:19]}
+    return event_action(record, native)

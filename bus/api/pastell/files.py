@@ -15,14 +15,13 @@ from fastapi.responses import Response, StreamingResponse
 
 from bus.api.documents import spool
 from bus.api.pastell.documents import Who, door_of, form_answer, set_fields
-from bus.api.pastell.flux import Flux
 from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import Params, PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door, detail, outputs
-from bus.api.pastell.store import Record
 from bus.client import BytesInput, Input
+from bus.pastell.flux import Flux
+from bus.pastell.store import Record
 from schemas.envelope import FileRef
-from workers.actes.classification import current_classification
 
 router = APIRouter(prefix="/api/v2/entite/{id_e}/document/{id_d}", route_class=PastellRoute,
                    include_in_schema=False)
@@ -50,7 +49,7 @@ async def _keep(door: Door, record: Record, flux: Flux, field: str, num: int, up
                 ) -> None:
     """Store the file in the object store and name it in the draft's field."""
     client = door.bus.client
-    encrypt = client.runtime.flows.get(flux.flow).encrypt_files
+    encrypt = any(client.runtime.flows.get(f).encrypt_files for f in flux.flows)
     ref = await client._in_thread(client._upload, num, record["tenant"], upload, encrypt)
     refs = record["files"].setdefault(field, [])
     kept = ref.model_dump(mode="json")
@@ -186,7 +185,7 @@ async def choices(door: Door, record: Record, flux: Flux, field: str) -> Any:
         connector = tenant.connectors.get("signature")
         options = connector.options if connector is not None else {}
         return [str(s) for s in options.get("subtypes") or [options.get("subtype")] if s]
-    found = await current_classification(door.bus.client.runtime, tenant)
+    found = await door.provided("actes.classification")(door.bus.client.runtime, tenant)
     if found is None:
         raise PastellError(400, "La classification n'est pas disponible")
     if field == "classification":

@@ -20,8 +20,8 @@ from fastapi.responses import Response
 from bus.api.pastell.documents import Who, door_of
 from bus.api.pastell.http import PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door
-from bus.api.pastell.store import Record
 from bus.audit.bundle import export_bundle
+from bus.pastell.store import Record
 
 router = APIRouter(prefix="/api/v2", route_class=PastellRoute, include_in_schema=False)
 JOURNAL_LIMIT = 100

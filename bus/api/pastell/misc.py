@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from bus.api.pastell.documents import Who, door_of, entity_row
-from bus.api.pastell.flux import FLUX, STEP_STATES, Flux
 from bus.api.pastell.http import PastellError, PastellRoute, pastell_json, read_params
 from bus.api.pastell.model import Door
+from bus.pastell.flux import FLUX, STEP_STATES, Flux
 
 router = APIRouter(prefix="/api/v2", route_class=PastellRoute, include_in_schema=False)
 # connector roles of a tenant as the incumbent's connector families
@@ -66,8 +66,8 @@ async def entity(request: Request, who: Who, id_e: str) -> Response:
 async def flux_list(request: Request, who: Who) -> Response:
     door = door_of(request, who)
     reached = who.reaches(door.tenants)
-    usable = {f.name: {"type": "Flux Généraux", "nom": f.nom} for f in FLUX.values()
-              if any(door.reads(s) and door.tenants.get(s).uses(f.flow) for s in reached)}
+    usable = {f.name: {"type": f.group, "nom": f.nom} for f in FLUX.values()
+              if any(door.reads(s) and door.uses(s, f) for s in reached)}
     return pastell_json(dict(sorted(usable.items(), key=lambda item: item[1]["nom"])))
 
 
@@ -147,7 +147,7 @@ async def associations(request: Request, who: Who, id_e: str) -> Response:
     tenant = door.tenants.get(siren)
     rows = []
     for flux in FLUX.values():
-        if params.get("flux") not in ("", flux.name) or not tenant.uses(flux.flow):
+        if params.get("flux") not in ("", flux.name) or not door.uses(siren, flux):
             continue
         steps = door.bus.client.runtime.flows.get(flux.flow).steps
         for role in dict.fromkeys(s.connector for s in steps if s.connector):

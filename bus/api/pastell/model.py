@@ -13,11 +13,12 @@ from typing import Any
 from fastapi import Request
 
 from bus.api.auth import bus_of
-from bus.api.pastell.flux import CANCEL_STATES, FLUX, STEP_STATES, Flux, StepStates
 from bus.api.pastell.historique import HISTORY, historique
 from bus.api.pastell.http import PastellError
-from bus.api.pastell.store import PastellStore, Record
 from bus.identity import Identity
+from bus.pastell.flux import CANCEL_STATES, FLUX, Flux, StepStates
+from bus.pastell.states import DONE_MESSAGE, state_name, step_states
+from bus.pastell.store import PastellStore, Record
 from schemas.messages import DocState as State
 from schemas.messages import DocumentState
 
@@ -38,12 +39,21 @@ class Door:
     def of(cls, request: Request, who: Identity) -> Door:
         app = request.app
         if getattr(app.state, "pastell", None) is None:
-            app.state.pastell = PastellStore(bus_of(request).client.runtime.database)
+            runtime = bus_of(request).client.runtime
+            app.state.pastell = PastellStore(runtime.database, runtime.store.keyring)
         return cls(bus_of(request), who, app.state.pastell)
 
     @property
     def tenants(self) -> Any:
         return self.bus.client.runtime.tenants
+
+    def provided(self, name: str) -> Any:
+        """The function a flow family offers the doors as ``name`` (``bus.plugins``):
+        the door never imports ``workers/``. 400 when no loaded family offers it."""
+        fn = self.bus.client.runtime.registry.provider(name)
+        if fn is None:
+            raise PastellError(400, f"Le service {name} n'est pas disponible sur ce bus")
+        return fn
 
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn`` in a thread (the store and the database block)."""
@@ -84,9 +94,13 @@ class Door:
         flow for is one nobody holds a right on (403, as the incumbent answers)."""
         flux = FLUX.get(name)
         allowed = self.edits(siren) if right == "edition" else self.reads(siren)
-        if flux is None or not allowed or not self.tenants.get(siren).uses(flux.flow):
+        if flux is None or not allowed or not self.uses(siren, flux):
             raise self.forbidden(id_e, f"{name}:{right}")
         return flux
+
+    def uses(self, siren: str, flux: Flux) -> bool:
+        """Whether the tenant uses a flow the flux's documents go to."""
+        return any(self.tenants.get(siren).uses(f) for f in flux.flows)
 
     async def document(self, id_e: str, id_d: str, right: str = "lecture"
                        ) -> tuple[Record, Flux]:
@@ -133,19 +147,9 @@ def last_action(flux: Flux, record: Record, state: DocumentState | None,
     if state is None:
         return dict(record["actions"][-1])
     if state.state == State.COMPLETED:
-        return {"action": flux.final, "message": "Traitement terminé", "date": _date(state)}
-    return _of_states(step_states(state.current_step), state, record["actions"][-1],
+        return {"action": flux.final, "message": DONE_MESSAGE, "date": _date(state)}
+    return _of_states(step_states(state.current_step, flux), state, record["actions"][-1],
                       flux.final)
-
-
-def step_states(step: str | None) -> StepStates:
-    return STEP_STATES.get(step or "validate", STEP_STATES["validate"])
-
-
-def state_name(states: StepStates, state: State, done: str) -> str:
-    """The incumbent's name of a bus state (``done``: of a completed document)."""
-    return {State.COMPLETED: done, State.ERROR: states.error, State.REJECTED: states.rejected,
-            State.DUPLICATE: "fatal-error"}.get(state, states.running)
 
 
 def _of_states(states: StepStates, state: DocumentState | None, first: dict[str, str],

@@ -1,6 +1,8 @@
 """Where the Pastell door keeps what the bus does not: each tenant's stable ``id_e``, and
 one record per Pastell document (``id_d``): its fields and files while a draft, then the
-bus documents it became (tables of migration 0005)."""
+bus documents it became (tables of migration 0005). The flux's personal fields (an
+agent's name, e-mail addresses) are stored sealed under the tenant's key, never in
+clear."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
+from bus.crypto import Keyring
 from bus.database import Database
+from bus.pastell.flux import FLUX
 from bus.tenants import TenantRegistry
 
 ID_ALPHABET = string.ascii_letters + string.digits
 Record = dict[str, Any]
+PURPOSE = "pastell-draft"
+SEALED = "sealed"  # the record's key holding its sealed personal fields
 
 
 def new_id_d() -> str:
@@ -30,9 +36,28 @@ def now_text() -> str:
 class PastellStore:
     """Entity numbers and Pastell documents in the bus's database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keyring: Keyring) -> None:
         self.db = db
+        self.keyring = keyring
         self._numbers: dict[str, int] = {}
+
+    def _sealed(self, record: Record) -> Record:
+        """The record as stored: its personal fields moved into one sealed value."""
+        personal = FLUX[record["info"]["type"]].personal
+        hidden = {k: v for k, v in record["data"].items() if k in personal}
+        if not hidden:
+            return record
+        sealed = self.keyring.seal_json(record["tenant"], PURPOSE, record["info"]["id_d"],
+                                        hidden)
+        data = {k: v for k, v in record["data"].items() if k not in hidden}
+        return record | {"data": data, SEALED: sealed}
+
+    def _opened(self, text: str) -> Record:
+        record = json.loads(text)
+        if sealed := record.pop(SEALED, None):
+            record["data"] |= self.keyring.open_json(record["tenant"], PURPOSE,
+                                                     record["info"]["id_d"], sealed)
+        return record
 
     def numbers(self, tenants: TenantRegistry) -> dict[str, int]:
         """SIREN -> ``id_e`` of every tenant; a tenant seen for the first time gets the
@@ -54,7 +79,7 @@ class PastellStore:
     def get(self, id_d: str) -> Record | None:
         row = self.db.run(lambda db: db.execute(
             "SELECT record FROM pastell_documents WHERE id_d = %s", (id_d,)).fetchone())
-        return None if row is None else json.loads(row[0])
+        return None if row is None else self._opened(row[0])
 
     def put(self, record: Record) -> None:
         record["info"]["modification"] = now_text()
@@ -64,14 +89,14 @@ class PastellStore:
             "SET modified = now(), record = EXCLUDED.record, doc_id = EXCLUDED.doc_id, "
             "cancel_id = EXCLUDED.cancel_id",
             (record["info"]["id_d"], record["tenant"], record["info"]["type"],
-             json.dumps(record), record.get("doc_id"), record.get("cancel_id"))))
+             json.dumps(self._sealed(record)), record.get("doc_id"), record.get("cancel_id"))))
 
     def of_bus_document(self, doc_id: str) -> Record | None:
         """The Pastell document a bus document was submitted for (or cancels)."""
         row = self.db.run(lambda db: db.execute(
             "SELECT record FROM pastell_documents WHERE doc_id = %s OR cancel_id = %s",
             (doc_id, doc_id)).fetchone())
-        return None if row is None else json.loads(row[0])
+        return None if row is None else self._opened(row[0])
 
     def delete(self, id_d: str) -> None:
         self.db.run(lambda db: db.execute("DELETE FROM pastell_documents WHERE id_d = %s",
@@ -87,7 +112,7 @@ class PastellStore:
         sql += " ORDER BY modified DESC OFFSET %s LIMIT %s"
         args += [offset, limit]
         rows = self.db.run(lambda db: db.execute(sql, args).fetchall())
-        return [json.loads(r[0]) for r in rows]
+        return [self._opened(r[0]) for r in rows]
 
     def claim_key(self, producer: str, key: str, id_d: str) -> str:
         """The ``id_d`` an ``Idempotency-Key`` of ``producer`` stands for: ``id_d`` if the
