@@ -17,7 +17,10 @@ A document in error, rejected or a duplicate starts its clock when it ended.
 
 A purge is an operator action: ``OperatorAction(action="purge")`` to the router, which
 alone writes states (``bus.purge``); once the router has journaled ``purged``, the
-files no remaining document refers to are deleted from the store.
+files no remaining document refers to are deleted from the store (a scan of every
+state). Content addressing has one race: a new document submitting the very same large
+file (over 1 MiB: smaller ones are always rewritten) between that scan and the deletion
+would find it stored and lose it; ``demat audit verify`` names such a file missing.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from bus.backup import public_settings
 from bus.backup.keys import key_problems, keys_metadata
 from bus.crypto import Keyring
+from bus.runtime import Runtime
 from bus.settings import Settings
 
 TENANT = "216900910"
@@ -52,3 +54,14 @@ def test_a_target_without_the_keys_or_with_others_is_named(tmp_path: Path) -> No
     shutil.copy(tmp_path / "a" / "keys" / f"{TENANT}.kek", tmp_path / "c" / "keys")
     shutil.copy(tmp_path / "a" / "audit" / "index-secret", tmp_path / "c" / "audit")
     assert key_problems(other, meta) == []
+
+
+def test_the_settings_a_backup_keeps_hold_no_secret(tmp_path: Path) -> None:
+    settings = Settings(var_dir=tmp_path, s3_secret_key="s3-very-secret", s3_access_key="ak",
+                        kafka_password="kafka-pw", kafka_security_protocol="SASL_SSL",
+                        kafka_sasl_mechanism="SCRAM-SHA-512", kafka_username="u",
+                        index_secret="idx", oidc_client_secret="oc")
+    kept = public_settings(Runtime(settings))
+    assert kept["bucket"] == "demat" and "var_dir" in kept
+    assert not {"s3_secret_key", "s3_access_key", "kafka_password", "index_secret",
+                "oidc_client_secret"} & set(kept)

@@ -42,11 +42,13 @@ def _states(url: str) -> dict[str, str]:
         return dict(db.execute("SELECT doc_id, record FROM document_states").fetchall())
 
 
-def _secrets(var_dir: Path) -> list[bytes]:
-    """Every secret key of the embedded bus: tenant keys, signing key, index secret."""
+def _secrets(var_dir: Path, settings: Settings) -> list[bytes]:
+    """Every secret of the embedded bus: tenant keys, signing key, index secret, the
+    store's S3 identity."""
     paths = [*(var_dir / "keys").glob("*.kek"), var_dir / "audit" / "bus-ed25519.pem",
              var_dir / "audit" / "index-secret"]
-    return [p.read_bytes().strip() for p in paths if p.exists()]
+    return [settings.s3_keys[1].encode(), *(p.read_bytes().strip() for p in paths
+                                             if p.exists())]
 
 
 @pytest.mark.timeout(900)
@@ -71,7 +73,7 @@ def test_backup_wipe_restore_verify_and_states_kept(
     keys = json.loads((folder / "keys.json").read_text())
     assert keys["tenants"][TENANT]["encrypted_objects"] >= 1
     everything = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
-    secrets = _secrets(var_dir)
+    secrets = _secrets(var_dir, settings)
     assert secrets and not [s for s in secrets if s in everything]
 
     # the new deployment: buckets of another name, a fresh database

@@ -67,6 +67,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
         rules = Rules.load(runtime.settings.retention_file)
     except RetentionError as exc:
         return fail(str(exc))
+    if not rules.rules:
+        console.print("[yellow]warning:[/] no retention rule (DEMAT_RETENTION_FILE): "
+                      "every document is kept")
     found = [c for c in candidates(runtime, rules, utcnow())
              if not args.ids or c.doc_id in args.ids]
     result: dict = {"documents": [c.as_dict() for c in found], "dry_run": args.dry_run}
