@@ -18,9 +18,11 @@ A document in error, rejected or a duplicate starts its clock when it ended.
 A purge is an operator action: ``OperatorAction(action="purge")`` to the router, which
 alone writes states (``bus.purge``); once the router has journaled ``purged``, the
 files no remaining document refers to are deleted from the store (a scan of every
-state). Content addressing has one race: a new document submitting the very same large
-file (over 1 MiB: smaller ones are always rewritten) between that scan and the deletion
-would find it stored and lose it; ``demat audit verify`` names such a file missing.
+state). Content addressing leaves one race: a new document carrying the very same large
+file (over 1 MiB: smaller ones are always rewritten) that is still on its way to the
+router (no state yet) when the scan runs finds the file stored, skips its upload and
+loses it; ``demat audit verify`` names such a file missing. Purge while that content
+cannot be submitted again (a pay slip is one agent's one month).
 """
 
 from __future__ import annotations
