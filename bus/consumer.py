@@ -25,6 +25,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from bus.deadletter import is_transient
+from bus.health import watch
 
 log = logging.getLogger("demat.consumer")
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
@@ -77,6 +78,7 @@ class KeyOrderedConsumer:
         """Consume until ``stop()``; then finish what is in flight and commit it."""
         self.consumer = AIOKafkaConsumer(**self._config)  # needs the running loop
         self.consumer.subscribe(self.topics, listener=_Listener(self))
+        watch(self.consumer)
         await self.consumer.start()
         committer = asyncio.create_task(self._commit_loop())
         try:

@@ -63,6 +63,15 @@ class Keyring:
                                      "256 bits")
                 self._keys[tenant] = key
 
+    def has_key(self, tenant: str) -> bool:
+        """Whether the tenant's key exists (configured or under ``<var>/keys/``), without
+        making one."""
+        return tenant in self._keys or (self.dir / f"{tenant}.kek").exists()
+
+    def source(self, tenant: str) -> str:
+        """Where the tenant's key comes from (no key material)."""
+        return "DEMAT_KEK_FILE" if tenant in self._keys else str(self.dir / f"{tenant}.kek")
+
     def kek(self, tenant: str) -> bytes:
         key = self._keys.get(tenant)
         if key is None:

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bus import purge
 from bus.audit.chain import event_hash
 from bus.flows import FlowRegistry
 from bus.privacy import scrub_for
@@ -252,6 +253,8 @@ class FlowEngine:
         return out
 
     def on_operator(self, state: DocumentState | None, msg: OperatorAction) -> Transition:
+        if msg.action == "purge":
+            return self._purge(state, msg)
         detail = {"actor": msg.actor, "reason": msg.reason, "dlq_id": msg.dlq_id}
         kind = "discarded" if msg.action == "discard" else "replayed"
         if state is None or state.envelope is None:  # a dead letter with no document
@@ -306,6 +309,15 @@ class FlowEngine:
         out = Transition(state)
         self._event(out, "configuration-changed", actor=msg.router or "router", detail={
             "digest": msg.digest, "previous": previous, "parts": msg.parts})
+        return out
+
+    def _purge(self, state: DocumentState | None, msg: OperatorAction) -> Transition:
+        """Files and personal data of a finished document out (``bus.purge``), journaled."""
+        if state is None or state.envelope is None or state.purged is not None:
+            return self._stale(state)  # unknown, or purged already (a redelivery)
+        out, why = Transition(state), purge.refusal(state)
+        detail = {"why": why} if why else purge.purge(state, msg, self.flows)
+        self._event(out, "purge-refused" if why else "purged", detail=detail, actor=msg.actor)
         return out
 
     def _keys(self, state: DocumentState, step: str | None, data: dict) -> dict:

@@ -73,6 +73,8 @@ class Index:
             self._upsert_document(db, ev)
         self._add_keys(db, ev)
         self._letter_status(db, ev)
+        if ev.type == "purged":  # its search keys go with its personal data (bus.purge)
+            db.execute("DELETE FROM search_keys WHERE doc_id = %s", (ev.doc_id,))
         return 1
 
     @staticmethod

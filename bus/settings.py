@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     bucket: str = "demat"
     tenants_file: Path | None = None
     kek_file: Path | None = None  # JSON {siren: base64 256-bit key}; else keys under var/keys
+    retention_file: Path | None = None  # YAML retention rules per flow and tenant (purge)
     extra_flows_dir: Path | None = None  # more flow definitions (site flows, benchmark)
     plugins: str = ""  # more flow-family modules, comma-separated (bus.plugins)
     topic_prefix: str = "demat"

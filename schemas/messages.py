@@ -173,15 +173,17 @@ class StepResults(BaseModel):
 
 
 class OperatorAction(BaseModel):
-    """Operator -> router: replay a document in error, or discard its dead letter."""
+    """Operator -> router: replay a document in error, discard its dead letter, or purge
+    a terminal document past its retention (``policy``: the rule that made it due)."""
 
     type: Literal["operator"] = "operator"
     doc_id: str
-    action: Literal["replay", "discard"]
+    action: Literal["replay", "discard", "purge"]
     actor: SingleLine = Field(min_length=1, max_length=200)
     reason: MultiLine = Field(default="", max_length=2000)
     dlq_id: str | None = None
     from_step: str | None = None
+    policy: dict[str, Any] = Field(default_factory=dict)
 
 
 class Wake(BaseModel):
@@ -262,6 +264,16 @@ class StepRecord(BaseModel):
     idempotency_key: str | None = None
 
 
+class Purged(BaseModel):
+    """What a purge removed from a document (``bus.purge``): its stored files (SHA-256),
+    its personal metadata fields (names); the journal and the proofs stay."""
+
+    at: datetime = Field(default_factory=utcnow)
+    actor: str
+    files: list[str] = Field(default_factory=list)
+    metadata: list[str] = Field(default_factory=list)
+
+
 class DocumentState(BaseModel):
     """The router's record of one document: the only writer is the router."""
 
@@ -281,6 +293,7 @@ class DocumentState(BaseModel):
     chained: list[ChainedStep] = Field(default_factory=list)  # issued with the current task
     chain_head: str | None = None  # hash of the document's last journal event
     config_digest: str | None = None  # only the bus:configuration record: last digest seen
+    purged: Purged | None = None  # its retention ended: files and personal data removed
 
     def latest(self, step: str) -> StepRecord | None:
         """The latest record of ``step``, if it has one."""

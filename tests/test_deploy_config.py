@@ -91,3 +91,13 @@ def test_the_deploy_tenants_file_holds_no_secret_and_loads(tmp_path: Path) -> No
     registry = TenantRegistry.load(local)
     sae = registry.get("216900910").connectors["sae"].options
     assert sae["password"] == "secret of 216900910-sae"
+
+
+def test_every_worker_container_checks_its_own_group_health() -> None:
+    for name, service in _bus_services().items():
+        command = service["command"]
+        if command[0] != "worker":
+            continue
+        check = service["healthcheck"]
+        assert check["test"] == ["CMD", "demat", "health", *command[1:], "--ready"], name
+        assert check["interval"] and check["start_period"], name

@@ -8,7 +8,7 @@ Checks, naming the checkpoint, segment, document, event or object at fault:
 3. events: each one's hash matches its content; each document's events form one
    chain (``prev_hash`` -> previous event); the chain ends at the head its state holds;
 4. files: every object under ``files/`` hashes to its name (content addressing);
-   every file and artefact a state refers to exists.
+   every file and artefact a state refers to exists (but those a purge removed).
 
 Scoped to some tenants (the HTTP API's ``/v1/audit/verify``), checkpoints and segments
 are still all verified (every tenant's proofs rest on them), but only the scope's events,
@@ -304,7 +304,8 @@ class Verifier:
         admitted = state.state not in (DocState.REJECTED, DocState.DUPLICATE) or state.steps
         refs = [(f.name, f.sha256) for f in state.envelope.files] if admitted else []
         refs += [(a.file.name, a.file.sha256) for a in state.artefacts]
-        for name, sha in refs:
+        gone = set(state.purged.files) if state.purged else set()  # its retention ended
+        for name, sha in refs if not gone else [r for r in refs if r[1] not in gone]:
             self._referenced.add((state.doc_id, name, self.runtime.store.file_key(tenant, sha)))
 
     def _files(self) -> None:

@@ -9,7 +9,18 @@ from __future__ import annotations
 import argparse
 import os
 
-from bus.cli import audit, dlq, documents, glaneur, identity, inspect, stack, webhooks
+from bus.cli import (
+    audit,
+    dlq,
+    documents,
+    glaneur,
+    health,
+    identity,
+    inspect,
+    ops,
+    stack,
+    webhooks,
+)
 from bus.dev import archive_bench, bench
 from bus.plugins import load_plugins
 from bus.settings import get_settings
@@ -33,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="demat", description="demat-bus command line")
     sub = p.add_subparsers(metavar="COMMAND")
     for module in (stack, documents, dlq, identity, webhooks, bench, archive_bench, audit,
-                   inspect, glaneur):
+                   inspect, glaneur, ops, health):
         module.add_commands(sub)
     for add_commands in load_plugins(get_settings().plugin_modules).commands:
         add_commands(sub)

@@ -11,15 +11,13 @@ from rich.table import Table
 
 from bus.audit.bundle import export_bundle
 from bus.audit.config import key_hasher
-from bus.audit.sealer import segment_lines
-from bus.audit.store import SEGMENTS, JournalStore
 from bus.audit.verify import verify_bus
+from bus.backup import rebuild_index
 from bus.cli.console import console, fail, shown
 from bus.flows import FlowConfigError, FlowRegistry
 from bus.index import Index
 from bus.runtime import Runtime
 from bus.search import declared_keys, query_keys
-from schemas.messages import JournalEvent
 
 out = Console(soft_wrap=True)
 
@@ -94,14 +92,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    runtime = Runtime()
-    journal = JournalStore(runtime.settings, runtime.store)
-    index = Index(runtime.settings.database)
-    added = 0
-    for key in journal.numbered(SEGMENTS, "jsonl"):
-        events = [JournalEvent.model_validate_json(line)
-                  for line in segment_lines(journal.get(key) or b"")]
-        added += index.add(events)
+    added = rebuild_index(Runtime())
     out.print(f"{added} events added to the index")
     return 0
 

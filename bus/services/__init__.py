@@ -24,6 +24,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from bus.broker import ensure_topics, make_broker
+from bus.health import Heartbeat
 from bus.runtime import Runtime
 from bus.services.background import run_beside
 from bus.services.delays import DelayService
@@ -95,6 +96,8 @@ def build_app(runtime: Runtime, groups: list[str], step_kinds: list[str] | None 
     app = FastStream(broker)
     for group in groups:
         known[group](app, broker, runtime)
+    run_beside(app, Heartbeat(runtime.settings, groups, lambda: [
+        c for s in broker.subscribers if (c := getattr(s, "consumer", None)) is not None]))
 
     @app.on_startup
     async def _prepare() -> None:

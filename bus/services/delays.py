@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 
 from bus.delays import DUE, TARGET, delay_topics, header_value
+from bus.health import watch
 from bus.settings import Settings
 from bus.topics import Topics
 
@@ -50,6 +51,7 @@ class DelayService:
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_interval_ms=600_000, client_id="demat-delays", fetch_max_wait_ms=100)
         consumer.subscribe(delay_topics(self.topics), listener=_Forget(self))
+        watch(consumer)
         producer = AIOKafkaProducer(**self.settings.kafka_options, acks="all",
                                     enable_idempotence=False, linger_ms=2)
         await consumer.start()

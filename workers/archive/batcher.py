@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from bus.broker import ensure_topics
 from bus.deadletter import is_transient, publish_dead_letter, record_letter
+from bus.health import watch
 from bus.objectstore import IntegrityError, ObjectMissing
 from bus.plugins import REGISTRY
 from bus.runtime import Runtime
@@ -127,6 +128,7 @@ class ArchiveBatcher:
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_interval_ms=900_000, client_id="demat-batcher")
         consumer.subscribe([self.topic], listener=_Revoke(self))
+        watch(consumer)
         await consumer.start()
         try:
             while not self._stop.is_set():
