@@ -47,6 +47,9 @@ WEED_PORTS = ("s3", "master", "volume", "filer")
 ROOT_VAR_MODE = 0o711
 STACK_PROCESSES = ("tansu", "weed", "weed-master")  # the stack's servers, not the bus's
 NO_CLIENT = "192.0.2.1"  # TEST-NET-1: no local process can call from it
+# volume slots of the embedded SeaweedFS: each bucket takes 7 at its first write, and the
+# default (0: one per GB of free disk) left a 75 GB disk room for ten buckets only
+MAX_VOLUMES = 1000
 
 
 class StackError(RuntimeError):
@@ -361,7 +364,7 @@ class EmbeddedStack:
         argv = [weed_binary(), "server", "-master=false", f"-master.peers={master}",
                 f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-s3", f"-s3.config={ensure_identities(self.var_dir)}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0"]
+                "-s3.port.iceberg=0", "-s3.port.lance=0", f"-volume.max={MAX_VOLUMES}"]
         if self.metrics_port:
             argv += ["-metricsIp=127.0.0.1", f"-metricsPort={self.metrics_port}"]
         for name in ("s3", "volume", "filer"):
