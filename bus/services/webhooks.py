@@ -110,7 +110,7 @@ class WebhookService:
         """The deliveries of a journal record's events, to every subscription wanting each."""
         if await self._makes_nothing(record):
             return
-        sends = []
+        sends, subs = [], list((await self.subscriptions()).values())
         for line in journal_lines(record.value):
             try:
                 event = JournalEvent.model_validate_json(line)
@@ -118,15 +118,17 @@ class WebhookService:
                 log.error("undecodable journal event skipped at %s[%d]@%d", record.topic,
                           record.partition, record.offset)
                 continue
-            sends += await self._deliveries(event)
+            sends += await self._deliveries(event, subs)
         await asyncio.gather(*sends)
 
-    async def _deliveries(self, event: JournalEvent) -> list[Any]:
-        """Publish the deliveries one event makes (a body per shape and webhook event)."""
+    async def _deliveries(self, event: JournalEvent, subscriptions: list[Subscription]
+                          ) -> list[Any]:
+        """Publish the deliveries one event makes to ``subscriptions`` (a body per shape
+        and webhook event)."""
         types = webhook_types(event) if event.tenant else []
         if not types:
             return []
-        subs = [s for s in (await self.subscriptions()).values() if s.wants(event)]
+        subs = [s for s in subscriptions if s.wants(event)]
         bodies: dict[tuple[str, str], bytes | None] = {}
         sends = []
         for t in types:

@@ -143,8 +143,8 @@ def test_replies_kept_off_schema_are_recorded_on_the_batch(monkeypatch) -> None:
                                     "ATR kept although its schema refuses it: y"]
     # the wake tells the member its outcome: it finishes without reading the record
     (_, _, units), = calls
-    told = batch.member_outcome(saved, units, "doc-0001")
-    record, size, archival_id = batch.told_outcome({"batch": told, "group": "g"})
+    told = batch.member_outcomes(saved, units)["doc-0001"]
+    record, size, archival_id = batch.told_outcome(told | {"group": "g"})
     assert (record.status, record.reply_code, record.atr) == ("replied", "000", atr)
     assert (size, archival_id, record.members) == (1, "AE_1-1", [])
     assert batch.told_outcome({"group": "g"}) is None  # a poll: no outcome told

@@ -102,13 +102,13 @@ def member_archival_id(store: ObjectStore, record: BatchRecord, doc_id: str) -> 
     return units.get(doc_id) or record.archival_id
 
 
-def member_outcome(record: BatchRecord, units: dict[str, str], doc_id: str
-                   ) -> dict[str, Any]:
-    """What the batcher's wake tells a member of its batch's outcome (its step's progress
-    key ``batch``): the record without the members' list, and the member's own unit."""
+def member_outcomes(record: BatchRecord, units: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What the batcher's wake tells each member of its batch's outcome (its step's
+    progress key ``batch``): the record without the members' list, and its own unit."""
     told = record.model_dump(mode="json") | {"members": []}
-    return {"record": told, "size": len(record.members),
-            "archival_id": units.get(doc_id) or record.archival_id}
+    return {d: {"batch": {"record": told, "size": len(record.members),
+                          "archival_id": units.get(d) or record.archival_id}}
+            for d in record.members}
 
 
 def told_outcome(progress: dict[str, Any]) -> tuple[BatchRecord, int, str | None] | None:

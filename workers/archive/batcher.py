@@ -427,8 +427,7 @@ class ArchiveBatcher:
                             units: dict[str, str] | None = None) -> None:
         """The outcome is recorded: members finish now, from what the wake tells them,
         rather than at their next poll."""
-        told = {d: {"batch": batch.member_outcome(record, units or {}, d)}
-                for d in record.members}
+        told = batch.member_outcomes(record, units or {})
         await wake(self.runtime, record.members, record.step, reason, progress=told)
 
     def _connector(self, record: BatchRecord) -> AsalaeClient:

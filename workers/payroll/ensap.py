@@ -161,22 +161,23 @@ def _entry_json(entry: EnsapEntry) -> dict[str, Any]:
             "pdf_size": entry.pdf_size}
 
 
+def _markers(listing: dict[str, float]) -> dict[str, tuple[re.Match[str], float]]:
+    """Members' markers in a listing of the lot's prefix: each parsed, and when written."""
+    return {k: (m, at) for k, at in listing.items()
+            if (m := _MARKER.fullmatch(k.rsplit("/", 1)[-1])) is not None}
+
+
 def _joined(listing: dict[str, float]) -> dict[str, float]:
     """Members' markers in a listing of the lot's prefix and when each was written."""
-    return {k: at for k, at in listing.items() if _MARKER.fullmatch(k.rsplit("/", 1)[-1])}
+    return {k: at for k, (_, at) in _markers(listing).items()}
 
 
 def _entries(listing: dict[str, float]) -> list[FileRef]:
     """The entries of the lot's members in index order (those sending alone left out)."""
     solo = {k.rsplit("/", 1)[-1][:6] for k in listing if k.endswith(SOLO)}
-    found: dict[str, FileRef] = {}
-    for key in _joined(listing):
-        match = _MARKER.fullmatch(key.rsplit("/", 1)[-1])
-        assert match is not None
-        index, sha, size = match.groups()
-        if index not in solo:
-            found[index] = FileRef(sha256=sha, size=int(size), name=ENTRY_NAME,
-                                   media_type="application/json")
+    found = {m[1]: FileRef(sha256=m[2], size=int(m[3]), name=ENTRY_NAME,
+                           media_type="application/json")
+             for m, _ in _markers(listing).values() if m[1] not in solo}
     return [found[i] for i in sorted(found)]
 
 
